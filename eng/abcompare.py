@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Interleaved load comparison of BenchmarkApp configurations (ab or wrk), loopback only, bounded.
+
+Each configuration runs as its own server process at the same time as the others, inside a fresh network namespace
+(clean TIME_WAIT table; falls back to the host namespace when `ip netns` is unavailable). Every server is warmed,
+then the load runs go round-robin forward and backward (A B C C B A ...), and the report gives for each
+configuration the median requests/sec with min-max, the median of per-round ratios against the first configuration,
+failed requests, and server CPU milliseconds per 1,000 requests (utime+stime of the server's process tree).
+
+  python3 eng/abcompare.py --rounds 8 --tool ab -- \
+      'baseline=--Baseline=true' 'reuseport=--AcceptStrategy:Strategy=ReusePort'
+"""
+import argparse, os, re, signal, statistics, subprocess, sys, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APP = os.path.join(ROOT, "perf", "BenchmarkApp", "bin", "Release", "net10.0", "BenchmarkApp.dll")
+PATH = "/foo?foo=bar&bar=baz&baz=hoge&hoge=foo"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_ms(pid):
+    """CPU ms of pid and its descendants (workers, later)."""
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) * 1000 // TICK
+        except OSError:
+            pass
+    return total
+
+
+def run_load(tool, port, n, conc, keepalive, duration, netns):
+    url = f"http://127.0.0.1:{port}{PATH}"
+    if tool == "ab":
+        cmd = ["ab", "-q", "-c", str(conc), "-n", str(n), "-s", "10"] + (["-k"] if keepalive else []) + [url]
+    else:
+        cmd = ["wrk", "-t1", f"-c{conc}", f"-d{duration}s", "--timeout", "5s"] + ([] if keepalive else ["-H", "Connection: close"]) + [url]
+    if netns:
+        cmd = ["ip", "netns", "exec", netns] + cmd
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 120)
+    out = res.stdout
+    if ("Requests per second" if tool == "ab" else "Requests/sec") not in out:
+        sys.exit(f"{' '.join(cmd)} failed (exit {res.returncode}):\n{out}\n{res.stderr}")
+    if tool == "ab":
+        rps = float(re.search(r"Requests per second:\s+([\d.]+)", out).group(1))
+        failed = int(re.search(r"Failed requests:\s+(\d+)", out).group(1))
+        non2xx = re.search(r"Non-2xx responses:\s+(\d+)", out)
+        done = int(re.search(r"Complete requests:\s+(\d+)", out).group(1))
+        return rps, failed + (int(non2xx.group(1)) if non2xx else 0), done
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    done = int(re.search(r"(\d+) requests in", out).group(1))
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    failed = (sum(int(g) for g in errs.groups()) if errs else 0) + (int(non2xx.group(1)) if non2xx else 0)
+    return rps, failed, done
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--tool", choices=["ab", "wrk"], default="ab")
+    ap.add_argument("-n", type=int, default=20000, help="requests per ab run")
+    ap.add_argument("-c", type=int, default=30)
+    ap.add_argument("-k", action="store_true", help="keep-alive")
+    ap.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    ap.add_argument("--warmup", type=int, default=40000, help="requests per server before measuring")
+    ap.add_argument("--no-netns", action="store_true")
+    ap.add_argument("configs", nargs="+", help="label=arg1 arg2 ...")
+    a = ap.parse_args()
+
+    netns = None
+    if not a.no_netns and os.geteuid() == 0:
+        netns = f"abcompare{os.getpid()}"
+        if subprocess.run(["ip", "netns", "add", netns]).returncode == 0:
+            subprocess.run(["ip", "netns", "exec", netns, "ip", "link", "set", "lo", "up"], check=True)
+        else:
+            netns = None
+    servers = []
+    try:
+        for i, spec in enumerate(a.configs):
+            label, _, args = spec.partition("=")
+            port = 5100 + i
+            env_assignments = [w for w in args.split() if re.match(r"^[A-Z_][A-Z0-9_]*=", w)]
+            app_args = [w for w in args.split() if w not in env_assignments]
+            cmd = ["env"] + env_assignments + ["dotnet", APP, f"--urls=http://127.0.0.1:{port}"] + app_args
+            if netns:
+                cmd = ["ip", "netns", "exec", netns] + cmd
+            p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            servers.append({"label": label, "port": port, "proc": p, "rps": [], "failed": 0, "cpu": [], "ratio": []})
+        for s in servers:
+            deadline = time.time() + 30
+            for line in s["proc"].stdout:
+                if "Application started." in line:
+                    break
+                if time.time() > deadline:
+                    sys.exit(f"{s['label']} did not start")
+            s["pid"] = int(subprocess.run(["pgrep", "-f", "-n", f"BenchmarkApp.dll --urls=http://127.0.0.1:{s['port']}"], capture_output=True, text=True).stdout.split()[0])
+        for s in servers:  # warm-up: tiered JIT needs ~40k requests
+            run_load("ab", s["port"], a.warmup, a.c, a.k, a.duration, netns)
+        order = list(range(len(servers)))
+        for r in range(a.rounds):
+            seq = order if r % 2 == 0 else order[::-1]
+            this_round = {}
+            for i in seq:
+                s = servers[i]
+                c0 = tree_cpu_ms(s["pid"])
+                rps, failed, done = run_load(a.tool, s["port"], a.n, a.c, a.k, a.duration, netns)
+                s["cpu"].append((tree_cpu_ms(s["pid"]) - c0) * 1000 / max(done, 1))
+                s["rps"].append(rps)
+                s["failed"] += failed
+                this_round[i] = rps
+            for i, s in enumerate(servers):
+                s["ratio"].append(this_round[i] / this_round[0])
+            print(f"round {r + 1}/{a.rounds}: " + "  ".join(f"{servers[i]['label']}={this_round[i]:.0f}" for i in order), file=sys.stderr, flush=True)
+        mode = f"{a.tool} -c {a.c}" + (f" -n {a.n}" if a.tool == "ab" else f" -d {a.duration}s") + (" keep-alive" if a.k else " connection-close")
+        print(f"\n{mode}, {a.rounds} rounds interleaved, netns={'yes' if netns else 'no'}")
+        print("| configuration | req/s median | min-max | ratio vs first (median of per-round) | failed | server CPU ms / 1k req |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for s in servers:
+            print(f"| {s['label']} | {statistics.median(s['rps']):.0f} | {min(s['rps']):.0f}-{max(s['rps']):.0f} | "
+                  f"{statistics.median(s['ratio']):.3f} | {s['failed']} | {statistics.median(s['cpu']):.0f} |")
+    finally:
+        for s in servers:
+            try:
+                os.killpg(s["proc"].pid, signal.SIGTERM)
+                s["proc"].wait(timeout=15)
+            except Exception:
+                os.killpg(s["proc"].pid, signal.SIGKILL)
+        if netns:
+            subprocess.run(["ip", "netns", "del", netns])
+
+
+if __name__ == "__main__":
+    main()

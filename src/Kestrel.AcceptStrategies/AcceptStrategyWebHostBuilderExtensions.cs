@@ -1,0 +1,56 @@
+using Kestrel.AcceptStrategies;
+using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Listeners;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.AspNetCore.Hosting;
+
+/// <summary>
+/// Extension methods that replace Kestrel's accept loop for IP endpoints with an <see cref="AcceptStrategy"/>.
+/// </summary>
+public static class AcceptStrategyWebHostBuilderExtensions
+{
+    /// <summary>
+    /// Accepts Kestrel's IP endpoints with the strategy configured in the <c>AcceptStrategy</c> configuration section.
+    /// Unix sockets, named pipes and file handles stay on Kestrel's own transport.
+    /// </summary>
+    /// <param name="builder">The web host builder.</param>
+    /// <returns>The web host builder.</returns>
+    public static IWebHostBuilder UseAcceptStrategy(this IWebHostBuilder builder) => builder.UseAcceptStrategy(static _ => { });
+
+    /// <summary>
+    /// Accepts Kestrel's IP endpoints with an <see cref="AcceptStrategy"/>: the <c>AcceptStrategy</c> configuration
+    /// section is bound first, then <paramref name="configure"/> runs, so values set in code win.
+    /// </summary>
+    /// <param name="builder">The web host builder.</param>
+    /// <param name="configure">Changes the options after configuration has been bound.</param>
+    /// <returns>The web host builder.</returns>
+    public static IWebHostBuilder UseAcceptStrategy(this IWebHostBuilder builder, Action<AcceptStrategyOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configure);
+
+        return builder.ConfigureServices((context, services) =>
+        {
+            if (!services.Any(d => d.ServiceType == typeof(AcceptStrategyListenerFactory)))
+            {
+                // Registered before any code configuration so that code runs after the binding and wins.
+                services.AddSingleton<IConfigureOptions<AcceptStrategyOptions>>(
+                    new AcceptStrategyConfigureOptions(context.Configuration.GetSection(AcceptStrategyOptions.SectionName)));
+                services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AcceptStrategyOptions>, AcceptStrategyOptionsValidator>());
+                services.AddOptions<AcceptStrategyOptions>().ValidateOnStart();
+                services.AddMetrics();
+                services.TryAddSingleton<AcceptStrategyMetrics>();
+                services.AddSingleton<AcceptStrategyListenerFactory>();
+
+                // Kestrel asks its transports last-registered first; ours declines every endpoint that is not IP.
+                services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<AcceptStrategyListenerFactory>());
+            }
+
+            services.Configure(configure);
+        });
+    }
+}

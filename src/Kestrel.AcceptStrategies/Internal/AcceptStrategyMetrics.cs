@@ -1,0 +1,57 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace Kestrel.AcceptStrategies.Internal;
+
+/// <summary>
+/// The library's one <see cref="Meter"/>, <c>Kestrel.AcceptStrategies</c>, created through <see cref="IMeterFactory"/>
+/// so dotnet-counters, OpenTelemetry and <see cref="MeterListener"/> see it.
+/// </summary>
+internal sealed class AcceptStrategyMetrics
+{
+    public const string MeterName = "Kestrel.AcceptStrategies";
+    public const string ConnectionsAcceptedName = "kestrel.accept_strategies.connections.accepted";
+    public const string MutexWaitName = "kestrel.accept_strategies.accept_mutex.wait.duration";
+    public const string AcceptErrorsName = "kestrel.accept_strategies.accept.errors";
+    public const string SpuriousWakeupsName = "kestrel.accept_strategies.accept.spurious_wakeups";
+
+    private readonly Counter<long> _accepted;
+    private readonly Histogram<double> _mutexWait;
+    private readonly Counter<long> _errors;
+    private readonly Counter<long> _spurious;
+
+    public AcceptStrategyMetrics(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(MeterName);
+        _accepted = meter.CreateCounter<long>(
+            ConnectionsAcceptedName, "{connection}", "Connections taken from the kernel by an acceptor.");
+        _mutexWait = meter.CreateHistogram<double>(
+            MutexWaitName, "s", "Time an acceptor waited for the accept mutex (Serialized only).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.000_01, 0.000_1, 0.001, 0.01, 0.1, 1, 10] });
+        _errors = meter.CreateCounter<long>(
+            AcceptErrorsName, "{error}", "accept(2) or poll(2) failures, tagged with the errno name.");
+        _spurious = meter.CreateCounter<long>(
+            SpuriousWakeupsName, "{wakeup}", "Acceptors woken for a connection another acceptor took first (EAGAIN).");
+    }
+
+    public bool MutexWaitEnabled => _mutexWait.Enabled;
+
+    public void ConnectionAccepted(in TagList tags) => _accepted.Add(1, tags);
+
+    public void MutexWaited(TimeSpan wait, in TagList tags) => _mutexWait.Record(wait.TotalSeconds, tags);
+
+    public void SpuriousWakeup(in TagList tags) => _spurious.Add(1, tags);
+
+    public void AcceptError(string error, TagList tags)
+    {
+        tags.Add("error", error);
+        _errors.Add(1, tags);
+    }
+
+    public static TagList CreateTags(int acceptorId, AcceptStrategy strategy, string endpoint) => new()
+    {
+        { "acceptor", acceptorId },
+        { "strategy", strategy.ToString() },
+        { "endpoint", endpoint },
+    };
+}

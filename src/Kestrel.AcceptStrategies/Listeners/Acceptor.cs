@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using Kestrel.AcceptStrategies.Internal;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Kestrel.AcceptStrategies.Listeners;
+
+/// <summary>
+/// One acceptor thread: waits in <c>poll(2)</c> on its listening socket and the stop signal (inside the accept mutex
+/// when there is one), then takes the connection with <see cref="Socket.AcceptAsync(CancellationToken)"/>, which
+/// completes synchronously when a connection is queued, and hands it to Kestrel.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Never a blocking <c>accept</c>: a thread blocked on a socket shared with other acceptors or processes can only be
+/// woken by shutting the socket down for everyone. Waiting in <c>poll</c> is what makes the strategies what they
+/// are: every idle acceptor wakes for a connection (ThunderingHerd), or only the mutex holder waits (Serialized).
+/// </para>
+/// <para>
+/// The accept itself goes through .NET so the connection's <see cref="Socket"/> is built from what the listener
+/// already knows; wrapping a raw descriptor costs nine more system calls per connection. Each acceptor has its own
+/// <see cref="Socket"/> (a <c>dup</c> of a shared descriptor) so .NET's per-socket operation queue never serialises
+/// acceptors behind each other. Accept errors never end the loop.
+/// </para>
+/// </remarks>
+internal sealed unsafe class Acceptor
+{
+    private const int FirstBackoffMilliseconds = 5;
+    private const int MaxBackoffMilliseconds = 500;
+
+    private readonly int _id;
+    private readonly Socket _listenSocket;
+    private readonly IAcceptMutex? _mutex;
+    private readonly StopSignal _stop;
+    private readonly CancellationToken _disposing;
+    private readonly SocketConnectionContextFactory _connectionFactory;
+    private readonly ChannelWriter<ConnectionContext> _accepted;
+    private readonly bool _noDelay;
+    private readonly EndPoint _endPoint;
+    private readonly AcceptStrategyMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly TagList _tags;
+
+    public Acceptor(
+        int id,
+        Socket listenSocket,
+        IAcceptMutex? mutex,
+        StopSignal stop,
+        SocketConnectionContextFactory connectionFactory,
+        ChannelWriter<ConnectionContext> accepted,
+        bool noDelay,
+        AcceptStrategy strategy,
+        EndPoint endPoint,
+        AcceptStrategyMetrics metrics,
+        ILogger logger,
+        CancellationToken disposing)
+    {
+        _id = id;
+        _listenSocket = listenSocket;
+        _mutex = mutex;
+        _stop = stop;
+        _disposing = disposing;
+        _connectionFactory = connectionFactory;
+        _accepted = accepted;
+        _noDelay = noDelay;
+        _endPoint = endPoint;
+        _metrics = metrics;
+        _logger = logger;
+        _tags = AcceptStrategyMetrics.CreateTags(id, strategy, endPoint.ToString()!);
+    }
+
+    public void Run()
+    {
+        var listenFd = (int)_listenSocket.SafeHandle.DangerousGetHandle();
+        var backoff = 0;
+        var failures = 0;
+
+        while (!_stop.IsSet)
+        {
+            Socket? socket;
+            SocketError error;
+            if (_mutex is null)
+            {
+                socket = AcceptOne(listenFd, out error);
+            }
+            else
+            {
+                var waitStart = Stopwatch.GetTimestamp();
+                if (!_mutex.TryEnter(_stop.Token))
+                {
+                    break;
+                }
+
+                if (_metrics.MutexWaitEnabled)
+                {
+                    _metrics.MutexWaited(Stopwatch.GetElapsedTime(waitStart), _tags);
+                }
+
+                try
+                {
+                    socket = AcceptOne(listenFd, out error);
+                }
+                finally
+                {
+                    _mutex.Exit();
+                }
+            }
+
+            if (socket is not null)
+            {
+                if (failures > 0)
+                {
+                    AcceptStrategyLog.AcceptRecovered(_logger, _id, _endPoint, failures);
+                    failures = 0;
+                    backoff = 0;
+                }
+
+                HandOff(socket);
+                continue;
+            }
+
+            if (_stop.IsSet)
+            {
+                break;
+            }
+
+            if (error is SocketError.ConnectionAborted or SocketError.ConnectionReset)
+            {
+                // That connection died in the queue; the next one is unaffected, so no back-off.
+                _metrics.AcceptError(error.ToString(), _tags);
+                continue;
+            }
+
+            // Out of descriptors (EMFILE, ENFILE) or buffers (ENOBUFS, ENOMEM): the pending connection stays queued,
+            // so retrying at once would spin. Log the first failure of an episode, back off, resume.
+            _metrics.AcceptError(error.ToString(), _tags);
+            backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+            if (failures++ == 0)
+            {
+                AcceptStrategyLog.AcceptError(_logger, _id, _endPoint, error.ToString(), backoff);
+            }
+
+            if (_stop.Wait(backoff))
+            {
+                break;
+            }
+        }
+    }
+
+    /// <summary>Waits for a connection and takes it; null when stopping or on an error.</summary>
+    private Socket? AcceptOne(int listenFd, out SocketError error)
+    {
+        if (!WaitReadable(listenFd, out var errno))
+        {
+            error = errno == 0 ? SocketError.OperationAborted : SocketError.SocketError;
+            return null;
+        }
+
+        try
+        {
+            var accept = _listenSocket.AcceptAsync(_stop.Token);
+            if (!accept.IsCompleted)
+            {
+                // Another acceptor (or process) took the connection this wake-up was for. The accept stays queued in
+                // .NET's epoll engine and completes with a later connection, or is cancelled by the stop signal.
+                _metrics.SpuriousWakeup(_tags);
+            }
+
+            error = SocketError.Success;
+            return accept.IsCompleted ? accept.Result : accept.AsTask().GetAwaiter().GetResult();
+        }
+        catch (SocketException e)
+        {
+            error = e.SocketErrorCode;
+            return null;
+        }
+        catch (OperationCanceledException)
+        {
+            error = SocketError.OperationAborted;
+            return null;
+        }
+    }
+
+    /// <summary>Blocks until the listening socket is readable (true) or the stop signal fires or poll fails (false).</summary>
+    private bool WaitReadable(int listenFd, out int errno)
+    {
+        var fds = stackalloc PollFd[2];
+        fds[0] = new PollFd { Fd = listenFd, Events = Libc.POLLIN };
+        fds[1] = new PollFd { Fd = _stop.Fd, Events = Libc.POLLIN };
+
+        while (true)
+        {
+            if (Libc.Poll(fds, 2, -1) >= 0)
+            {
+                errno = 0;
+                return fds[1].Revents == 0;
+            }
+
+            errno = Marshal.GetLastPInvokeError();
+            if (errno != Libc.EINTR)
+            {
+                return false;
+            }
+        }
+    }
+
+    private void HandOff(Socket socket)
+    {
+        ConnectionContext? connection = null;
+        try
+        {
+            if (_noDelay)
+            {
+                socket.NoDelay = true;
+            }
+
+            connection = _connectionFactory.Create(socket);
+            _metrics.ConnectionAccepted(_tags);
+
+            if (!_accepted.TryWrite(connection))
+            {
+                // Kestrel is behind (or at its connection limit): stop taking connections until it catches up, so
+                // they wait in the kernel queue where other acceptors and processes can still take them.
+                _accepted.WriteAsync(connection, _disposing).AsTask().GetAwaiter().GetResult();
+            }
+        }
+        catch (Exception ex)
+        {
+            if (connection is null)
+            {
+                socket.Dispose();
+            }
+            else
+            {
+                connection.Abort();
+            }
+
+            if (!_disposing.IsCancellationRequested)
+            {
+                AcceptStrategyLog.HandoffFailed(_logger, _id, _endPoint, ex);
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+using System.Net;
+using System.Net.Sockets;
+using Kestrel.AcceptStrategies.Internal;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+
+namespace Kestrel.AcceptStrategies.Listeners;
+
+/// <summary>
+/// Creates the listening sockets of one IP endpoint: one shared socket, or one <c>SO_REUSEPORT</c> socket per acceptor.
+/// </summary>
+internal static class ListenSocketBinder
+{
+    public static Socket[] Bind(IPEndPoint endpoint, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions)
+    {
+        Socket[] sockets;
+        try
+        {
+            sockets = strategy == AcceptStrategy.ReusePort
+                ? BindReusePortGroup(endpoint, acceptors, socketOptions)
+                : [BindShared(endpoint, socketOptions)];
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            // Kestrel turns this into its usual "address already in use" error.
+            throw new AddressInUseException(e.Message, e);
+        }
+
+        try
+        {
+            foreach (var socket in sockets)
+            {
+                Prepare(socket, deferAccept);
+            }
+        }
+        catch
+        {
+            Array.ForEach(sockets, s => s.Dispose());
+            throw;
+        }
+
+        return sockets;
+    }
+
+    private static Socket BindShared(IPEndPoint endpoint, SocketTransportOptions socketOptions)
+    {
+        // Kestrel's own factory (or the user's replacement): dual mode for [::], AddressInUseException on a taken port.
+        var socket = socketOptions.CreateBoundListenSocket(endpoint);
+        try
+        {
+            socket.Listen(socketOptions.Backlog);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static Socket[] BindReusePortGroup(IPEndPoint endpoint, int count, SocketTransportOptions socketOptions)
+    {
+        if (!IsDefaultSocketFactory(socketOptions.CreateBoundListenSocket))
+        {
+            throw new NotSupportedException(
+                $"SocketTransportOptions.CreateBoundListenSocket is customised, but the {nameof(AcceptStrategy.ReusePort)} strategy must create its own SO_REUSEPORT sockets. Use {nameof(AcceptStrategy.Serialized)} or {nameof(AcceptStrategy.ThunderingHerd)}, which use your factory, or remove the customisation.");
+        }
+
+        // SO_REUSEPORT would let us join a group another process already listens in. Binding a plain socket first
+        // fails with EADDRINUSE if anyone holds the port (with or without SO_REUSEPORT), and resolves port 0.
+        int port;
+        using (var probe = SocketTransportOptions.CreateDefaultBoundListenSocket(endpoint))
+        {
+            port = ((IPEndPoint)probe.LocalEndPoint!).Port;
+        }
+
+        var bound = new IPEndPoint(endpoint.Address, port);
+        var sockets = new Socket[count];
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var socket = sockets[i] = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                if (endpoint.Address.Equals(IPAddress.IPv6Any))
+                {
+                    socket.DualMode = true;
+                }
+
+                socket.SetRawSocketOption(Libc.SOL_SOCKET, Libc.SO_REUSEPORT, BitConverter.GetBytes(1));
+                socket.Bind(bound);
+                socket.Listen(socketOptions.Backlog);
+            }
+
+            return sockets;
+        }
+        catch
+        {
+            DisposeAll(sockets);
+            throw;
+        }
+    }
+
+    private static unsafe void Prepare(Socket socket, bool deferAccept)
+    {
+        var fd = (int)socket.SafeHandle.DangerousGetHandle();
+
+        // Several acceptors (and later processes) poll one socket; the losers must get EAGAIN, not block in accept.
+        var flags = Libc.Fcntl(fd, Libc.F_GETFL, 0);
+        if (flags < 0 || Libc.Fcntl(fd, Libc.F_SETFL, flags | Libc.O_NONBLOCK) < 0)
+        {
+            throw new SocketException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
+        }
+
+        if (deferAccept)
+        {
+            // Seconds the kernel holds a data-less connection before handing it over anyway.
+            socket.SetRawSocketOption(Libc.IPPROTO_TCP, Libc.TCP_DEFER_ACCEPT, BitConverter.GetBytes(1));
+        }
+    }
+
+    private static bool IsDefaultSocketFactory(Func<EndPoint, Socket> factory) =>
+        factory.Target is null && factory.Method == ((Func<EndPoint, Socket>)SocketTransportOptions.CreateDefaultBoundListenSocket).Method;
+
+    private static void DisposeAll(Socket?[] sockets)
+    {
+        foreach (var socket in sockets)
+        {
+            socket?.Dispose();
+        }
+    }
+}

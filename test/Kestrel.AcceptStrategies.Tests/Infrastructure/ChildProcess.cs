@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Text.RegularExpressions;
+using System.Threading.Channels;
+
+namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
+
+/// <summary>
+/// The BenchmarkApp as a real child process, its output collected line by line so tests wait for what it says.
+/// Killed with its whole tree on dispose.
+/// </summary>
+internal sealed partial class ChildProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly List<string> _lines = [];
+    private readonly Channel<string> _newLines = Channel.CreateUnbounded<string>();
+
+    private ChildProcess(Process process)
+    {
+        _process = process;
+        process.OutputDataReceived += (_, e) => OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => OnLine(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public static string BenchmarkAppPath { get; } = typeof(ChildProcess).Assembly
+        .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "BenchmarkAppPath").Value!;
+
+    public int Id => _process.Id;
+
+    public string Output
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return string.Join('\n', _lines);
+            }
+        }
+    }
+
+    /// <summary>Starts the BenchmarkApp through a shell so a <c>ulimit</c> can be applied first.</summary>
+    public static ChildProcess StartBenchmarkApp(string arguments, string? shellPrefix = null, IDictionary<string, string>? environment = null)
+    {
+        var start = new ProcessStartInfo("/bin/sh")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add($"{shellPrefix}exec dotnet \"{BenchmarkAppPath}\" {arguments}");
+        start.Environment["Logging__Console__FormatterName"] = "simple";
+        start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
+        return new ChildProcess(Process.Start(start)!);
+    }
+
+    /// <summary>Waits for the app's "Now listening on" line and returns that address.</summary>
+    public async Task<Uri> WaitForListeningAsync()
+    {
+        var line = await WaitForLineAsync(l => l.Contains("Now listening on:", StringComparison.Ordinal), TestServer.Timeout);
+        return new Uri(ListeningRegex().Match(line).Groups[1].Value);
+    }
+
+    public async Task<string> WaitForLineAsync(Func<string, bool> predicate, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            lock (_lines)
+            {
+                var seen = _lines.FirstOrDefault(predicate);
+                if (seen is not null)
+                {
+                    return seen;
+                }
+            }
+
+            while (true)
+            {
+                var line = await _newLines.Reader.ReadAsync(cts.Token);
+                if (predicate(line))
+                {
+                    return line;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"The expected line did not appear within {timeout}. Output so far:\n{Output}");
+        }
+        catch (ChannelClosedException)
+        {
+            throw new InvalidOperationException($"The process exited before the expected line appeared. Output:\n{Output}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+
+            await _process.WaitForExitAsync().WaitAsync(TestServer.Timeout);
+        }
+        finally
+        {
+            _process.Dispose();
+        }
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            _newLines.Writer.TryComplete();
+            return;
+        }
+
+        lock (_lines)
+        {
+            _lines.Add(line);
+        }
+
+        _newLines.Writer.TryWrite(line);
+    }
+
+    [GeneratedRegex(@"Now listening on:\s*(\S+)")]
+    private static partial Regex ListeningRegex();
+}
