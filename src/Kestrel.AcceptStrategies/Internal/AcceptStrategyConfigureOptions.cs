@@ -45,57 +45,34 @@ internal sealed class AcceptStrategyConfigureOptions(IConfiguration section) : I
         }
     }
 
+    // Each parser returns null for text it does not accept.
+    private static readonly Dictionary<Type, (string Expected, Func<string, object?> Parse)> Parsers = new()
+    {
+        [typeof(int)] = ("a whole number", t => int.TryParse(t, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null),
+        [typeof(bool)] = ("true or false", t => bool.TryParse(t, out var v) ? v : null),
+        [typeof(TimeSpan)] = ("a duration such as 00:00:30", t => TimeSpan.TryParse(t, CultureInfo.InvariantCulture, out var v) ? v : null),
+        [typeof(double)] = ("a number", t => double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v : null),
+        [typeof(string)] = ("text", t => t),
+    };
+
     private static bool TryParse(Type type, string text, out object? value, out string expected)
     {
-        value = null;
         if (type.IsEnum)
         {
-            expected = "one of " + string.Join(", ", Enum.GetNames(type));
             // Enum.TryParse also takes numbers and comma lists; only a declared name is a valid choice.
+            expected = "one of " + string.Join(", ", Enum.GetNames(type));
             var name = Enum.GetNames(type).FirstOrDefault(n => string.Equals(n, text, StringComparison.OrdinalIgnoreCase));
             value = name is null ? null : Enum.Parse(type, name);
-            return name is not null;
+            return value is not null;
         }
 
-        if (type == typeof(int))
+        if (!Parsers.TryGetValue(type, out var parser))
         {
-            expected = "a whole number";
-            var ok = int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var i);
-            value = i;
-            return ok;
+            throw new NotSupportedException($"{type} options cannot be bound from configuration.");
         }
 
-        if (type == typeof(bool))
-        {
-            expected = "true or false";
-            var ok = bool.TryParse(text, out var b);
-            value = b;
-            return ok;
-        }
-
-        if (type == typeof(TimeSpan))
-        {
-            expected = "a duration such as 00:00:30";
-            var ok = TimeSpan.TryParse(text, CultureInfo.InvariantCulture, out var t);
-            value = t;
-            return ok;
-        }
-
-        if (type == typeof(double))
-        {
-            expected = "a number";
-            var ok = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var d);
-            value = d;
-            return ok;
-        }
-
-        if (type == typeof(string))
-        {
-            expected = "text";
-            value = text;
-            return true;
-        }
-
-        throw new NotSupportedException($"{type} options cannot be bound from configuration.");
+        expected = parser.Expected;
+        value = parser.Parse(text);
+        return value is not null;
     }
 }

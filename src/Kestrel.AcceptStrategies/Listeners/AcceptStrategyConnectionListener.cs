@@ -62,13 +62,19 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             FullMode = BoundedChannelFullMode.Wait,
         });
 
+        // Every descriptor first, so a failed dup leaves no thread behind.
+        for (var i = _sockets.Count; i < acceptors; i++)
+        {
+            _sockets.Add(Duplicate(_sockets[0]));
+        }
+
         _acceptorExits = new Task[acceptors];
         var portTag = ((IPEndPoint)EndPoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
         for (var i = 0; i < acceptors; i++)
         {
             var acceptor = new Acceptor(
                 i,
-                AcceptorSocket(i),
+                _sockets[i],
                 mutexFactory?.Create(),
                 _stop,
                 _connectionFactory,
@@ -104,23 +110,19 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
 
     public EndPoint EndPoint { get; }
 
-    /// <summary>The acceptor's own socket: its SO_REUSEPORT socket, or a duplicate of the shared one.</summary>
-    private Socket AcceptorSocket(int acceptor)
+    /// <summary>
+    /// A second descriptor for a shared listening socket: each acceptor needs its own <see cref="Socket"/>, or .NET
+    /// queues their accepts behind each other.
+    /// </summary>
+    private static Socket Duplicate(Socket shared)
     {
-        if (acceptor < _sockets.Count)
-        {
-            return _sockets[acceptor];
-        }
-
-        var fd = Libc.Fcntl((int)_sockets[0].SafeHandle.DangerousGetHandle(), Libc.F_DUPFD_CLOEXEC, 0);
+        var fd = Libc.Fcntl((int)shared.SafeHandle.DangerousGetHandle(), Libc.F_DUPFD_CLOEXEC, 0);
         if (fd < 0)
         {
             throw new SocketException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
         }
 
-        var duplicate = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
-        _sockets.Add(duplicate);
-        return duplicate;
+        return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
     }
 
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)

@@ -47,8 +47,18 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         var sockets = ListenSocketBinder.Bind(ip, options.Strategy, options.Acceptors, options.DeferAccept, socketOptions);
         var mutexFactory = options.Strategy == AcceptStrategy.Serialized ? new InProcessAcceptMutexFactory() : null;
 
-        var listener = new AcceptStrategyConnectionListener(
-            sockets, options.Strategy, options.Acceptors, mutexFactory, socketOptions, _metrics, _logger, _transportLogger);
+        AcceptStrategyConnectionListener listener;
+        try
+        {
+            listener = new AcceptStrategyConnectionListener(
+                sockets, options.Strategy, options.Acceptors, mutexFactory, socketOptions, _metrics, _logger, _transportLogger);
+        }
+        catch
+        {
+            Array.ForEach(sockets, s => s.Dispose());
+            mutexFactory?.Dispose();
+            throw;
+        }
 
         AcceptStrategyLog.ListenerBound(
             _logger, listener.EndPoint, options.Strategy, options.Acceptors, sockets.Length, mutexFactory?.Kind ?? "none", options.DeferAccept);
