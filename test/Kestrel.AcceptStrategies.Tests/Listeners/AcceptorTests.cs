@@ -14,9 +14,35 @@ public sealed class AcceptorTests
     [InlineData(AcceptStrategy.ReusePort)]
     public async Task Run_FileDescriptorsExhausted_LogsBacksOffAndServesAgain(AcceptStrategy strategy)
     {
+        // Up to three tries, and only when the runtime itself aborted for want of a descriptor (see below); any
+        // failure of the acceptor fails at once.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await ExhaustAndRecoverAsync(strategy);
+                return;
+            }
+            catch (InvalidOperationException e) when (attempt < 3 && e.Message.Contains("Out of memory.", StringComparison.Ordinal))
+            {
+            }
+        }
+    }
+
+    private static async Task ExhaustAndRecoverAsync(AcceptStrategy strategy)
+    {
         await using var server = ChildProcess.StartBenchmarkApp(
             $"--urls=http://127.0.0.1:0 --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors=2",
-            shellPrefix: $"ulimit -n {FileLimit} && ");
+            shellPrefix: $"ulimit -n {FileLimit} && ",
+            // The runtime itself needs descriptors now and then: W^X double mapping for each new JIT'd code mapping, and
+            // the GC's reads of /proc and cgroup files. Without one it aborts with "Out of memory", whatever the
+            // transport. This test is about the acceptor, so keep those out of the few seconds of the storm.
+            environment: new Dictionary<string, string>
+            {
+                ["DOTNET_EnableWriteXorExecute"] = "0",
+                ["DOTNET_gcServer"] = "0",
+                ["DOTNET_GCgen0size"] = "0x10000000",
+            });
         var address = await server.WaitForListeningAsync();
         var endPoint = new IPEndPoint(IPAddress.Loopback, address.Port);
 
@@ -53,9 +79,16 @@ public sealed class AcceptorTests
         await server.WaitForLineAsync(l => l.Contains("is accepting again", StringComparison.Ordinal), TestServer.Timeout);
         Assert.Equal(TestServer.Body, await Load.GetAsync(new Uri(address, "/foo?foo=bar")));
 
-        // Logged once per episode, not once per failed attempt: at most one warning from each of the two acceptors.
-        var warnings = server.Output.Split('\n').Where(l => l.Contains("failed to accept", StringComparison.Ordinal)).ToArray();
-        Assert.InRange(warnings.Length, 1, 2);
-        Assert.Equal(warnings.Length, warnings.Select(l => l[l.IndexOf("Acceptor ", StringComparison.Ordinal)..l.IndexOf(" on ", StringComparison.Ordinal)]).Distinct().Count());
+        // Logged once per episode, not once per failed attempt: an acceptor warns again only after it has recovered.
+        var failing = new HashSet<string>();
+        foreach (var line in server.Output.Split('\n'))
+        {
+            var warned = line.Contains("failed to accept", StringComparison.Ordinal);
+            if (warned || line.Contains("is accepting again", StringComparison.Ordinal))
+            {
+                var acceptor = line[line.IndexOf("Acceptor ", StringComparison.Ordinal)..line.IndexOf(" on ", StringComparison.Ordinal)];
+                Assert.True(warned ? failing.Add(acceptor) : failing.Remove(acceptor), $"Out of order: {line}\n{server.Output}");
+            }
+        }
     }
 }
