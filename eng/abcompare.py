@@ -10,7 +10,7 @@ failed requests, and server CPU milliseconds per 1,000 requests (utime+stime of 
   python3 eng/abcompare.py --rounds 8 --tool ab -- \
       'baseline=--Baseline=true' 'reuseport=--AcceptStrategy:Strategy=ReusePort'
 """
-import argparse, os, re, signal, statistics, subprocess, sys, time, urllib.request
+import argparse, os, re, signal, statistics, subprocess, sys, threading, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "perf", "BenchmarkApp", "bin", "Release", "net10.0", "BenchmarkApp.dll")
@@ -18,23 +18,44 @@ PATH = "/foo?foo=bar&bar=baz&baz=hoge&hoge=foo"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_ms(pid):
-    """CPU ms of pid and its descendants (workers, later)."""
-    total = 0
-    pids = [pid]
+def children(pid):
     try:
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        pids += [int(c) for c in children]
+        return [int(c) for c in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
     except OSError:
-        pass
-    for p in pids:
+        return []
+
+
+def tree_cpu_ms(pid):
+    """CPU ms of a server: the process, its live workers, and the workers it has reaped (cutime + cstime)."""
+    total = 0
+    for p in [pid] + children(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) * 1000 // TICK
+            total += int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if p == pid else 0)
         except OSError:
             pass
-    return total
+    return total * 1000 // TICK
+
+
+def memory_kib(pid):
+    """(RSS, PSS) in KiB of one process; PSS splits shared pages (the runtime, the app) among the processes sharing them."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def workers_of(args):
+    m = re.search(r"--AcceptStrategy:Workers=(\d+)", args)
+    return int(m.group(1)) if m else 0
 
 
 def run_load(tool, port, n, conc, keepalive, duration, netns):
@@ -94,17 +115,27 @@ def main():
             if netns:
                 cmd = ["ip", "netns", "exec", netns] + cmd
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            servers.append({"label": label, "port": port, "proc": p, "rps": [], "failed": 0, "cpu": [], "ratio": []})
+            servers.append({"label": label, "port": port, "proc": p, "rps": [], "failed": 0, "cpu": [], "ratio": [],
+                            "workers": workers_of(args)})
         for s in servers:
-            deadline = time.time() + 30
+            deadline = time.time() + 60
+            # Workers share the supervisor's output: wait for each to be ready, then for the supervisor itself.
+            ready = 0
             for line in s["proc"].stdout:
-                if "Application started." in line:
+                ready += "is ready after" in line
+                if "Application started." in line and ready >= s["workers"]:
                     break
                 if time.time() > deadline:
                     sys.exit(f"{s['label']} did not start")
-            s["pid"] = int(subprocess.run(["pgrep", "-f", "-n", f"BenchmarkApp.dll --urls=http://127.0.0.1:{s['port']}"], capture_output=True, text=True).stdout.split()[0])
-        for s in servers:  # warm-up: tiered JIT needs ~40k requests
-            run_load("ab", s["port"], a.warmup, a.c, a.k, a.duration, netns)
+            threading.Thread(target=lambda f=s["proc"].stdout: [None for _ in f], daemon=True).start()
+            # The oldest process with this command line is the one we started (the supervisor, when there are workers).
+            s["pid"] = int(subprocess.run(["pgrep", "-f", "-o", f"BenchmarkApp.dll --urls=http://127.0.0.1:{s['port']}"], capture_output=True, text=True).stdout.split()[0])
+            procs = [s["pid"]] + children(s["pid"])
+            mems = [memory_kib(p) for p in procs]
+            s["mem"] = (len(procs), sum(m[0] for m in mems), sum(m[1] for m in mems),
+                        statistics.median([m[0] for m in mems[1:]]) if len(mems) > 1 else mems[0][0])
+        for s in servers:  # warm-up: tiered JIT needs ~40k requests in every process that serves
+            run_load("ab", s["port"], a.warmup * max(1, s["workers"]), a.c, a.k, a.duration, netns)
         order = list(range(len(servers)))
         for r in range(a.rounds):
             seq = order if r % 2 == 0 else order[::-1]
@@ -127,6 +158,12 @@ def main():
         for s in servers:
             print(f"| {s['label']} | {statistics.median(s['rps']):.0f} | {min(s['rps']):.0f}-{max(s['rps']):.0f} | "
                   f"{statistics.median(s['ratio']):.3f} | {s['failed']} | {statistics.median(s['cpu']):.0f} |")
+        print("\nMemory right after start-up, before any load (KiB; PSS counts shared pages once across the group):")
+        print("| configuration | processes | RSS total | PSS total | RSS of one serving process (median) |")
+        print("|---|---:|---:|---:|---:|")
+        for s in servers:
+            n, rss, pss, one = s["mem"]
+            print(f"| {s['label']} | {n} | {rss} | {pss} | {one:.0f} |")
     finally:
         for s in servers:
             try:

@@ -1,4 +1,6 @@
+using System.Globalization;
 using BenchmarkApp;
+using Kestrel.AcceptStrategies;
 
 // The seed's hello-world (../shared/seeds): GET /foo reads every value of ?foo and answers a 12-byte text/plain body
 // behind a no-op access log. --Baseline=true runs Kestrel's default transport untouched, as the comparison point.
@@ -10,12 +12,26 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
     ContentRootPath = AppContext.BaseDirectory,
 });
 
-if (!builder.Configuration.GetValue<bool>("Baseline"))
+var baseline = builder.Configuration.GetValue<bool>("Baseline");
+if (!baseline)
 {
     builder.WebHost.UseAcceptStrategy();
 }
 
+if (builder.Configuration.GetValue<bool>("ChildFdProbe"))
+{
+    builder.Services.AddHostedService<ChildFdProbe>();
+}
+
 var app = builder.Build();
+
+var process = baseline ? null : app.Services.GetRequiredService<AcceptStrategyProcess>();
+
+// Test hook: a worker that dies while starting, to exercise the supervisor's back-off.
+if (process?.Role == AcceptStrategyRole.Worker && app.Configuration.GetValue<bool>("CrashWorkerAtStart"))
+{
+    throw new InvalidOperationException("CrashWorkerAtStart is set: this worker fails on purpose.");
+}
 
 byte[] body = "xxxxxxxxxxxx"u8.ToArray();
 
@@ -33,6 +49,23 @@ app.MapGet("/foo", (HttpContext context) =>
     context.Response.ContentType = "text/plain";
     context.Response.ContentLength = body.Length;
     return context.Response.Body.WriteAsync(body).AsTask();
+});
+
+// Which process answered: "<role> <pid> <slot> <generation>".
+app.MapGet("/whoami", () => string.Create(
+    CultureInfo.InvariantCulture,
+    $"{process?.Role.ToString() ?? "Baseline"} {Environment.ProcessId} {process?.Slot ?? -1} {process?.Generation ?? 0}"));
+
+// A request that takes ?ms= milliseconds (at most 30 s), for graceful-shutdown checks.
+app.MapGet("/slow", async (int ms, CancellationToken aborted) =>
+{
+    if (ms >= 1000)
+    {
+        Console.WriteLine($"slow: started in {Environment.ProcessId} for {ms} ms");
+    }
+
+    await Task.Delay(Math.Clamp(ms, 0, 30_000), aborted);
+    return "done";
 });
 
 app.Run();

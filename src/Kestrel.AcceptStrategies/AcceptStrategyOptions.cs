@@ -39,6 +39,75 @@ public sealed class AcceptStrategyOptions
     /// </remarks>
     public bool DeferAccept { get; set; } = true;
 
+    /// <summary>
+    /// The number of worker processes (Starlet's <c>--max-workers</c>, Starman's and gunicorn's <c>--workers</c>).
+    /// When above 0, the process started by the user becomes a supervisor: it binds every IP endpoint, serves no
+    /// requests, and starts this many copies of the app that accept on the inherited sockets with <see cref="Strategy"/>.
+    /// </summary>
+    /// <remarks>Defaults to 0: one process, no supervisor.</remarks>
+    public int Workers { get; set; }
+
+    /// <summary>
+    /// The most requests a worker serves before it is replaced (Starlet's <c>--max-reqs-per-child</c>, Starman's
+    /// <c>--max-requests</c>, gunicorn's <c>--max-requests</c>). Every request counts, keep-alive ones included. Each
+    /// worker's budget is drawn uniformly from [<see cref="MinRequestsPerWorker"/>, <see cref="MaxRequestsPerWorker"/>]
+    /// so workers do not recycle together. A worker keeps accepting past its budget until its replacement is ready.
+    /// </summary>
+    /// <remarks>Defaults to 0: workers are never recycled for their request count.</remarks>
+    public int MaxRequestsPerWorker { get; set; }
+
+    /// <summary>
+    /// The lower bound of a worker's request budget (Starlet's <c>--min-reqs-per-child</c>; gunicorn's
+    /// <c>--max-requests-jitter</c> is <c>Max - Min</c>).
+    /// </summary>
+    /// <remarks>Defaults to 0, which means 90% of <see cref="MaxRequestsPerWorker"/>.</remarks>
+    public int MinRequestsPerWorker { get; set; }
+
+    /// <summary>
+    /// The least time between two worker starts after the first set (Starlet's <c>--spawn-interval</c>): a recycle,
+    /// respawn or reload starts at most one worker per interval, so a rolling restart is a slow one.
+    /// </summary>
+    /// <remarks>Defaults to <see cref="TimeSpan.Zero"/>: no pause.</remarks>
+    public TimeSpan SpawnInterval { get; set; }
+
+    /// <summary>
+    /// How long the supervisor waits before starting a worker again after one failed to start (exited or timed out
+    /// before it was ready). The delay doubles with each consecutive failure in the same slot, up to
+    /// <see cref="MaxRespawnBackoff"/>. A worker that crashes after it was ready is replaced at once.
+    /// </summary>
+    /// <remarks>Defaults to 1 second.</remarks>
+    public TimeSpan RespawnBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest delay between attempts to start a worker that keeps failing.</summary>
+    /// <remarks>Defaults to 1 minute.</remarks>
+    public TimeSpan MaxRespawnBackoff { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// How long a worker that stops accepting (recycled, reloaded, scaled down or shut down) may take to finish its
+    /// requests before it is killed (gunicorn's <c>--graceful-timeout</c>). Also the shutdown timeout of every worker.
+    /// </summary>
+    /// <remarks>Defaults to 30 seconds.</remarks>
+    public TimeSpan GracefulShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a new worker may take to start and warm up before it is killed and counted as failed to start.</summary>
+    /// <remarks>Defaults to 1 minute.</remarks>
+    public TimeSpan WorkerStartTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// How long a worker may go without a heartbeat before it is killed and replaced (gunicorn's <c>--timeout</c>).
+    /// Heartbeats come from the worker's thread pool, so a worker whose thread pool is starved or deadlocked counts as hung.
+    /// </summary>
+    /// <remarks>Defaults to 30 seconds. <see cref="TimeSpan.Zero"/> turns hang detection off.</remarks>
+    public TimeSpan HangTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The path a new worker requests from itself (over a private loopback socket, with the endpoint's real Host
+    /// header) before it reports ready, so its first real request does not pay for JIT compilation and lazy
+    /// initialisation. Any status code counts as warm.
+    /// </summary>
+    /// <remarks>Defaults to <c>/</c>. An empty value skips the warm-up request.</remarks>
+    public string WarmupPath { get; set; } = "/";
+
     /// <summary>Problems found while binding configuration, reported by validation together with the rest.</summary>
     internal List<string> ConfigurationErrors { get; } = [];
 }

@@ -1,6 +1,7 @@
 using Kestrel.AcceptStrategies;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
+using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -13,6 +14,7 @@ namespace Microsoft.AspNetCore.Hosting;
 /// </summary>
 public static class AcceptStrategyWebHostBuilderExtensions
 {
+
     /// <summary>
     /// Accepts Kestrel's IP endpoints with the strategy configured in the <c>AcceptStrategy</c> configuration section.
     /// Unix sockets, named pipes and file handles stay on Kestrel's own transport.
@@ -33,6 +35,9 @@ public static class AcceptStrategyWebHostBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(configure);
 
+        // A worker takes its inherited descriptors out of reach of anything it starts, as early as possible.
+        _ = WorkerEnvironment.Current;
+
         return builder.ConfigureServices((context, services) =>
         {
             if (!services.Any(d => d.ServiceType == typeof(AcceptStrategyListenerFactory)))
@@ -45,6 +50,17 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 services.AddMetrics();
                 services.TryAddSingleton<AcceptStrategyMetrics>();
                 services.AddSingleton<AcceptStrategyListenerFactory>();
+                services.AddSingleton(static sp =>
+                {
+                    var options = sp.GetRequiredService<IOptions<AcceptStrategyOptions>>();
+                    return new AcceptStrategyProcess(() => Resolve(options.Value));
+                });
+                services.AddSingleton<SupervisorSockets>();
+                services.AddSingleton<WorkerListeners>();
+                services.AddSingleton<WorkerAgent>();
+                services.AddHostedService(static sp => sp.GetRequiredService<WorkerAgent>());
+                services.AddHostedService<WorkerSupervisor>();
+                services.AddTransient<IStartupFilter, WorkerStartupFilter>();
 
                 // Kestrel asks its transports last-registered first; ours declines every endpoint that is not IP.
                 services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<AcceptStrategyListenerFactory>());
@@ -53,4 +69,8 @@ public static class AcceptStrategyWebHostBuilderExtensions
             services.Configure(configure);
         });
     }
+
+    private static (AcceptStrategyRole, int, int) Resolve(AcceptStrategyOptions options) => WorkerEnvironment.Current is { } worker
+        ? (AcceptStrategyRole.Worker, worker.Slot, worker.Generation)
+        : (options.Workers > 0 ? AcceptStrategyRole.Supervisor : AcceptStrategyRole.SingleProcess, -1, 0);
 }

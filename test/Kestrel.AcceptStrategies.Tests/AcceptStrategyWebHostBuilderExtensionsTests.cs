@@ -88,6 +88,40 @@ public sealed class AcceptStrategyWebHostBuilderExtensionsTests
         }
     }
 
+    [Fact]
+    public async Task StartAsync_InvalidWorkerOptions_OneErrorNamingEveryProblem()
+    {
+        var app = TestServer.Build(args:
+        [
+            "--AcceptStrategy:Workers=-1", "--AcceptStrategy:MaxRequestsPerWorker=50", "--AcceptStrategy:MinRequestsPerWorker=80",
+            "--AcceptStrategy:RespawnBackoff=00:00:00", "--AcceptStrategy:MaxRespawnBackoff=soon", "--AcceptStrategy:HangTimeout=-00:00:01",
+            "--AcceptStrategy:WarmupPath=health",
+        ]);
+        await using (app)
+        {
+            var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
+
+            Assert.Equal(6, error.Failures.Count());
+            Assert.Contains("AcceptStrategy:Workers = -1 is out of range", error.Message, StringComparison.Ordinal);
+            Assert.Contains("AcceptStrategy:MinRequestsPerWorker = 80 is above MaxRequestsPerWorker = 50", error.Message, StringComparison.Ordinal);
+            Assert.Contains("AcceptStrategy:RespawnBackoff = 00:00:00 must be above zero", error.Message, StringComparison.Ordinal);
+            Assert.Contains("AcceptStrategy:MaxRespawnBackoff = 'soon' is not valid: expected a duration", error.Message, StringComparison.Ordinal);
+            Assert.Contains("AcceptStrategy:HangTimeout = -00:00:01 is negative", error.Message, StringComparison.Ordinal);
+            Assert.Contains("AcceptStrategy:WarmupPath = 'health' must start with '/'", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task AcceptStrategyProcess_NoWorkers_SingleProcessRole()
+    {
+        await using var server = await TestServer.StartAsync();
+
+        var process = server.App.Services.GetRequiredService<AcceptStrategyProcess>();
+
+        Assert.Equal(AcceptStrategyRole.SingleProcess, process.Role);
+        Assert.Equal(-1, process.Slot);
+    }
+
     [Theory]
     [InlineData(AcceptStrategy.Serialized)]
     [InlineData(AcceptStrategy.ThunderingHerd)]

@@ -32,4 +32,74 @@ internal static partial class AcceptStrategyLog
         "Stopped accepting on {EndPoint}.",
         EventName = "ListenerUnbound")]
     public static partial void ListenerUnbound(ILogger logger, EndPoint endPoint);
+
+    [LoggerMessage(10, LogLevel.Information,
+        "Supervisor bound {EndPoint} with {Strategy} ({Sockets} listening socket(s)) for {Workers} worker(s); it serves no requests itself.",
+        EventName = "SupervisorBound")]
+    public static partial void SupervisorBound(ILogger logger, EndPoint endPoint, AcceptStrategy strategy, int sockets, int workers);
+
+    [LoggerMessage(11, LogLevel.Information,
+        "Worker {Pid} started in slot {Slot}, generation {Generation} ({Reason}); request budget {Budget}.",
+        EventName = "WorkerStarted")]
+    public static partial void WorkerStarted(ILogger logger, int pid, int slot, int generation, string reason, long budget);
+
+    [LoggerMessage(12, LogLevel.Information,
+        "Worker {Pid} (slot {Slot}, generation {Generation}) is ready after {StartupMilliseconds} ms.",
+        EventName = "WorkerReady")]
+    public static partial void WorkerReady(ILogger logger, int pid, int slot, int generation, long startupMilliseconds);
+
+    [LoggerMessage(EventId = 13, Message =
+        "Worker {Pid} (slot {Slot}, generation {Generation}) exited: {Reason}, {Status}, after {Requests} request(s).",
+        EventName = "WorkerExited")]
+    public static partial void WorkerExited(ILogger logger, LogLevel level, int pid, int slot, int generation, string reason, string status, long requests);
+
+    [LoggerMessage(14, LogLevel.Warning,
+        "Slot {Slot}: {Failures} worker(s) in a row failed to start; next attempt in {DelayMilliseconds} ms.",
+        EventName = "WorkerRespawnDelayed")]
+    public static partial void WorkerRespawnDelayed(ILogger logger, int slot, int failures, long delayMilliseconds);
+
+    [LoggerMessage(15, LogLevel.Warning,
+        "Killing worker {Pid} (slot {Slot}, generation {Generation}): {Reason}.",
+        EventName = "WorkerKilled")]
+    public static partial void WorkerKilled(ILogger logger, int pid, int slot, int generation, string reason);
+
+    [LoggerMessage(16, LogLevel.Information,
+        "{Signal} received: {Action}.",
+        EventName = "SignalReceived")]
+    public static partial void SignalReceived(ILogger logger, string signal, string action);
+
+    [LoggerMessage(17, LogLevel.Error,
+        "Could not start a worker in slot {Slot}.",
+        EventName = "WorkerSpawnFailed")]
+    public static partial void WorkerSpawnFailed(ILogger logger, int slot, Exception exception);
+
+    [LoggerMessage(18, LogLevel.Error,
+        "Workers = {Workers}, but Kestrel bound no IP endpoint in the supervisor, so there is nothing to hand to workers. Give Kestrel an IP endpoint (--urls, Kestrel:Endpoints, Listen*) or set Workers to 0.",
+        EventName = "NoEndpoints")]
+    public static partial void NoEndpoints(ILogger logger, int workers);
+
+    [LoggerMessage(19, LogLevel.Error,
+        "The worker supervisor failed to handle an event; it carries on.",
+        EventName = "SupervisorEventFailed")]
+    public static partial void SupervisorEventFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(20, LogLevel.Information,
+        "Worker {Pid}: warm-up request GET {Path} answered {StatusCode} in {Milliseconds} ms.",
+        EventName = "WorkerWarmedUp")]
+    public static partial void WorkerWarmedUp(ILogger logger, int pid, string path, int statusCode, long milliseconds);
+
+    [LoggerMessage(21, LogLevel.Warning,
+        "Worker {Pid}: warm-up request GET {Path} failed ({Error}); accepting anyway.",
+        EventName = "WorkerWarmupFailed")]
+    public static partial void WorkerWarmupFailed(ILogger logger, int pid, string path, string error);
+
+    [LoggerMessage(22, LogLevel.Information,
+        "Worker {Pid} stops accepting ({Reason}) after {Requests} request(s); {Connections} connection(s) still open get Connection: close.",
+        EventName = "WorkerDraining")]
+    public static partial void WorkerDraining(ILogger logger, int pid, string reason, long requests, long connections);
+
+    [LoggerMessage(23, LogLevel.Warning,
+        "Worker {Pid}: the supervisor is gone (its control socket closed); stopping.",
+        EventName = "SupervisorLost")]
+    public static partial void SupervisorLost(ILogger logger, int pid);
 }

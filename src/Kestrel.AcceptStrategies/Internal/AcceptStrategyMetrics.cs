@@ -14,11 +14,19 @@ internal sealed class AcceptStrategyMetrics
     public const string MutexWaitName = "kestrel.accept_strategies.accept_mutex.wait.duration";
     public const string AcceptErrorsName = "kestrel.accept_strategies.accept.errors";
     public const string SpuriousWakeupsName = "kestrel.accept_strategies.accept.spurious_wakeups";
+    public const string WorkersAliveName = "kestrel.accept_strategies.workers.alive";
+    public const string WorkerRestartsName = "kestrel.accept_strategies.workers.restarts";
+    public const string WorkerRequestsName = "kestrel.accept_strategies.worker.requests";
+    public const string WorkerConnectionsName = "kestrel.accept_strategies.worker.connections";
 
     private readonly Counter<long> _accepted;
     private readonly Histogram<double> _mutexWait;
     private readonly Counter<long> _errors;
     private readonly Counter<long> _spurious;
+    private readonly Counter<long> _restarts;
+    private readonly Counter<long> _workerRequests;
+    private readonly Counter<long> _workerConnections;
+    private Func<int> _workersAlive = static () => 0;
 
     public AcceptStrategyMetrics(IMeterFactory meterFactory)
     {
@@ -32,6 +40,32 @@ internal sealed class AcceptStrategyMetrics
             AcceptErrorsName, "{error}", "accept(2) or poll(2) failures, tagged with the errno name.");
         _spurious = meter.CreateCounter<long>(
             SpuriousWakeupsName, "{wakeup}", "Acceptors woken for a connection another acceptor took first (EAGAIN).");
+        meter.CreateObservableUpDownCounter(
+            WorkersAliveName, () => _workersAlive(), "{worker}", "Worker processes running (supervisor only), starting and draining ones included.");
+        _restarts = meter.CreateCounter<long>(
+            WorkerRestartsName, "{worker}", "Workers replaced, by reason: recycled, crashed, hung, failed_to_start, reload, scaled.");
+        _workerRequests = meter.CreateCounter<long>(
+            WorkerRequestsName, "{request}", "Requests served by workers, by worker slot (supervisor only, from worker heartbeats).");
+        _workerConnections = meter.CreateCounter<long>(
+            WorkerConnectionsName, "{connection}", "Connections accepted by workers, by worker slot (supervisor only, from worker heartbeats).");
+    }
+
+    public void ObserveWorkersAlive(Func<int> alive) => _workersAlive = alive;
+
+    public void WorkerRestarted(string reason) => _restarts.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void WorkerServed(int slot, long requests, long connections)
+    {
+        var tag = new KeyValuePair<string, object?>("worker.slot", slot);
+        if (requests > 0)
+        {
+            _workerRequests.Add(requests, tag);
+        }
+
+        if (connections > 0)
+        {
+            _workerConnections.Add(connections, tag);
+        }
     }
 
     public bool MutexWaitEnabled => _mutexWait.Enabled;

@@ -9,6 +9,7 @@ namespace Kestrel.AcceptStrategies.Internal;
 internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptStrategyOptions>
 {
     public const int MaxAcceptors = 1024;
+    public const int MaxWorkers = 1024;
 
     public ValidateOptionsResult Validate(string? name, AcceptStrategyOptions options)
     {
@@ -33,8 +34,63 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
             errors.Add($"AcceptStrategy:Acceptors = {options.Acceptors} is out of range: it must be between 1 and {MaxAcceptors}.");
         }
 
+        if (options.Workers is < 0 or > MaxWorkers)
+        {
+            errors.Add($"AcceptStrategy:Workers = {options.Workers} is out of range: it must be between 0 (one process) and {MaxWorkers}.");
+        }
+
+        if (options.MaxRequestsPerWorker < 0)
+        {
+            errors.Add($"AcceptStrategy:MaxRequestsPerWorker = {options.MaxRequestsPerWorker} is negative: use 0 for no limit.");
+        }
+
+        if (options.MinRequestsPerWorker < 0)
+        {
+            errors.Add($"AcceptStrategy:MinRequestsPerWorker = {options.MinRequestsPerWorker} is negative: use 0 for 90% of MaxRequestsPerWorker.");
+        }
+        else if (options.MinRequestsPerWorker > 0 && options.MaxRequestsPerWorker == 0)
+        {
+            errors.Add($"AcceptStrategy:MinRequestsPerWorker = {options.MinRequestsPerWorker} needs MaxRequestsPerWorker: without it workers are never recycled for their request count.");
+        }
+        else if (options.MinRequestsPerWorker > options.MaxRequestsPerWorker)
+        {
+            errors.Add($"AcceptStrategy:MinRequestsPerWorker = {options.MinRequestsPerWorker} is above MaxRequestsPerWorker = {options.MaxRequestsPerWorker}.");
+        }
+
+        NotNegative(errors, nameof(options.SpawnInterval), options.SpawnInterval);
+        NotNegative(errors, nameof(options.HangTimeout), options.HangTimeout);
+        Positive(errors, nameof(options.RespawnBackoff), options.RespawnBackoff);
+        Positive(errors, nameof(options.MaxRespawnBackoff), options.MaxRespawnBackoff);
+        Positive(errors, nameof(options.GracefulShutdownTimeout), options.GracefulShutdownTimeout);
+        Positive(errors, nameof(options.WorkerStartTimeout), options.WorkerStartTimeout);
+        if (options.MaxRespawnBackoff < options.RespawnBackoff)
+        {
+            errors.Add($"AcceptStrategy:MaxRespawnBackoff = {options.MaxRespawnBackoff} is below RespawnBackoff = {options.RespawnBackoff}.");
+        }
+
+        if (!string.IsNullOrEmpty(options.WarmupPath) && !options.WarmupPath.StartsWith('/'))
+        {
+            errors.Add($"AcceptStrategy:WarmupPath = '{options.WarmupPath}' must start with '/' (or be empty to skip the warm-up request).");
+        }
+
         return errors.Count == 0
             ? ValidateOptionsResult.Success
             : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void NotNegative(List<string> errors, string name, TimeSpan value)
+    {
+        if (value < TimeSpan.Zero)
+        {
+            errors.Add($"AcceptStrategy:{name} = {value} is negative.");
+        }
+    }
+
+    private static void Positive(List<string> errors, string name, TimeSpan value)
+    {
+        if (value <= TimeSpan.Zero)
+        {
+            errors.Add($"AcceptStrategy:{name} = {value} must be above zero.");
+        }
     }
 }

@@ -3,8 +3,9 @@ using System.Runtime.InteropServices;
 namespace Kestrel.AcceptStrategies.Internal;
 
 /// <summary>
-/// The few Linux calls <see cref="System.Net.Sockets.Socket"/> does not expose: <c>poll</c> on a listening socket plus
-/// a stop <c>eventfd</c>, <c>dup</c> with close-on-exec, and <c>O_NONBLOCK</c> on a socket other processes may share.
+/// The Linux calls .NET does not expose: <c>poll</c> on a listening socket plus a stop <c>eventfd</c>, <c>dup</c> with
+/// close-on-exec, <c>O_NONBLOCK</c> on a socket other processes share, <c>flock</c>, and what the supervisor needs to
+/// start workers with chosen descriptors (<c>posix_spawn</c>, <c>waitpid</c>, <c>kill</c>, <c>socketpair</c>).
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -16,21 +17,46 @@ internal static unsafe partial class Libc
     public const int EFD_NONBLOCK = 0x800;
 
     public const int F_DUPFD_CLOEXEC = 1030;
+    public const int F_GETFD = 1;
+    public const int F_SETFD = 2;
+    public const int FD_CLOEXEC = 1;
     public const int F_GETFL = 3;
     public const int F_SETFL = 4;
     public const int O_NONBLOCK = 0x800;
+    public const int O_RDWR = 2;
+    public const int O_CREAT = 0x40;
+    public const int O_CLOEXEC = 0x80000;
+
+    public const int LOCK_EX = 2;
+    public const int LOCK_UN = 8;
+
+    public const int AF_UNIX = 1;
+    public const int SOCK_SEQPACKET = 5;
+    public const int SOCK_CLOEXEC = 0x80000;
+
+    public const int SIGKILL = 9;
+    public const int SIGPIPE = 13;
+    public const int SIGTERM = 15;
+
+    public const short POSIX_SPAWN_SETSIGDEF = 0x04;
+    public const short POSIX_SPAWN_SETSIGMASK = 0x08;
+
+    /// <summary>Bytes reserved for glibc's opaque spawn structures (80 and 336 bytes on 64-bit Linux) and a sigset_t (128).</summary>
+    public const int OpaqueStructBytes = 1024;
 
     public const int SOL_SOCKET = 1;
     public const int SO_REUSEPORT = 15;
     public const int IPPROTO_TCP = 6;
     public const int TCP_DEFER_ACCEPT = 9;
 
+    public const int ESRCH = 3;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int ENOMEM = 12;
     public const int ENFILE = 23;
     public const int EMFILE = 24;
     public const int ENOBUFS = 105;
+    public const int ECHILD = 10;
 
     [LibraryImport(LibraryName, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint nfds, int timeout);
@@ -47,6 +73,67 @@ internal static unsafe partial class Libc
     [LibraryImport(LibraryName, EntryPoint = "fcntl", SetLastError = true)]
     public static partial int Fcntl(int fd, int cmd, int arg);
 
+    [LibraryImport(LibraryName, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport(LibraryName, EntryPoint = "flock", SetLastError = true)]
+    public static partial int Flock(int fd, int operation);
+
+    [LibraryImport(LibraryName, EntryPoint = "mkdtemp", SetLastError = true)]
+    public static partial byte* Mkdtemp(byte* template);
+
+    [LibraryImport(LibraryName, EntryPoint = "socketpair", SetLastError = true)]
+    public static partial int SocketPair(int domain, int type, int protocol, int* sv);
+
+    [LibraryImport(LibraryName, EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int signal);
+
+    [LibraryImport(LibraryName, EntryPoint = "waitpid", SetLastError = true)]
+    public static partial int WaitPid(int pid, int* status, int options);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawn")]
+    public static partial int PosixSpawn(int* pid, byte* path, void* fileActions, void* attributes, byte** argv, byte** envp);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawn_file_actions_init")]
+    public static partial int PosixSpawnFileActionsInit(void* fileActions);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawn_file_actions_adddup2")]
+    public static partial int PosixSpawnFileActionsAddDup2(void* fileActions, int fd, int newFd);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawn_file_actions_destroy")]
+    public static partial int PosixSpawnFileActionsDestroy(void* fileActions);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawnattr_init")]
+    public static partial int PosixSpawnAttrInit(void* attributes);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawnattr_setflags")]
+    public static partial int PosixSpawnAttrSetFlags(void* attributes, short flags);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawnattr_setsigmask")]
+    public static partial int PosixSpawnAttrSetSigMask(void* attributes, void* sigset);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawnattr_setsigdefault")]
+    public static partial int PosixSpawnAttrSetSigDefault(void* attributes, void* sigset);
+
+    [LibraryImport(LibraryName, EntryPoint = "posix_spawnattr_destroy")]
+    public static partial int PosixSpawnAttrDestroy(void* attributes);
+
+    [LibraryImport(LibraryName, EntryPoint = "sigemptyset")]
+    public static partial int SigEmptySet(void* sigset);
+
+    [LibraryImport(LibraryName, EntryPoint = "sigaddset")]
+    public static partial int SigAddSet(void* sigset, int signal);
+
+    /// <summary>Sets or clears close-on-exec on a descriptor.</summary>
+    public static void SetCloseOnExec(int fd, bool value)
+    {
+        var flags = Fcntl(fd, F_GETFD, 0);
+        if (flags < 0 || Fcntl(fd, F_SETFD, value ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) < 0)
+        {
+            throw new IOException($"fcntl(F_SETFD) on descriptor {fd} failed: {ErrnoName(Marshal.GetLastPInvokeError())}");
+        }
+    }
+
     /// <summary>The symbolic name of an errno value, for logs and metric tags.</summary>
     public static string ErrnoName(int errno) => errno switch
     {
@@ -56,6 +143,8 @@ internal static unsafe partial class Libc
         ENFILE => "ENFILE",
         EMFILE => "EMFILE",
         ENOBUFS => "ENOBUFS",
+        ESRCH => "ESRCH",
+        ECHILD => "ECHILD",
         _ => "errno " + errno.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 }

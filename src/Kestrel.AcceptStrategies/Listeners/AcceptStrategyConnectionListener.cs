@@ -16,6 +16,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
 {
     // A few connections per acceptor smooth out Kestrel's dispatch; beyond that they wait in the kernel's queue.
     private const int QueuedConnectionsPerAcceptor = 4;
+    private const int UncancellableCheckMilliseconds = 20;
 
     private readonly List<Socket> _sockets;
     private readonly IAcceptMutexFactory? _mutexFactory;
@@ -23,7 +24,11 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
     private readonly Channel<ConnectionContext> _accepted;
     private readonly StopSignal _stop = new();
     private readonly CancellationTokenSource _disposing = new();
-    private readonly Task[] _acceptorExits;
+    private readonly Acceptor[] _acceptors;
+    private readonly TaskCompletionSource[] _acceptorExits;
+    private bool _started;
+    private CancellationTokenSource? _warmup;
+    private Task? _warmupLoop;
     private readonly ILogger _logger;
     private readonly object _gate = new();
     private Task? _unbind;
@@ -37,9 +42,11 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         SocketTransportOptions socketOptions,
         AcceptStrategyMetrics metrics,
         ILogger logger,
-        ILogger transportLogger)
+        ILogger transportLogger,
+        ConnectionCounter? connections = null)
     {
         _sockets = [.. sockets];
+        Connections = connections;
         _mutexFactory = mutexFactory;
         _logger = logger;
         EndPoint = sockets[0].LocalEndPoint!;
@@ -68,11 +75,11 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             _sockets.Add(Duplicate(_sockets[0]));
         }
 
-        _acceptorExits = new Task[acceptors];
-        var portTag = ((IPEndPoint)EndPoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _acceptors = new Acceptor[acceptors];
+        _acceptorExits = new TaskCompletionSource[acceptors];
         for (var i = 0; i < acceptors; i++)
         {
-            var acceptor = new Acceptor(
+            _acceptors[i] = new Acceptor(
                 i,
                 _sockets[i],
                 mutexFactory?.Create(),
@@ -84,10 +91,31 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 EndPoint,
                 metrics,
                 logger,
+                connections,
                 _disposing.Token);
+            _acceptorExits[i] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+    }
 
-            var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            _acceptorExits[i] = exited.Task;
+    /// <summary>Starts the acceptor threads: at once in one process, when the supervisor says so in a worker.</summary>
+    public void Start()
+    {
+        lock (_gate)
+        {
+            if (_started || _unbind is not null)
+            {
+                return;
+            }
+
+            _started = true;
+        }
+
+        var portTag = ((IPEndPoint)EndPoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        for (var i = 0; i < _acceptors.Length; i++)
+        {
+            var acceptor = _acceptors[i];
+            var socket = _sockets[i];
+            var exited = _acceptorExits[i];
             var thread = new Thread(() =>
             {
                 try
@@ -96,6 +124,9 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 }
                 finally
                 {
+                    // The acceptor closes its own descriptor: one left waiting in flock(2) at unbind still uses it.
+                    socket.Dispose();
+                    acceptor.DisposeMutex();
                     exited.SetResult();
                 }
             })
@@ -106,6 +137,72 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             };
             thread.Start();
         }
+    }
+
+    /// <summary>Connections accepted and still open (workers only).</summary>
+    public ConnectionCounter? Connections { get; }
+
+    /// <summary>
+    /// Accepts on a private loopback socket as well, until <see cref="StopWarmupAsync"/>: a new worker sends its warm-up
+    /// request there, through the same Kestrel endpoint, before it takes real connections.
+    /// </summary>
+    public EndPoint StartWarmup()
+    {
+        var loopback = ((IPEndPoint)EndPoint).AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Loopback : IPAddress.Loopback;
+        var socket = new Socket(loopback.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(loopback, 0));
+        socket.Listen(16);
+        _warmup = new CancellationTokenSource();
+        var token = _warmup.Token;
+        _warmupLoop = Task.Run(async () =>
+        {
+            using (socket)
+            {
+                while (!token.IsCancellationRequested)
+                {
+                    Socket accepted;
+                    try
+                    {
+                        accepted = await socket.AcceptAsync(token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        break;
+                    }
+
+                    var connection = _connectionFactory.Create(accepted);
+                    if (!_accepted.Writer.TryWrite(connection))
+                    {
+                        await _accepted.Writer.WriteAsync(connection, token).ConfigureAwait(false);
+                    }
+                }
+            }
+        });
+        return socket.LocalEndPoint!;
+    }
+
+    public async Task StopWarmupAsync()
+    {
+        if (_warmup is null)
+        {
+            return;
+        }
+
+        // Cancelled before the socket closes: no accept is pending when it does.
+        await _warmup.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _warmupLoop!.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (ChannelClosedException)
+        {
+        }
+
+        _warmup.Dispose();
+        _warmup = null;
     }
 
     public EndPoint EndPoint { get; }
@@ -160,12 +257,35 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
     private async Task StopAcceptorsAsync()
     {
         _stop.Set();
-        await Task.WhenAll(_acceptorExits).ConfigureAwait(false);
+        await StopWarmupAsync().ConfigureAwait(false);
 
-        // Only now: closing a socket that an acceptor still polls would let a recycled descriptor number be accepted on.
-        foreach (var socket in _sockets)
+        bool started;
+        lock (_gate)
         {
-            socket.Dispose();
+            started = _started;
+        }
+
+        if (!started)
+        {
+            for (var i = 0; i < _acceptors.Length; i++)
+            {
+                _sockets[i].Dispose();
+                _acceptors[i].DisposeMutex();
+                _acceptorExits[i].SetResult();
+            }
+        }
+
+        // Wait for every acceptor except one blocked in flock(2): it exits by itself once it gets the lock, closing
+        // its own descriptor. Only then is a descriptor closed, so none is polled after its number is reused.
+        while (true)
+        {
+            var waiting = _acceptorExits.Where((e, i) => !e.Task.IsCompleted && !_acceptors[i].InUncancellableWait).Select(e => e.Task).ToArray();
+            if (waiting.Length == 0)
+            {
+                break;
+            }
+
+            await Task.WhenAny(Task.WhenAll(waiting), Task.Delay(UncancellableCheckMilliseconds)).ConfigureAwait(false);
         }
 
         _accepted.Writer.TryComplete();
@@ -185,7 +305,12 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
 
         _mutexFactory?.Dispose();
         _connectionFactory.Dispose();
-        _stop.Dispose();
-        _disposing.Dispose();
+
+        // An acceptor still in flock(2) checks the stop signal when it wakes; leave it to the process.
+        if (_acceptorExits.All(e => e.Task.IsCompleted))
+        {
+            _stop.Dispose();
+            _disposing.Dispose();
+        }
     }
 }

@@ -1,5 +1,7 @@
 using System.Net;
+using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging;
@@ -11,6 +13,10 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// Kestrel's transport for IP endpoints. Other endpoints (Unix sockets, named pipes, file handles) are declined
 /// through <see cref="IConnectionListenerFactorySelector"/> and fall through to Kestrel's own transport.
 /// </summary>
+/// <remarks>
+/// In one process it binds and accepts. In a supervisor it binds and registers the sockets for the workers, and
+/// never accepts. In a worker it accepts on the descriptors the supervisor passed for the same endpoint.
+/// </remarks>
 internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     private readonly IOptions<AcceptStrategyOptions> _options;
@@ -18,13 +24,22 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
     private readonly AcceptStrategyMetrics _metrics;
     private readonly ILogger _logger;
     private readonly ILogger _transportLogger;
+    private readonly AcceptStrategyProcess _process;
+    private readonly SupervisorSockets _supervisorSockets;
+    private readonly WorkerListeners _workerListeners;
 
     public AcceptStrategyListenerFactory(
         IOptions<AcceptStrategyOptions> options,
         IOptions<SocketTransportOptions> socketOptions,
         AcceptStrategyMetrics metrics,
-        ILoggerFactory loggerFactory)
+        ILoggerFactory loggerFactory,
+        AcceptStrategyProcess process,
+        SupervisorSockets supervisorSockets,
+        WorkerListeners workerListeners)
     {
+        _process = process;
+        _supervisorSockets = supervisorSockets;
+        _workerListeners = workerListeners;
         _options = options;
         _socketOptions = socketOptions;
         _metrics = metrics;
@@ -44,14 +59,63 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
 
         var options = _options.Value;
         var socketOptions = _socketOptions.Value;
+        return new ValueTask<IConnectionListener>(_process.Role switch
+        {
+            AcceptStrategyRole.Supervisor => BindSupervisor(ip, options, socketOptions),
+            AcceptStrategyRole.Worker => BindWorker(ip, options, socketOptions, WorkerEnvironment.Current!),
+            _ => BindSingleProcess(ip, options, socketOptions),
+        });
+    }
+
+    private AcceptStrategyConnectionListener BindSingleProcess(IPEndPoint ip, AcceptStrategyOptions options, SocketTransportOptions socketOptions)
+    {
         var sockets = ListenSocketBinder.Bind(ip, options.Strategy, options.Acceptors, options.DeferAccept, socketOptions);
         var mutexFactory = options.Strategy == AcceptStrategy.Serialized ? new InProcessAcceptMutexFactory() : null;
+        var listener = CreateListener(sockets, options.Strategy, options.Acceptors, mutexFactory, socketOptions, connections: null);
+        AcceptStrategyLog.ListenerBound(
+            _logger, listener.EndPoint, options.Strategy, options.Acceptors, sockets.Length, mutexFactory?.Kind ?? "none", options.DeferAccept);
+        listener.Start();
+        return listener;
+    }
 
-        AcceptStrategyConnectionListener listener;
+    private SupervisorListener BindSupervisor(IPEndPoint ip, AcceptStrategyOptions options, SocketTransportOptions socketOptions)
+    {
+        // ReusePort: one group of Acceptors sockets per worker slot; otherwise one socket every worker shares.
+        var count = options.Strategy == AcceptStrategy.ReusePort ? options.Acceptors * options.Workers : 1;
+        var sockets = ListenSocketBinder.Bind(ip, options.Strategy, count, options.DeferAccept, socketOptions);
+        var endpoint = new SupervisedEndpoint(ip.ToString(), sockets, options.Strategy, options.Acceptors, options.DeferAccept, socketOptions);
+        _supervisorSockets.Add(endpoint);
+        AcceptStrategyLog.SupervisorBound(_logger, endpoint.BoundEndPoint, options.Strategy, sockets.Length, options.Workers);
+        return new SupervisorListener(endpoint, _supervisorSockets);
+    }
+
+    private AcceptStrategyConnectionListener BindWorker(IPEndPoint ip, AcceptStrategyOptions options, SocketTransportOptions socketOptions, WorkerEnvironment worker)
+    {
+        var fds = worker.TakeListenFds(ip.ToString()) ?? throw new InvalidOperationException(
+            $"This worker was asked to bind {ip}, but its supervisor passed sockets only for {string.Join(", ", worker.Endpoints)}. Workers serve the endpoints the supervisor bound at start-up; restart the supervisor to change them.");
+
+        // The supervisor's strategy made the sockets; a reloaded configuration cannot change it.
+        var strategy = worker.Strategy;
+        var sockets = fds.Select(fd => new Socket(new SafeSocketHandle(fd, ownsHandle: true))).ToArray();
+        var acceptors = strategy == AcceptStrategy.ReusePort ? sockets.Length : options.Acceptors;
+        var mutexFactory = strategy == AcceptStrategy.Serialized
+            ? new FlockAcceptMutexFactory(worker.LockPath ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
+            : null;
+        var listener = CreateListener(sockets, strategy, acceptors, mutexFactory, socketOptions, _workerListeners.Connections);
+        AcceptStrategyLog.ListenerBound(_logger, listener.EndPoint, strategy, acceptors, sockets.Length, mutexFactory?.Kind ?? "none", options.DeferAccept);
+
+        // Started by the worker agent once the supervisor tells it to accept.
+        _workerListeners.Add(listener);
+        return listener;
+    }
+
+    private AcceptStrategyConnectionListener CreateListener(
+        Socket[] sockets, AcceptStrategy strategy, int acceptors, IAcceptMutexFactory? mutexFactory, SocketTransportOptions socketOptions, ConnectionCounter? connections)
+    {
         try
         {
-            listener = new AcceptStrategyConnectionListener(
-                sockets, options.Strategy, options.Acceptors, mutexFactory, socketOptions, _metrics, _logger, _transportLogger);
+            return new AcceptStrategyConnectionListener(
+                sockets, strategy, acceptors, mutexFactory, socketOptions, _metrics, _logger, _transportLogger, connections);
         }
         catch
         {
@@ -59,9 +123,5 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
             mutexFactory?.Dispose();
             throw;
         }
-
-        AcceptStrategyLog.ListenerBound(
-            _logger, listener.EndPoint, options.Strategy, options.Acceptors, sockets.Length, mutexFactory?.Kind ?? "none", options.DeferAccept);
-        return new ValueTask<IConnectionListener>(listener);
     }
 }

@@ -45,6 +45,7 @@ internal sealed unsafe class Acceptor
     private readonly AcceptStrategyMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TagList _tags;
+    private readonly ConnectionCounter? _connections;
 
     public Acceptor(
         int id,
@@ -58,8 +59,10 @@ internal sealed unsafe class Acceptor
         EndPoint endPoint,
         AcceptStrategyMetrics metrics,
         ILogger logger,
+        ConnectionCounter? connections,
         CancellationToken disposing)
     {
+        _connections = connections;
         _id = id;
         _listenSocket = listenSocket;
         _mutex = mutex;
@@ -73,6 +76,13 @@ internal sealed unsafe class Acceptor
         _logger = logger;
         _tags = AcceptStrategyMetrics.CreateTags(id, strategy, endPoint.ToString()!);
     }
+
+    public void DisposeMutex() => _mutex?.Dispose();
+
+    /// <summary>True while this acceptor waits for a mutex that stopping cannot interrupt (a blocking <c>flock</c>).</summary>
+    public bool InUncancellableWait => _inUncancellableWait;
+
+    private volatile bool _inUncancellableWait;
 
     public void Run()
     {
@@ -91,9 +101,27 @@ internal sealed unsafe class Acceptor
             else
             {
                 var waitStart = Stopwatch.GetTimestamp();
-                if (!_mutex.TryEnter(_stop.Token))
+                if (!TryEnterMutex(out var mutexError))
                 {
-                    break;
+                    if (mutexError is null)
+                    {
+                        break;
+                    }
+
+                    // The lock file went away or the system is out of locks: a failed accept as far as callers can tell.
+                    _metrics.AcceptError("mutex", _tags);
+                    backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+                    if (failures++ == 0)
+                    {
+                        AcceptStrategyLog.AcceptError(_logger, _id, _endPoint, mutexError, backoff);
+                    }
+
+                    if (_stop.Wait(backoff))
+                    {
+                        break;
+                    }
+
+                    continue;
                 }
 
                 if (_metrics.MutexWaitEnabled)
@@ -149,6 +177,33 @@ internal sealed unsafe class Acceptor
             {
                 break;
             }
+        }
+    }
+
+    /// <summary>Takes the accept mutex; false with a null error when stopping.</summary>
+    private bool TryEnterMutex(out string? error)
+    {
+        error = null;
+        if (_mutex!.IsCancellable)
+        {
+            return _mutex.TryEnter(_stop.Token);
+        }
+
+        // Flagged before stopping is checked inside TryEnter, so an unbinding listener either sees the flag or sees
+        // this acceptor return.
+        _inUncancellableWait = true;
+        try
+        {
+            return _mutex.TryEnter(_stop.Token);
+        }
+        catch (IOException e)
+        {
+            error = e.Message;
+            return false;
+        }
+        finally
+        {
+            _inUncancellableWait = false;
         }
     }
 
@@ -221,6 +276,7 @@ internal sealed unsafe class Acceptor
 
             connection = _connectionFactory.Create(socket);
             _metrics.ConnectionAccepted(_tags);
+            _connections?.Accepted(connection);
 
             if (!_accepted.TryWrite(connection))
             {

@@ -31,6 +31,8 @@ internal sealed class InProcessAcceptMutexFactory : IAcceptMutexFactory
             }
         }
 
+        public bool IsCancellable => true;
+
         public void Exit() => semaphore.Release();
 
         public void Dispose()

@@ -100,6 +100,30 @@ internal static class ListenSocketBinder
         }
     }
 
+    /// <summary>One more socket for an existing <c>SO_REUSEPORT</c> group on <paramref name="bound"/> (a new worker slot).</summary>
+    public static Socket BindReusePortMember(IPEndPoint bound, bool deferAccept, SocketTransportOptions socketOptions)
+    {
+        var socket = new Socket(bound.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (bound.Address.Equals(IPAddress.IPv6Any))
+            {
+                socket.DualMode = true;
+            }
+
+            socket.SetRawSocketOption(Libc.SOL_SOCKET, Libc.SO_REUSEPORT, BitConverter.GetBytes(1));
+            socket.Bind(bound);
+            socket.Listen(socketOptions.Backlog);
+            Prepare(socket, deferAccept);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
     private static unsafe void Prepare(Socket socket, bool deferAccept)
     {
         var fd = (int)socket.SafeHandle.DangerousGetHandle();

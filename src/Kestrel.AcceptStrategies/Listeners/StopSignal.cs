@@ -38,10 +38,12 @@ internal sealed unsafe class StopSignal : IDisposable
             return;
         }
 
+        // Token first: an acceptor woken by the eventfd must already see IsSet, or it takes the wake-up for an error.
+        _cts.Cancel();
+
         // The counter is never read back, so the eventfd stays readable for every poll after this.
         ulong one = 1;
         _ = Libc.Write(_fd, &one, sizeof(ulong));
-        _cts.Cancel();
     }
 
     /// <summary>Waits up to <paramref name="milliseconds"/> for the signal; true when it is set.</summary>

@@ -101,6 +101,31 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits for any new output line (or the end of output, which also ends the wait).</summary>
+    public async Task WaitForNextLineAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            if (!await _newLines.Reader.WaitToReadAsync(cts.Token))
+            {
+                throw new InvalidOperationException($"The process and its children closed their output. Output:\n{Output}");
+            }
+
+            _newLines.Reader.TryRead(out _);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException();
+        }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public Task WaitForExitAsync(TimeSpan timeout) => _process.WaitForExitAsync().WaitAsync(timeout);
+
     public async ValueTask DisposeAsync()
     {
         try

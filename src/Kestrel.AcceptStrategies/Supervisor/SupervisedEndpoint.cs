@@ -1,0 +1,105 @@
+using System.Net;
+using System.Net.Sockets;
+using Kestrel.AcceptStrategies.Listeners;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+
+namespace Kestrel.AcceptStrategies.Supervisor;
+
+/// <summary>
+/// One endpoint bound by the supervisor: a shared listening socket, or (<see cref="AcceptStrategy.ReusePort"/>) one
+/// group of <c>SO_REUSEPORT</c> sockets per worker slot, held across the slot's generations so a recycling
+/// worker's queued connections wait for its successor instead of being reset.
+/// </summary>
+internal sealed class SupervisedEndpoint : IDisposable
+{
+    private readonly Socket? _shared;
+    private readonly List<Socket[]> _slots = [];
+    private readonly int _acceptorsPerSlot;
+    private readonly bool _deferAccept;
+    private readonly SocketTransportOptions _socketOptions;
+    private readonly object _gate = new();
+
+    public SupervisedEndpoint(string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions)
+    {
+        Requested = requested;
+        BoundEndPoint = (IPEndPoint)sockets[0].LocalEndPoint!;
+        _acceptorsPerSlot = acceptors;
+        _deferAccept = deferAccept;
+        _socketOptions = socketOptions;
+        if (strategy == AcceptStrategy.ReusePort)
+        {
+            _slots.AddRange(sockets.Chunk(acceptors));
+        }
+        else
+        {
+            _shared = sockets[0];
+        }
+    }
+
+    /// <summary>The endpoint as Kestrel asked for it (port 0 included): what a worker's Kestrel will ask for too.</summary>
+    public string Requested { get; }
+
+    public IPEndPoint BoundEndPoint { get; }
+
+    /// <summary>The descriptors a worker in <paramref name="slot"/> inherits; binds the slot's sockets if it is new.</summary>
+    public int[] FdsFor(int slot)
+    {
+        lock (_gate)
+        {
+            if (_shared is not null)
+            {
+                return [Fd(_shared)];
+            }
+
+            while (_slots.Count <= slot)
+            {
+                var group = new Socket[_acceptorsPerSlot];
+                for (var i = 0; i < group.Length; i++)
+                {
+                    group[i] = ListenSocketBinder.BindReusePortMember(BoundEndPoint, _deferAccept, _socketOptions);
+                }
+
+                _slots.Add(group);
+            }
+
+            return [.. _slots[slot].Select(Fd)];
+        }
+    }
+
+    /// <summary>
+    /// Closes the supervisor's copies of the highest slot's sockets (scaling down); the slot's worker holds the last
+    /// ones. A connection the kernel queued on them after that worker's last accept is reset when it closes them,
+    /// unless <c>net.ipv4.tcp_migrate_req</c> is 1, which moves it to another socket of the group.
+    /// </summary>
+    public void ReleaseSlot(int slot)
+    {
+        lock (_gate)
+        {
+            if (_shared is null && slot < _slots.Count && slot == _slots.Count - 1)
+            {
+                foreach (var socket in _slots[slot])
+                {
+                    socket.Dispose();
+                }
+
+                _slots.RemoveAt(slot);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _shared?.Dispose();
+            foreach (var socket in _slots.SelectMany(s => s))
+            {
+                socket.Dispose();
+            }
+
+            _slots.Clear();
+        }
+    }
+
+    private static int Fd(Socket socket) => (int)socket.SafeHandle.DangerousGetHandle();
+}

@@ -1,0 +1,56 @@
+using System.Diagnostics;
+
+namespace Kestrel.AcceptStrategies.Supervisor;
+
+/// <summary>The supervisor's view of one worker process. Touched only by the supervisor's event loop.</summary>
+internal sealed class SupervisedWorker(int pid, WorkerSlot slot, int generation, long budget, ControlChannel control)
+{
+    public int Pid { get; } = pid;
+
+    public WorkerSlot Slot { get; } = slot;
+
+    public int Generation { get; } = generation;
+
+    public long Budget { get; } = budget;
+
+    public ControlChannel Control { get; } = control;
+
+    public WorkerState State { get; set; } = WorkerState.Starting;
+
+    public long StartedAt { get; } = Stopwatch.GetTimestamp();
+
+    public long LastHeartbeat { get; set; } = Stopwatch.GetTimestamp();
+
+    public long DrainStartedAt { get; set; }
+
+    public long Requests { get; set; }
+
+    public long Connections { get; set; }
+
+    /// <summary>Requests per second, smoothed over heartbeats; used to start a replacement in time.</summary>
+    public double RequestRate { get; set; }
+
+    public bool BudgetReached => Budget > 0 && Requests >= Budget;
+
+    /// <summary>Why the supervisor ended this worker (drained or killed it); null if it exited on its own.</summary>
+    public string? ExitReason { get; set; }
+
+    /// <summary>Sent SIGKILL by the supervisor.</summary>
+    public bool Killed { get; set; }
+
+    public override string ToString() => $"worker {Pid} (slot {Slot.Index}, generation {Generation})";
+
+    /// <summary>A <c>waitpid</c> status in words.</summary>
+    public static string DescribeStatus(int status)
+    {
+        if (status == -1)
+        {
+            return "exit status unknown";
+        }
+
+        var signal = status & 0x7f;
+        return signal == 0
+            ? $"exit code {(status >> 8) & 0xff}"
+            : $"killed by signal {signal}{(signal == 9 ? " (SIGKILL)" : signal == 15 ? " (SIGTERM)" : signal == 6 ? " (SIGABRT)" : signal == 11 ? " (SIGSEGV)" : "")}";
+    }
+}

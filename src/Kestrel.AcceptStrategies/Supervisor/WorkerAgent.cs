@@ -1,0 +1,273 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Kestrel.AcceptStrategies.Internal;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Kestrel.AcceptStrategies.Supervisor;
+
+/// <summary>
+/// The worker's side of the supervisor protocol: warms up and reports ready, accepts when told, counts requests
+/// against its budget, heart-beats, drains when told, and stops when the supervisor is gone.
+/// </summary>
+/// <remarks>
+/// Messages to the supervisor: <c>ready</c>, <c>h REQUESTS CONNECTIONS</c> (every 100 ms, from the thread pool, so a
+/// starved worker falls silent), <c>budget REQUESTS</c>. From it: <c>accept</c>, <c>drain REASON</c>.
+/// </remarks>
+internal sealed class WorkerAgent : IHostedService, IDisposable
+{
+    private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(100);
+
+    // A draining worker closes its keep-alive connections once no request has started for this long: busy clients
+    // send their next request within milliseconds and get Connection: close; one silent this long is idle.
+    private static readonly TimeSpan IdleBeforeClose = TimeSpan.FromSeconds(1);
+
+    private readonly AcceptStrategyProcess _process;
+    private readonly IOptions<AcceptStrategyOptions> _options;
+    private readonly WorkerListeners _listeners;
+    private readonly IServiceProvider _services;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger _logger;
+    private readonly HostOptions _hostOptions;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<PosixSignalRegistration> _signals = [];
+    private readonly int _pid = Environment.ProcessId;
+    private ControlChannel? _control;
+    private long _budget;
+    private long _requests;
+    private int _draining;
+    private int _budgetReported;
+
+    public WorkerAgent(
+        AcceptStrategyProcess process,
+        IOptions<AcceptStrategyOptions> options,
+        WorkerListeners listeners,
+        IServiceProvider services,
+        IHostApplicationLifetime lifetime,
+        IOptions<HostOptions> hostOptions,
+        ILoggerFactory loggerFactory)
+    {
+        _hostOptions = hostOptions.Value;
+        _process = process;
+        _options = options;
+        _listeners = listeners;
+        _services = services;
+        _lifetime = lifetime;
+        _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+    }
+
+    /// <summary>Whether responses should carry <c>Connection: close</c>.</summary>
+    public bool IsDraining => Volatile.Read(ref _draining) != 0;
+
+    /// <summary>Counts one request (keep-alive ones included); the one that spends the budget tells the supervisor.</summary>
+    public void RequestStarted()
+    {
+        var count = Interlocked.Increment(ref _requests);
+        if (count >= _budget && _budget > 0 && Interlocked.Exchange(ref _budgetReported, 1) == 0)
+        {
+            _control?.TrySend("budget " + count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var environment = WorkerEnvironment.Current;
+        if (_process.Role != AcceptStrategyRole.Worker || environment is null)
+        {
+            return Task.CompletedTask;
+        }
+
+        _budget = environment.Budget;
+
+        // Kestrel's graceful stop in a worker lasts at most the graceful timeout (the host reads this when it stops).
+        _hostOptions.ShutdownTimeout = _options.Value.GracefulShutdownTimeout;
+        _control = new ControlChannel(environment.ControlFd);
+
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException("Worker processes need Linux.");
+        }
+
+        // A terminal delivers these to the whole process group; they are the supervisor's to act on.
+        foreach (var signal in new[] { PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU })
+        {
+            _signals.Add(PosixSignalRegistration.Create(signal, static context => context.Cancel = true));
+        }
+
+        _ = Task.Run(ReceiveAsync, CancellationToken.None);
+        _ = Task.Run(HeartbeatAsync, CancellationToken.None);
+        _lifetime.ApplicationStarted.Register(() => _ = Task.Run(WarmUpAndReportReadyAsync));
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping.Cancel();
+        return Task.CompletedTask;
+    }
+
+    public void Dispose()
+    {
+        foreach (var registration in _signals)
+        {
+            registration.Dispose();
+        }
+
+        _control?.Dispose();
+        _stopping.Dispose();
+    }
+
+    private async Task ReceiveAsync()
+    {
+        while (await _control!.ReceiveAsync(CancellationToken.None).ConfigureAwait(false) is { } message)
+        {
+            if (message == "accept")
+            {
+                foreach (var listener in _listeners.Snapshot())
+                {
+                    listener.Start();
+                }
+            }
+            else if (message.StartsWith("drain", StringComparison.Ordinal))
+            {
+                _ = Task.Run(() => DrainAsync(message.Length > 6 ? message[6..] : "told to"));
+            }
+        }
+
+        if (!_stopping.IsCancellationRequested)
+        {
+            AcceptStrategyLog.SupervisorLost(_logger, _pid);
+            await DrainAsync("supervisor gone").ConfigureAwait(false);
+        }
+    }
+
+    private async Task HeartbeatAsync()
+    {
+        using var timer = new PeriodicTimer(HeartbeatInterval);
+        try
+        {
+            do
+            {
+                var message = FormattableString.Invariant($"h {Interlocked.Read(ref _requests)} {_listeners.Connections.Total}");
+                if (!_control!.TrySend(message))
+                {
+                    return;
+                }
+            }
+            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task WarmUpAndReportReadyAsync()
+    {
+        var path = _options.Value.WarmupPath;
+        var listeners = _listeners.Snapshot();
+        if (!string.IsNullOrEmpty(path) && listeners.Count > 0)
+        {
+            var listener = listeners[0];
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                var privateEndPoint = listener.StartWarmup();
+                var statusCode = await SendWarmupRequestAsync(listener.EndPoint, privateEndPoint, path).ConfigureAwait(false);
+                AcceptStrategyLog.WorkerWarmedUp(_logger, _pid, path, statusCode, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+            catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException or IOException)
+            {
+                AcceptStrategyLog.WorkerWarmupFailed(_logger, _pid, path, e.Message);
+            }
+            finally
+            {
+                await listener.StopWarmupAsync().ConfigureAwait(false);
+            }
+
+            // The warm-up is not the app's traffic.
+            Interlocked.Exchange(ref _requests, 0);
+            Interlocked.Exchange(ref _budgetReported, 0);
+        }
+
+        _control!.TrySend("ready");
+    }
+
+    /// <summary>GET <paramref name="path"/> with the public endpoint's scheme and Host, sent to the private socket.</summary>
+    private async Task<int> SendWarmupRequestAsync(EndPoint publicEndPoint, EndPoint privateEndPoint, string path)
+    {
+        var port = ((IPEndPoint)publicEndPoint).Port;
+        var addresses = _services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+        var address = addresses.Select(a => new Uri(a)).FirstOrDefault(u => u.Port == port)
+            ?? new Uri("http://" + publicEndPoint);
+
+        using var handler = new SocketsHttpHandler
+        {
+            UseProxy = false,
+            ConnectCallback = async (_, cancellationToken) =>
+            {
+                var socket = new Socket(privateEndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                try
+                {
+                    await socket.ConnectAsync(privateEndPoint, cancellationToken).ConfigureAwait(false);
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            },
+
+            // Our own endpoint over a private loopback socket: its certificate is whatever the app configured.
+#pragma warning disable CA5359
+            SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = static (_, _, _, _) => true },
+#pragma warning restore CA5359
+        };
+        using var client = new HttpClient(handler) { Timeout = _options.Value.WorkerStartTimeout };
+        var authority = address.Host is "+" or "*" or "0.0.0.0" or "[::]" ? "localhost:" + port : address.Authority;
+        using var response = await client.GetAsync(new Uri($"{address.Scheme}://{authority}{path}"), HttpCompletionOption.ResponseContentRead).ConfigureAwait(false);
+        return (int)response.StatusCode;
+    }
+
+    /// <summary>Stops accepting, lets open connections finish with Connection: close, then stops the host (exit 0).</summary>
+    private async Task DrainAsync(string reason)
+    {
+        if (Interlocked.Exchange(ref _draining, 1) != 0)
+        {
+            return;
+        }
+
+        var listeners = _listeners.Snapshot();
+        await Task.WhenAll(listeners.Select(l => l.UnbindAsync().AsTask())).ConfigureAwait(false);
+        AcceptStrategyLog.WorkerDraining(_logger, _pid, reason, Interlocked.Read(ref _requests), _listeners.Connections.Open);
+
+        var deadline = Stopwatch.GetTimestamp() + (long)(_options.Value.GracefulShutdownTimeout.TotalSeconds * Stopwatch.Frequency);
+        var lastCount = Interlocked.Read(ref _requests);
+        var lastChange = Stopwatch.GetTimestamp();
+        while (_listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < deadline)
+        {
+            await Task.Delay(20).ConfigureAwait(false);
+            var count = Interlocked.Read(ref _requests);
+            if (count != lastCount)
+            {
+                lastCount = count;
+                lastChange = Stopwatch.GetTimestamp();
+            }
+            else if (Stopwatch.GetElapsedTime(lastChange) >= IdleBeforeClose)
+            {
+                break;
+            }
+        }
+
+        // Kestrel's own graceful stop: idle connections close, requests still running finish (within the host's
+        // shutdown timeout, which is GracefulShutdownTimeout in a worker).
+        _lifetime.StopApplication();
+    }
+}

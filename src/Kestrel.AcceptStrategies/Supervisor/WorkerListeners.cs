@@ -1,0 +1,27 @@
+using Kestrel.AcceptStrategies.Listeners;
+
+namespace Kestrel.AcceptStrategies.Supervisor;
+
+/// <summary>The listeners Kestrel has bound in a worker, started when the supervisor says so.</summary>
+internal sealed class WorkerListeners
+{
+    private readonly List<AcceptStrategyConnectionListener> _listeners = [];
+
+    public ConnectionCounter Connections { get; } = new();
+
+    public void Add(AcceptStrategyConnectionListener listener)
+    {
+        lock (_listeners)
+        {
+            _listeners.Add(listener);
+        }
+    }
+
+    public IReadOnlyList<AcceptStrategyConnectionListener> Snapshot()
+    {
+        lock (_listeners)
+        {
+            return [.. _listeners];
+        }
+    }
+}

@@ -1,0 +1,4 @@
+namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
+
+/// <summary>A supervisor log line about one worker: started (with reason and budget), ready, or exited (with reason).</summary>
+internal sealed record WorkerEvent(int Pid, int Slot, int Generation, string Reason, long Budget);
