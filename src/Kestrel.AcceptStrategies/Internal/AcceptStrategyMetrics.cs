@@ -43,7 +43,7 @@ internal sealed class AcceptStrategyMetrics
         meter.CreateObservableUpDownCounter(
             WorkersAliveName, () => _workersAlive(), "{worker}", "Worker processes running (supervisor only), starting and draining ones included.");
         _restarts = meter.CreateCounter<long>(
-            WorkerRestartsName, "{worker}", "Workers replaced, by reason: recycled, crashed, hung, failed_to_start, reload, scaled.");
+            WorkerRestartsName, "{worker}", "Workers replaced, by reason: recycled, reload, scaled, exited, crashed, hung, failed_to_start.");
         _workerRequests = meter.CreateCounter<long>(
             WorkerRequestsName, "{request}", "Requests served by workers, by worker slot (supervisor only, from worker heartbeats).");
         _workerConnections = meter.CreateCounter<long>(

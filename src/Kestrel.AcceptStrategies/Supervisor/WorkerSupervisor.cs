@@ -523,7 +523,8 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
 
         var slot = worker.Slot;
         var wasStarting = worker.State == WorkerState.Starting;
-        var reason = worker.ExitReason ?? (wasStarting ? "failed_to_start" : "crashed");
+        // Exit code 0 unasked: the worker was stopped from outside (a terminal's SIGINT reaches the whole group).
+        var reason = worker.ExitReason ?? (wasStarting ? "failed_to_start" : status == 0 ? "exited" : "crashed");
         var expected = reason is "recycled" or "reload" or "scaled" or "stopped";
         var statusText = SupervisedWorker.DescribeStatus(status);
         AcceptStrategyLog.WorkerExited(
