@@ -14,6 +14,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly List<string> _lines = [];
     private readonly Channel<string> _newLines = Channel.CreateUnbounded<string>();
+    private int _openStreams = 2;
 
     private ChildProcess(Process process)
     {
@@ -147,7 +148,12 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     {
         if (line is null)
         {
-            _newLines.Writer.TryComplete();
+            // stdout and stderr end separately; an error written to stderr can still be arriving after stdout's end.
+            if (Interlocked.Decrement(ref _openStreams) == 0)
+            {
+                _newLines.Writer.TryComplete();
+            }
+
             return;
         }
 
