@@ -4,6 +4,14 @@ using Kestrel.AcceptStrategies;
 
 // The seed's hello-world (../shared/seeds): GET /foo reads every value of ?foo and answers a 12-byte text/plain body
 // behind a no-op access log. --Baseline=true runs Kestrel's default transport untouched, as the comparison point.
+var unknown = KnownArguments.FindUnknown(args);
+if (unknown.Count > 0)
+{
+    await Console.Error.WriteLineAsync(
+        $"BenchmarkApp: unknown argument(s): {string.Join(", ", unknown)}. Known: {KnownArguments.Describe()}.");
+    return 2;
+}
+
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 {
     Args = args,
@@ -21,6 +29,12 @@ if (!baseline)
 if (builder.Configuration.GetValue<bool>("ChildFdProbe"))
 {
     builder.Services.AddHostedService<ChildFdProbe>();
+}
+
+// The baseline has no accept-strategy Meter to report.
+if (!baseline && !string.IsNullOrEmpty(builder.Configuration["MeterSnapshotPath"]))
+{
+    builder.Services.AddHostedService<MeterSnapshotWriter>();
 }
 
 var app = builder.Build();
@@ -68,4 +82,5 @@ app.MapGet("/slow", async (int ms, CancellationToken aborted) =>
     return "done";
 });
 
-app.Run();
+await app.RunAsync();
+return 0;

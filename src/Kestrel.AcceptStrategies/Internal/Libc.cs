@@ -58,6 +58,26 @@ internal static unsafe partial class Libc
     public const int ENOBUFS = 105;
     public const int ECHILD = 10;
 
+    public const int EPOLL_CLOEXEC = 0x80000;
+    public const int EPOLL_CTL_ADD = 1;
+    public const uint EPOLLIN = 0x1;
+    public const uint EPOLLEXCLUSIVE = 1u << 28;
+
+    /// <summary>
+    /// Bytes for one <c>struct epoll_event</c> on any ABI: 12 where it is packed (x86, x86-64), 16 elsewhere; the
+    /// events field is first in both.
+    /// </summary>
+    public const int EpollEventBytes = 16;
+
+    [LibraryImport(LibraryName, EntryPoint = "epoll_create1", SetLastError = true)]
+    public static partial int EpollCreate1(int flags);
+
+    [LibraryImport(LibraryName, EntryPoint = "epoll_ctl", SetLastError = true)]
+    public static partial int EpollCtl(int epfd, int op, int fd, void* @event);
+
+    [LibraryImport(LibraryName, EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int EpollWait(int epfd, void* events, int maxevents, int timeout);
+
     [LibraryImport(LibraryName, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint nfds, int timeout);
 

@@ -18,7 +18,7 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// against its budget, heart-beats, drains when told, and stops when the supervisor is gone.
 /// </summary>
 /// <remarks>
-/// Messages to the supervisor: <c>ready</c>, <c>h REQUESTS CONNECTIONS</c> (every 100 ms, from the thread pool, so a
+/// Messages to the supervisor: <c>ready</c>, <c>h REQUESTS CONNECTIONS</c> (every 100 ms while serving, from the thread pool, so a
 /// starved worker falls silent), <c>budget REQUESTS</c>. From it: <c>accept</c>, <c>drain REASON</c>.
 /// </remarks>
 internal sealed class WorkerAgent : IHostedService, IDisposable
@@ -150,18 +150,28 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
 
     private async Task HeartbeatAsync()
     {
-        using var timer = new PeriodicTimer(HeartbeatInterval);
+        // Every 100 ms while serving, so the supervisor's request counts (and so recycling) stay current; when nothing
+        // changed, only often enough for the hang detector (a quarter of HangTimeout, at most 1 s), so an idle worker
+        // sleeps.
+        var hang = _options.Value.HangTimeout;
+        var idleInterval = hang > TimeSpan.Zero
+            ? TimeSpan.FromTicks(Math.Clamp(hang.Ticks / 4, HeartbeatInterval.Ticks, TimeSpan.TicksPerSecond))
+            : TimeSpan.FromSeconds(1);
+        string? last = null;
         try
         {
-            do
+            while (true)
             {
                 var message = FormattableString.Invariant($"h {Interlocked.Read(ref _requests)} {_listeners.Connections.Total}");
                 if (!_control!.TrySend(message))
                 {
                     return;
                 }
+
+                var changed = message != last;
+                last = message;
+                await Task.Delay(changed ? HeartbeatInterval : idleInterval, _stopping.Token).ConfigureAwait(false);
             }
-            while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false));
         }
         catch (OperationCanceledException)
         {

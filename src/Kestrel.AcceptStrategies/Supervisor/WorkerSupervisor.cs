@@ -28,7 +28,10 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// </remarks>
 internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
 {
-    private const int TickMilliseconds = 50;
+    // Fine-grained while something is in motion (starts, standbys, drains, back-offs, reloads); coarse when every slot
+    // has its one accepting worker, so an idle group does not keep a core awake.
+    private const int BusyTickMilliseconds = 50;
+    private const int SteadyTickMilliseconds = 500;
     private const double ReplacementLeadFactor = 1.5;
     private static readonly TimeSpan DrainKillMargin = TimeSpan.FromSeconds(5);
 
@@ -55,6 +58,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
     private long _lastSpawnAt;
     private double _startupSeconds = 1;
     private bool _stopping;
+    private volatile bool _steady;
     private volatile int _alive;
 
     public WorkerSupervisor(
@@ -216,11 +220,11 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
 
     private async Task TickAsync()
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(TickMilliseconds));
         try
         {
-            while (await timer.WaitForNextTickAsync(_shutdown.Token).ConfigureAwait(false))
+            while (true)
             {
+                await Task.Delay(_steady ? SteadyTickMilliseconds : BusyTickMilliseconds, _shutdown.Token).ConfigureAwait(false);
                 Post(OnTick);
             }
         }
@@ -255,6 +259,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         }
 
         Reconcile();
+        _steady = !_stopping && _reloadQueue.Count == 0 && _workers.Count == _slots.Count && _workers.TrueForAll(w => w.State == WorkerState.Active);
     }
 
     /// <summary>Brings every slot towards one accepting worker, starting replacements and promoting standbys.</summary>

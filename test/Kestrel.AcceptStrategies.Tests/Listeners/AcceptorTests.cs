@@ -8,6 +8,26 @@ public sealed class AcceptorTests
 {
     private const int FileLimit = 320;
 
+    [Fact]
+    public async Task Run_ThunderingHerdWithIdleAcceptors_KernelWakesOnePerConnection()
+    {
+        // Eight acceptors idle on one socket, connections one at a time: with EPOLLEXCLUSIVE the kernel wakes one
+        // acceptor per connection, as for Starlet's blocking accept(2). Waiting in poll(2) woke all eight, and the
+        // seven losers counted a spurious wake-up each (about 1,400 here).
+        await using var server = await TestServer.StartAsync(o =>
+        {
+            o.Strategy = AcceptStrategy.ThunderingHerd;
+            o.Acceptors = 8;
+        });
+        using var metrics = server.CollectMetrics();
+
+        Assert.Empty(await Load.RunAsync(server.BaseAddress, total: 200, concurrency: 1, connectionClose: true));
+
+        Assert.Equal(200, metrics.TotalAccepted);
+        var spurious = metrics.Snapshot(Kestrel.AcceptStrategies.Internal.AcceptStrategyMetrics.SpuriousWakeupsName).Values.Sum();
+        Assert.True(spurious < 100, $"{spurious} spurious wake-ups for 200 connections");
+    }
+
     [Theory]
     [InlineData(AcceptStrategy.Serialized)]
     [InlineData(AcceptStrategy.ThunderingHerd)]

@@ -39,4 +39,16 @@ public sealed class BenchmarkAppTests
 
         Assert.Contains("AcceptStrategy:Strategy = 'Fastest' is not valid", line + app.Output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task BenchmarkApp_UnknownArgument_FailsNamingIt()
+    {
+        await using var app = ChildProcess.StartBenchmarkApp("--urls=http://127.0.0.1:0 --AcceptStrategy:Stratgy=Serialized --Baseline=true");
+
+        await app.WaitForExitAsync(TestServer.Timeout);
+
+        Assert.Equal(2, app.ExitCode);
+        Assert.Contains("unknown argument(s): AcceptStrategy:Stratgy", app.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Now listening", app.Output, StringComparison.Ordinal);
+    }
 }

@@ -1,0 +1,61 @@
+using System.Reflection;
+using Kestrel.AcceptStrategies;
+
+namespace BenchmarkApp;
+
+/// <summary>
+/// The command-line keys this app understands. Configuration binding ignores a key nobody reads, so a misspelt
+/// <c>--AcceptStrategy:Stratgy=Serialized</c> would silently benchmark the default; this makes it an error instead.
+/// </summary>
+internal static class KnownArguments
+{
+    private static readonly string[] s_appKeys = ["urls", "Baseline", "MeterSnapshotPath", "ChildFdProbe", "CrashWorkerAtStart"];
+    private static readonly string[] s_prefixes = ["Logging:", "Kestrel:"];
+
+    /// <summary>Every key in <paramref name="args"/> that this app would not read.</summary>
+    public static IReadOnlyList<string> FindUnknown(string[] args)
+    {
+        var optionKeys = typeof(AcceptStrategyOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Select(p => "AcceptStrategy:" + p.Name);
+        var known = new HashSet<string>(s_appKeys.Concat(optionKeys), StringComparer.OrdinalIgnoreCase);
+
+        var unknown = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            var arg = args[i];
+            string key;
+            if (arg.StartsWith("--", StringComparison.Ordinal) || arg.StartsWith('/'))
+            {
+                var name = arg.TrimStart('-', '/');
+                var equals = name.IndexOf('=', StringComparison.Ordinal);
+                if (equals >= 0)
+                {
+                    key = name[..equals];
+                }
+                else
+                {
+                    key = name;
+                    i++; // "--key value"
+                }
+            }
+            else
+            {
+                var equals = arg.IndexOf('=', StringComparison.Ordinal);
+                key = equals > 0 ? arg[..equals] : arg;
+            }
+
+            key = key.Replace("__", ":", StringComparison.Ordinal);
+            if (!known.Contains(key) && !s_prefixes.Any(p => key.StartsWith(p, StringComparison.OrdinalIgnoreCase)))
+            {
+                unknown.Add(key);
+            }
+        }
+
+        return unknown;
+    }
+
+    public static string Describe() =>
+        string.Join(", ", s_appKeys) + ", AcceptStrategy:<" +
+        string.Join("|", typeof(AcceptStrategyOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Select(p => p.Name)) +
+        ">, " + string.Join(", ", s_prefixes.Select(p => p + "*"));
+}

@@ -1,0 +1,119 @@
+using System.Globalization;
+using Kestrel.AcceptStrategies.Sweep;
+
+// The seed's experiment in one command: requests/sec against worker processes for every accept strategy, beside
+// Kestrel's default transport, under ab and wrk, with and without keep-alive. See README.md, "Sweep".
+SweepOptions options;
+try
+{
+    options = SweepOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    Console.Error.WriteLine();
+    Console.Error.WriteLine(SweepOptions.Usage);
+    return 2;
+}
+
+if (options.Help)
+{
+    Console.WriteLine(SweepOptions.Usage);
+    return 0;
+}
+
+if (!OperatingSystem.IsLinux())
+{
+    Console.Error.WriteLine($"The sweep measures Linux accept strategies; this is {System.Runtime.InteropServices.RuntimeInformation.OSDescription}.");
+    return 2;
+}
+
+if (!File.Exists(ServerProcess.BenchmarkAppPath))
+{
+    Console.Error.WriteLine($"BenchmarkApp is not built at {ServerProcess.BenchmarkAppPath}; run the sweep with `dotnet run -c Release --project perf/Sweep`.");
+    return 2;
+}
+
+var progress = new Progress(Console.Error, !Console.IsErrorRedirected);
+var notes = new List<string>();
+
+// Run what the installed tools allow; name the Debian package of each missing one.
+var missing = options.Modes.Select(m => m.Tool).Distinct()
+    .Where(tool => MachineInfo.FirstLine(tool, tool == "ab" ? "-V" : "-v") is null).ToHashSet();
+foreach (var tool in missing)
+{
+    var package = options.Modes.First(m => m.Tool == tool).DebianPackage;
+    var skipped = string.Join(", ", options.Modes.Where(m => m.Tool == tool));
+    notes.Add($"{tool} is not installed (Debian package {package}: sudo apt-get install {package}); skipped {skipped}.");
+    progress.Note(notes[^1]);
+}
+
+var modes = options.Modes.Where(m => !missing.Contains(m.Tool)).ToList();
+if (modes.Count == 0)
+{
+    Console.Error.WriteLine("No load generator is installed: sudo apt-get install apache2-utils wrk");
+    return 3;
+}
+
+NetworkNamespace? ns = null;
+if (options.UseNetworkNamespace)
+{
+    ns = NetworkNamespace.TryCreate(out var whyNot);
+    if (ns is null)
+    {
+        notes.Add($"No private network namespace ({whyNot}): connection-per-request runs share the host's TIME_WAIT table and port range.");
+        progress.Note(notes[^1]);
+    }
+}
+
+using var cancel = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cancel.Cancel();
+};
+
+var configurations = SweepRunner.Configurations(options);
+progress.Note(string.Create(CultureInfo.InvariantCulture,
+    $"{configurations.Count} servers × {modes.Count} load modes × {options.Rounds} rounds; results in {Path.GetFullPath(options.Output)}"));
+
+IReadOnlyList<Measurement> measurements;
+try
+{
+    measurements = await new SweepRunner(options, modes, ns, progress).RunAsync(cancel.Token);
+}
+catch (OperationCanceledException)
+{
+    Console.Error.WriteLine();
+    Console.Error.WriteLine("Cancelled; every server was stopped.");
+    return 130;
+}
+finally
+{
+    ns?.Dispose();
+}
+
+var points = (
+    from mode in modes
+    from configuration in configurations
+    let runs = measurements.Where(m => m.Mode == mode && m.Configuration == configuration).ToList()
+    let baselineRuns = measurements.Where(m => m.Mode == mode && m.Configuration.IsBaseline).ToList()
+    select PointSummary.From(runs, baselineRuns)).ToList();
+notes.AddRange(points.SelectMany(p => p.Errors));
+
+var command = "dotnet run -c Release --project perf/Sweep --" + (args.Length == 0 ? "" : " " + string.Join(' ', args));
+var machine = MachineInfo.Collect();
+Directory.CreateDirectory(options.Output);
+await File.WriteAllTextAsync(Path.Combine(options.Output, "results.csv"), CsvReport.Format(points));
+await File.WriteAllTextAsync(Path.Combine(options.Output, "runs.csv"), CsvReport.FormatRuns(measurements));
+var markdown = MarkdownReport.Format(points, options, command, machine, ns is not null, notes);
+await File.WriteAllTextAsync(Path.Combine(options.Output, "results.md"), markdown);
+var subtitle = $"{machine.First(m => m.Name == "CPU").Value}, {Environment.ProcessorCount} cores, Linux {machine.First(m => m.Name == "Kernel").Value}; median of {options.Rounds} rounds";
+foreach (var mode in modes)
+{
+    await File.WriteAllTextAsync(Path.Combine(options.Output, $"chart-{mode.Name}.svg"), ChartRenderer.Svg(points, mode, subtitle));
+}
+
+Console.WriteLine(markdown);
+Console.Error.WriteLine($"Wrote results.csv, runs.csv, results.md and {modes.Count} chart(s) to {Path.GetFullPath(options.Output)}");
+return points.Any(p => p.Errors.Count > 0) ? 1 : 0;

@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Globalization;
+using Kestrel.AcceptStrategies.Tests.Supervisor;
+
+namespace Kestrel.AcceptStrategies.Tests.Perf.Sweep;
+
+/// <summary>The sweep end to end, small: real servers (one with a worker), real ab and wrk, real CSV, table and charts.</summary>
+[Collection(WorkerProcesses.Name)]
+public sealed class SweepProgramTests : IDisposable
+{
+    private readonly string _output = Directory.CreateTempSubdirectory("sweep-test-").FullName;
+
+    [Fact]
+    public async Task Main_SmallSweep_WritesCsvTableAndChartsForEveryPoint()
+    {
+        var (exitCode, stdout, stderr) = await RunSweepAsync(
+            "--workers", "1", "--acceptors", "1", "--strategies", "ReusePort,Serialized", "--modes", "ab-close,wrk-keepalive",
+            "--rounds", "3", "--requests", "300", "--duration", "1", "--warmup", "200", "--out", _output);
+
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{stderr}\n{stdout}");
+        var csv = File.ReadAllLines(Path.Combine(_output, "results.csv"));
+        Assert.Equal("mode,configuration,strategy,acceptors,workers,rounds,rps_median,rps_min,rps_max,ratio_to_baseline,p50_ms,p99_ms,failed,cpu_s_per_1k,peak_rss_mib,jain_workers,jain_acceptors,errors", csv[0]);
+        var rows = csv.Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(2 * 3, rows.Count); // 2 modes × (baseline + 2 strategies); 24 runs with the settling pass
+        foreach (var row in rows)
+        {
+            Assert.Equal("3", row[5]);
+            Assert.True(double.Parse(row[6], CultureInfo.InvariantCulture) > 0, string.Join(',', row));
+            Assert.Equal("0", row[12]);
+            Assert.True(double.Parse(row[13], CultureInfo.InvariantCulture) > 0, "CPU per 1k requests");
+            Assert.True(double.Parse(row[14], CultureInfo.InvariantCulture) > 20, "peak RSS MiB");
+        }
+
+        // A worker server's peak RSS holds supervisor and worker: more than the one-process baseline's.
+        var baselineRss = double.Parse(rows.First(r => r[1] == "baseline")[14], CultureInfo.InvariantCulture);
+        Assert.True(double.Parse(rows.First(r => r[1] == "ReusePort A1 W1")[14], CultureInfo.InvariantCulture) > baselineRss * 1.4);
+        Assert.Equal("1.000", rows.First(r => r[1] == "baseline" && r[0] == "ab-close")[9]);
+
+        var table = await File.ReadAllTextAsync(Path.Combine(_output, "results.md"));
+        Assert.Contains("## ab-close (ab, one connection per request)", table, StringComparison.Ordinal);
+        Assert.Contains("| Kernel |", table, StringComparison.Ordinal);
+        Assert.Contains("| ReusePort A1 W1 |", table, StringComparison.Ordinal);
+
+        foreach (var mode in new[] { "ab-close", "wrk-keepalive" })
+        {
+            var svg = await File.ReadAllTextAsync(Path.Combine(_output, $"chart-{mode}.svg"));
+            Assert.Contains("<svg", svg, StringComparison.Ordinal);
+            Assert.Contains("ReusePort A1", svg, StringComparison.Ordinal);
+            Assert.Contains("Kestrel default transport", svg, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("[24/24]", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Main_BadOptions_ListsEveryProblemAndExits2()
+    {
+        var (exitCode, _, stderr) = await RunSweepAsync("--rounds", "1", "--modes", "siege");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--rounds '1'", stderr, StringComparison.Ordinal);
+        Assert.Contains("'siege' is not one of", stderr, StringComparison.Ordinal);
+        Assert.Contains("Usage:", stderr, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => Directory.Delete(_output, recursive: true);
+
+    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunSweepAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Sweep.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromMinutes(3));
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"The sweep did not finish in 3 minutes:\n{await stderr}");
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}
