@@ -85,9 +85,8 @@ internal sealed class MeterSnapshotWriter(IConfiguration configuration, AcceptSt
 
     private async Task WriteAsync(string path)
     {
-        // Header: role, slot, and when this snapshot was taken (Unix ms), so a reader can wait for one newer than its load run.
-        var text = new StringBuilder()
-            .Append(CultureInfo.InvariantCulture, $"# {process.Role}\t{process.Slot}\t{DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()}\n");
+        // Header: role and slot, so a recycled worker's successor adds up under the same slot.
+        var text = new StringBuilder().Append(CultureInfo.InvariantCulture, $"# {process.Role}\t{process.Slot}\n");
         foreach (var (key, value) in _counters)
         {
             text.Append(CultureInfo.InvariantCulture, $"{key}\t{value}\n");

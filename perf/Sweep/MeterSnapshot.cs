@@ -4,32 +4,24 @@ namespace Kestrel.AcceptStrategies.Sweep;
 
 /// <summary>
 /// The library's Meter counters as BenchmarkApp's <c>--MeterSnapshotPath</c> writes them: one file per process,
-/// a header (role, slot, Unix ms) then "instrument[\ttag=value]*\tcount" lines.
+/// a header (role, slot) then "instrument[\ttag=value]*\tcount" lines.
 /// </summary>
 internal sealed class MeterSnapshot
 {
     public const string ConnectionsAccepted = "kestrel.accept_strategies.connections.accepted";
     public const string WorkerConnections = "kestrel.accept_strategies.worker.connections";
 
-    private MeterSnapshot(Dictionary<string, long> counters, IReadOnlyDictionary<int, long> writtenAt)
-    {
-        Counters = counters;
-        WrittenAt = writtenAt;
-    }
+    private MeterSnapshot(Dictionary<string, long> counters) => Counters = counters;
 
     /// <summary>Counts keyed by "role/slot/instrument/tags" across every process that wrote into the directory.</summary>
     public IReadOnlyDictionary<string, long> Counters { get; }
 
-    /// <summary>When each live process last wrote (Unix ms), by pid.</summary>
-    public IReadOnlyDictionary<int, long> WrittenAt { get; }
-
     public static MeterSnapshot Read(string directory)
     {
         var counters = new Dictionary<string, long>(StringComparer.Ordinal);
-        var writtenAt = new Dictionary<int, long>();
         if (!Directory.Exists(directory))
         {
-            return new MeterSnapshot(counters, writtenAt);
+            return new MeterSnapshot(counters);
         }
 
         foreach (var file in Directory.EnumerateFiles(directory, "*.tsv"))
@@ -52,8 +44,6 @@ internal sealed class MeterSnapshot
             var header = lines[0][2..].Split('\t');
             var role = header[0];
             var slot = header[1];
-            writtenAt[int.Parse(Path.GetFileNameWithoutExtension(file), CultureInfo.InvariantCulture)] =
-                long.Parse(header[2], CultureInfo.InvariantCulture);
             foreach (var line in lines.Skip(1))
             {
                 var cut = line.LastIndexOf('\t');
@@ -68,7 +58,7 @@ internal sealed class MeterSnapshot
             }
         }
 
-        return new MeterSnapshot(counters, writtenAt);
+        return new MeterSnapshot(counters);
     }
 
     /// <summary>Connections per worker slot (from the supervisor's counters), between two snapshots.</summary>

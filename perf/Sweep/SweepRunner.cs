@@ -149,14 +149,11 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
 
         var after = await FreshSnapshotAsync(server, pending.End, cancellationToken);
         var c = server.Configuration;
-        if (!c.IsBaseline)
+        measurements[pending.Index] = measurements[pending.Index] with
         {
-            measurements[pending.Index] = measurements[pending.Index] with
-            {
-                WorkerFairness = c.Workers >= 2 ? JainFairness.Index(MeterSnapshot.ConnectionsPerWorker(pending.Before, after, c.Workers)) : null,
-                AcceptorFairness = JainFairness.Index(MeterSnapshot.ConnectionsPerAcceptor(pending.Before, after, c.Workers, c.Acceptors)),
-            };
-        }
+            WorkerFairness = c.Workers >= 2 ? JainFairness.Index(MeterSnapshot.ConnectionsPerWorker(pending.Before, after, c.Workers)) : null,
+            AcceptorFairness = JainFairness.Index(MeterSnapshot.ConnectionsPerAcceptor(pending.Before, after, c.Workers, c.Acceptors)),
+        };
 
         return after;
     }
