@@ -39,9 +39,12 @@ internal static partial class AcceptStrategyLog
     public static partial void SupervisorBound(ILogger logger, EndPoint endPoint, AcceptStrategy strategy, int sockets, int workers);
 
     [LoggerMessage(11, LogLevel.Information,
-        "Worker {Pid} started in slot {Slot}, generation {Generation} ({Reason}); request budget {Budget}.",
+        "Worker {Pid} started in slot {Slot}, generation {Generation} ({Reason}); {Budget}.",
         EventName = "WorkerStarted")]
-    public static partial void WorkerStarted(ILogger logger, int pid, int slot, int generation, string reason, long budget);
+    private static partial void WorkerStarted(ILogger logger, int pid, int slot, int generation, string reason, string budget);
+
+    public static void WorkerStarted(ILogger logger, int pid, int slot, int generation, string reason, long budget) =>
+        WorkerStarted(logger, pid, slot, generation, reason, budget == 0 ? "no request budget" : "request budget " + budget.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     [LoggerMessage(12, LogLevel.Information,
         "Worker {Pid} (slot {Slot}, generation {Generation}) is ready after {StartupMilliseconds} ms.",
@@ -102,4 +105,35 @@ internal static partial class AcceptStrategyLog
         "Worker {Pid}: the supervisor is gone (its control socket closed); stopping.",
         EventName = "SupervisorLost")]
     public static partial void SupervisorLost(ILogger logger, int pid);
+
+    // 24-39: the supervisor's policy.
+    [LoggerMessage(24, LogLevel.Warning,
+        "Worker {Pid} (slot {Slot}) is past its request budget, but {Draining} earlier worker(s) of its slot are still draining; it keeps serving until one exits.",
+        EventName = "RecycleDeferred")]
+    public static partial void RecycleDeferred(ILogger logger, int pid, int slot, int draining);
+
+    [LoggerMessage(25, LogLevel.Warning,
+        "The supervisor did not run for {PausedMilliseconds} ms (stopped, or starved of CPU); worker heartbeats and timeouts are counted from now.",
+        EventName = "SupervisorPaused")]
+    public static partial void SupervisorPaused(ILogger logger, long pausedMilliseconds);
+
+    [LoggerMessage(26, LogLevel.Information,
+        "SIGHUP: configuration re-read; {Changes}.",
+        EventName = "ConfigurationReloaded")]
+    public static partial void ConfigurationReloaded(ILogger logger, string changes);
+
+    [LoggerMessage(27, LogLevel.Warning,
+        "SIGHUP: {Option} changed from {Old} to {New} in configuration; it takes effect only when the supervisor restarts.",
+        EventName = "ReloadNeedsRestart")]
+    public static partial void ReloadNeedsRestart(ILogger logger, string option, string old, string @new);
+
+    [LoggerMessage(28, LogLevel.Error,
+        "SIGHUP ignored: the re-read configuration is invalid, so every worker keeps running as it is. {Errors}",
+        EventName = "ReloadRejected")]
+    public static partial void ReloadRejected(ILogger logger, string errors);
+
+    [LoggerMessage(29, LogLevel.Information,
+        "The supervisor (pid {Pid}) stops accepting: its listening sockets are closed while {Workers} worker(s) drain.",
+        EventName = "SupervisorStopping")]
+    public static partial void SupervisorStopping(ILogger logger, int pid, int workers);
 }

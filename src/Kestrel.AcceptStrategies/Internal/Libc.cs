@@ -111,6 +111,24 @@ internal static unsafe partial class Libc
     [LibraryImport(LibraryName, EntryPoint = "waitpid", SetLastError = true)]
     public static partial int WaitPid(int pid, int* status, int options);
 
+    public const int WNOHANG = 1;
+
+    // Linux's numbers for the pidfd calls are the same on every architecture (they come after the tables were unified).
+    private const long SYS_pidfd_send_signal = 424;
+    private const long SYS_pidfd_open = 434;
+
+    [LibraryImport(LibraryName, EntryPoint = "syscall", SetLastError = true)]
+    private static partial long Syscall(long number, long arg1, long arg2, long arg3, long arg4);
+
+    /// <summary><c>pidfd_open(2)</c> (Linux 5.3): a descriptor that names this process and no later one with its pid.</summary>
+    public static int PidfdOpen(int pid) => (int)Syscall(SYS_pidfd_open, pid, 0, 0, 0);
+
+    /// <summary><c>pidfd_send_signal(2)</c>: fails with ESRCH once the process has exited, even if its pid was reused.</summary>
+    public static int PidfdSendSignal(int pidfd, int signal) => (int)Syscall(SYS_pidfd_send_signal, pidfd, signal, 0, 0);
+
+    [LibraryImport(LibraryName, EntryPoint = "read", SetLastError = true)]
+    public static partial nint Read(int fd, void* buf, nuint count);
+
     [LibraryImport(LibraryName, EntryPoint = "posix_spawn")]
     public static partial int PosixSpawn(int* pid, byte* path, void* fileActions, void* attributes, byte** argv, byte** envp);
 

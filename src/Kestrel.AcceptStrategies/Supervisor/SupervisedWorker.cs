@@ -3,9 +3,11 @@ using System.Diagnostics;
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>The supervisor's view of one worker process. Touched only by the supervisor's event loop.</summary>
-internal sealed class SupervisedWorker(int pid, WorkerSlot slot, int generation, long budget, ControlChannel control)
+internal sealed class SupervisedWorker(WorkerProcess process, WorkerSlot slot, int generation, long budget, ControlChannel control)
 {
-    public int Pid { get; } = pid;
+    public WorkerProcess Process { get; } = process;
+
+    public int Pid => Process.Pid;
 
     public WorkerSlot Slot { get; } = slot;
 
@@ -17,7 +19,7 @@ internal sealed class SupervisedWorker(int pid, WorkerSlot slot, int generation,
 
     public WorkerState State { get; set; } = WorkerState.Starting;
 
-    public long StartedAt { get; } = Stopwatch.GetTimestamp();
+    public long StartedAt { get; set; } = Stopwatch.GetTimestamp();
 
     public long LastHeartbeat { get; set; } = Stopwatch.GetTimestamp();
 

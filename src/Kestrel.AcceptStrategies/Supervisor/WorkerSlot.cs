@@ -28,6 +28,9 @@ internal sealed class WorkerSlot(int index)
     /// <summary>SIGHUP: replace the active worker even though its budget is not spent.</summary>
     public bool ReloadRequested { get; set; }
 
+    /// <summary>A recycle is held back by the cap on draining workers (logged once per episode).</summary>
+    public bool RecycleDeferred { get; set; }
+
     /// <summary>Scaled down: no new workers; the slot goes once its workers have.</summary>
     public bool Removed { get; set; }
 }

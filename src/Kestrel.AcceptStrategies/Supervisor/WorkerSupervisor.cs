@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading.Channels;
 using Kestrel.AcceptStrategies.Internal;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -33,10 +35,17 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
     private const int BusyTickMilliseconds = 50;
     private const int SteadyTickMilliseconds = 500;
     private const double ReplacementLeadFactor = 1.5;
+    private const int MaxDrainingPerSlot = 2;
     private static readonly TimeSpan DrainKillMargin = TimeSpan.FromSeconds(5);
+
+    // A tick this much later than planned means the supervisor itself did not run (SIGSTOP, a starved machine): the
+    // workers' heartbeats are waiting unread in their sockets, so the gap must not count against them.
+    private static readonly TimeSpan PauseThreshold = TimeSpan.FromSeconds(1);
 
     private readonly AcceptStrategyProcess _process;
     private readonly IOptions<AcceptStrategyOptions> _options;
+    private readonly IOptionsFactory<AcceptStrategyOptions> _optionsFactory;
+    private readonly IConfiguration _configuration;
     private readonly SupervisorSockets _sockets;
     private readonly AcceptStrategyMetrics _metrics;
     private readonly ILogger _logger;
@@ -49,8 +58,10 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
     private readonly CancellationTokenSource _shutdown = new();
     private readonly List<PosixSignalRegistration> _signals = [];
     private readonly Queue<WorkerSlot> _reloadQueue = new();
+    private WorkerExitWatcher? _exits;
 
     private AcceptStrategyOptions _settings = null!;
+    private int _configuredWorkers;
     private IReadOnlyList<SupervisedEndpoint> _endpoints = [];
     private string? _lockDirectory;
     private string? _lockPath;
@@ -64,6 +75,8 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
     public WorkerSupervisor(
         AcceptStrategyProcess process,
         IOptions<AcceptStrategyOptions> options,
+        IOptionsFactory<AcceptStrategyOptions> optionsFactory,
+        IConfiguration configuration,
         SupervisorSockets sockets,
         AcceptStrategyMetrics metrics,
         IOptions<HostOptions> hostOptions,
@@ -72,6 +85,8 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         _hostOptions = hostOptions.Value;
         _process = process;
         _options = options;
+        _optionsFactory = optionsFactory;
+        _configuration = configuration;
         _sockets = sockets;
         _metrics = metrics;
         _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
@@ -90,14 +105,11 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         }
 
         _settings = _options.Value;
+        _configuredWorkers = _settings.Workers;
 
         // The host must outlast the workers' drain. Set here, not through options configuration, so that the
         // options are validated at start-up like every other (the host reads HostOptions while it is being built).
-        var needed = _settings.GracefulShutdownTimeout + DrainKillMargin + DrainKillMargin;
-        if (_hostOptions.ShutdownTimeout < needed)
-        {
-            _hostOptions.ShutdownTimeout = needed;
-        }
+        ExtendShutdownTimeout();
 
         _endpoints = _sockets.Snapshot();
         if (_endpoints.Count == 0)
@@ -132,6 +144,8 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
             _slots.Add(new WorkerSlot(i));
         }
 
+        _exits = new WorkerExitWatcher();
+
         _loop = Task.Run(RunLoopAsync, CancellationToken.None);
         _ = Task.Run(TickAsync, CancellationToken.None);
 
@@ -144,6 +158,20 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         catch (TimeoutException)
         {
             // Logged per worker by the event loop.
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Stopped while starting (SIGTERM in the first moments, or during a slow warm-up): not an error. The host
+            // goes on to StoppingAsync, which stops the workers already started.
+        }
+    }
+
+    private void ExtendShutdownTimeout()
+    {
+        var needed = _settings.GracefulShutdownTimeout + DrainKillMargin + DrainKillMargin;
+        if (_hostOptions.ShutdownTimeout < needed)
+        {
+            _hostOptions.ShutdownTimeout = needed;
         }
     }
 
@@ -197,6 +225,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         }
 
         _shutdown.Dispose();
+        _exits?.Dispose();
     }
 
     private void Post(Action action) => _events.Writer.TryWrite(action);
@@ -224,8 +253,10 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         {
             while (true)
             {
-                await Task.Delay(_steady ? SteadyTickMilliseconds : BusyTickMilliseconds, _shutdown.Token).ConfigureAwait(false);
-                Post(OnTick);
+                var interval = _steady ? SteadyTickMilliseconds : BusyTickMilliseconds;
+                var plannedAt = Stopwatch.GetTimestamp() + (interval * Stopwatch.Frequency / 1000);
+                await Task.Delay(interval, _shutdown.Token).ConfigureAwait(false);
+                Post(() => OnTick(plannedAt));
             }
         }
         catch (OperationCanceledException)
@@ -233,9 +264,22 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         }
     }
 
-    private void OnTick()
+    private void OnTick(long plannedAt)
     {
         var now = Stopwatch.GetTimestamp();
+        var late = Stopwatch.GetElapsedTime(plannedAt, now);
+        if (late > PauseThreshold)
+        {
+            AcceptStrategyLog.SupervisorPaused(_logger, (long)late.TotalMilliseconds);
+            var shift = now - plannedAt;
+            foreach (var worker in _workers)
+            {
+                worker.LastHeartbeat += shift;
+                worker.StartedAt += shift;
+                worker.DrainStartedAt += shift;
+            }
+        }
+
         foreach (var worker in _workers.ToArray())
         {
             if (worker.Killed)
@@ -271,6 +315,13 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         }
 
         var now = Stopwatch.GetTimestamp();
+
+        // A slot removed (SIGTTOU, or a smaller Workers on SIGHUP) while queued for reload has nothing left to reload.
+        while (_reloadQueue.TryPeek(out var removed) && removed.Removed)
+        {
+            _reloadQueue.Dequeue();
+        }
+
         if (_reloadQueue.TryPeek(out var reloading) && !reloading.ReloadRequested)
         {
             reloading.ReloadRequested = true;
@@ -307,8 +358,14 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
                     Spawn(slot, slot.EmptyReason);
                 }
             }
-            else if ((slot.ReloadRequested || NearBudget(slot.Active)) && SpawnAllowed(now))
+            else if ((slot.ReloadRequested || NearBudget(slot.Active)) && now >= slot.NextSpawnAt && SpawnAllowed(now))
             {
+                // A replacement that failed to start waits out its back-off like any other; the active worker serves on.
+                if (!slot.ReloadRequested && !DrainingCapAllows(slot))
+                {
+                    continue;
+                }
+
                 Spawn(slot, slot.ReloadRequested ? "reload" : "recycle");
             }
         }
@@ -317,6 +374,29 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         {
             _allActive.TrySetResult();
         }
+    }
+
+    /// <summary>
+    /// Whether the slot may start a recycle replacement: not while <see cref="MaxDrainingPerSlot"/> of its earlier
+    /// workers still drain. Any client can spend budgets; without a cap, clients that hold requests open on every
+    /// old worker would make the group grow without bound. Past the cap the active worker serves past its budget.
+    /// </summary>
+    private bool DrainingCapAllows(WorkerSlot slot)
+    {
+        var draining = _workers.Count(w => w.Slot == slot && w.State == WorkerState.Draining);
+        if (draining < MaxDrainingPerSlot)
+        {
+            slot.RecycleDeferred = false;
+            return true;
+        }
+
+        if (!slot.RecycleDeferred && slot.Active!.BudgetReached)
+        {
+            slot.RecycleDeferred = true;
+            AcceptStrategyLog.RecycleDeferred(_logger, slot.Active.Pid, slot.Index, draining);
+        }
+
+        return false;
     }
 
     private bool NearBudget(SupervisedWorker worker)
@@ -339,10 +419,13 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
     {
         var generation = ++slot.Generations;
         var budget = DrawBudget();
-        var (supervisorEnd, workerEnd) = ControlChannel.CreatePair();
+        ControlChannel? supervisorEnd = null;
+        ControlChannel? workerEnd = null;
         int pid;
         try
         {
+            // Inside the try: out of descriptors, this fails like the spawn itself and backs off.
+            (supervisorEnd, workerEnd) = ControlChannel.CreatePair();
             var inherited = new List<int> { workerEnd.Fd };
             var perEndpoint = new List<(string Endpoint, int[] Fds)>();
             foreach (var endpoint in _endpoints)
@@ -372,8 +455,8 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         }
         catch (Exception e)
         {
-            supervisorEnd.Dispose();
-            workerEnd.Dispose();
+            supervisorEnd?.Dispose();
+            workerEnd?.Dispose();
             AcceptStrategyLog.WorkerSpawnFailed(_logger, slot.Index, e);
             Backoff(slot);
             return;
@@ -381,19 +464,38 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         finally
         {
             // The worker has its own copy now.
-            workerEnd.Dispose();
+            workerEnd?.Dispose();
         }
 
         _lastSpawnAt = Stopwatch.GetTimestamp();
-        var worker = new SupervisedWorker(pid, slot, generation, budget, supervisorEnd);
+        WorkerProcess process;
+        try
+        {
+            process = WorkerProcess.Open(pid);
+        }
+        catch (IOException e)
+        {
+            // Not reaped yet, so the pid is still this child's.
+            _ = Libc.Kill(pid, Libc.SIGKILL);
+            unsafe
+            {
+                _ = Libc.WaitPid(pid, null, 0);
+            }
+
+            supervisorEnd!.Dispose();
+            AcceptStrategyLog.WorkerSpawnFailed(_logger, slot.Index, e);
+            Backoff(slot);
+            return;
+        }
+
+        var worker = new SupervisedWorker(process, slot, generation, budget, supervisorEnd!);
         slot.Next = worker;
         _workers.Add(worker);
         _alive = _workers.Count;
         AcceptStrategyLog.WorkerStarted(_logger, pid, slot.Index, generation, reason, budget);
 
         _ = Task.Run(() => ReceiveAsync(worker));
-        var waiter = new Thread(() => WaitForExit(worker)) { IsBackground = true, Name = $"wait:{pid}" };
-        waiter.Start();
+        _exits!.Watch(process, status => Post(() => OnExited(worker, status)));
     }
 
     private long DrawBudget()
@@ -414,23 +516,6 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         {
             Post(() => OnMessage(worker, message));
         }
-    }
-
-    private unsafe void WaitForExit(SupervisedWorker worker)
-    {
-        int status;
-        while (Libc.WaitPid(worker.Pid, &status, 0) < 0)
-        {
-            if (Marshal.GetLastPInvokeError() != Libc.EINTR)
-            {
-                // ECHILD: SIGCHLD is ignored and the kernel reaped it for us.
-                status = -1;
-                break;
-            }
-        }
-
-        var exitStatus = status;
-        Post(() => OnExited(worker, exitStatus));
     }
 
     private void OnMessage(SupervisedWorker worker, string message)
@@ -508,7 +593,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         if (!worker.Control.TrySend("drain " + reason))
         {
             // Its control socket is gone, so it is exiting or dead; make sure.
-            _ = Libc.Kill(worker.Pid, Libc.SIGTERM);
+            _ = worker.Process.TrySignal(Libc.SIGTERM);
         }
     }
 
@@ -517,7 +602,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         worker.ExitReason = reason;
         worker.Killed = true;
         AcceptStrategyLog.WorkerKilled(_logger, worker.Pid, worker.Slot.Index, worker.Generation, $"{reason}: {detail}");
-        _ = Libc.Kill(worker.Pid, Libc.SIGKILL);
+        _ = worker.Process.TrySignal(Libc.SIGKILL);
     }
 
     private void OnExited(SupervisedWorker worker, int status)
@@ -526,11 +611,14 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         _alive = _workers.Count;
         worker.Control.Dispose();
 
+        // Reaped: from here on a signal to this worker fails instead of reaching whoever reuses its pid.
+        worker.Process.Dispose();
+
         var slot = worker.Slot;
         var wasStarting = worker.State == WorkerState.Starting;
         // Exit code 0 unasked: the worker was stopped from outside (a terminal's SIGINT reaches the whole group).
         var reason = worker.ExitReason ?? (wasStarting ? "failed_to_start" : status == 0 ? "exited" : "crashed");
-        var expected = reason is "recycled" or "reload" or "scaled" or "stopped";
+        var expected = reason is "recycled" or "reload" or "scaled" or "stopped" or "superseded";
         var statusText = SupervisedWorker.DescribeStatus(status);
         AcceptStrategyLog.WorkerExited(
             _logger, expected ? LogLevel.Information : LogLevel.Warning, worker.Pid, slot.Index, worker.Generation, reason, statusText, worker.Requests);
@@ -550,7 +638,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
             slot.Next = null;
         }
 
-        if (!_stopping && !slot.Removed && (reason == "failed_to_start" || wasStarting))
+        if (!_stopping && !slot.Removed && reason == "failed_to_start")
         {
             Backoff(slot);
         }
@@ -585,52 +673,175 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
             return;
         }
 
-        var live = _slots.Where(s => !s.Removed).ToList();
+        var live = _slots.Count(s => !s.Removed);
         switch (signal)
         {
             case "SIGHUP":
-                foreach (var slot in live.Where(s => !_reloadQueue.Contains(s)))
-                {
-                    _reloadQueue.Enqueue(slot);
-                }
-
-                AcceptStrategyLog.SignalReceived(_logger, signal, $"replacing {live.Count} worker(s) one at a time");
+                Reload();
                 break;
             case "SIGTTIN":
-                // Live slots are always 0..n-1 (SIGTTOU removes the highest), so the new one is n.
-                _slots.Add(new WorkerSlot(live.Count) { EmptyReason = "scaled" });
-                AcceptStrategyLog.SignalReceived(_logger, signal, $"workers {live.Count} -> {live.Count + 1}");
+                AddSlot();
+                AcceptStrategyLog.SignalReceived(_logger, signal, $"workers {live} -> {live + 1}");
                 break;
-            case "SIGTTOU" when live.Count <= 1:
+            case "SIGTTOU" when live <= 1:
                 AcceptStrategyLog.SignalReceived(_logger, signal, "ignored: one worker is the minimum");
                 break;
             case "SIGTTOU":
-                // The highest slot goes, so ReusePort socket groups stay contiguous.
-                var removed = live.MaxBy(s => s.Index)!;
-                removed.Removed = true;
-                if (removed.Next is { } next)
-                {
-                    Kill(next, "scaled", "its slot was removed before it took over");
-                }
-
-                // ReusePort: the kernel keeps hashing connections to the slot's sockets while any process holds them.
-                // Dropping the supervisor's copies now leaves only the worker's, which its acceptors close the moment
-                // they stop, so the window in which a connection can land in a queue nobody accepts from is that instant.
-                foreach (var endpoint in _endpoints)
-                {
-                    endpoint.ReleaseSlot(removed.Index);
-                }
-
-                if (removed.Active is { } active)
-                {
-                    Drain(active, "scaled");
-                }
-
-                AcceptStrategyLog.SignalReceived(_logger, signal, $"workers {live.Count} -> {live.Count - 1}");
+                RemoveSlot();
+                AcceptStrategyLog.SignalReceived(_logger, signal, $"workers {live} -> {live - 1}");
                 break;
         }
 
         Reconcile();
+    }
+
+    /// <summary>
+    /// SIGHUP: re-reads the configuration, then replaces every worker one slot at a time. Everything started before
+    /// the signal goes: a replacement already starting or standing by runs the old code and configuration, so it is
+    /// killed (it has accepted nothing) and started anew.
+    /// </summary>
+    private void Reload()
+    {
+        if (!TryRereadSettings(out var workers))
+        {
+            return;
+        }
+
+        foreach (var slot in _slots.Where(s => s.Next is not null))
+        {
+            var next = slot.Next!;
+            slot.Next = null;
+            Kill(next, "superseded", "started before the reload signal");
+        }
+
+        var target = workers ?? _slots.Count(s => !s.Removed);
+        while (_slots.Count(s => !s.Removed) > Math.Max(1, target))
+        {
+            RemoveSlot();
+        }
+
+        var live = _slots.Where(s => !s.Removed).ToList();
+        foreach (var slot in live.Where(s => !_reloadQueue.Contains(s)))
+        {
+            _reloadQueue.Enqueue(slot);
+        }
+
+        // New slots start workers after the signal anyway: nothing to reload there.
+        while (_slots.Count(s => !s.Removed) < target)
+        {
+            AddSlot();
+        }
+
+        AcceptStrategyLog.SignalReceived(_logger, "SIGHUP", $"replacing {live.Count} worker(s) one at a time{(target != live.Count ? $", {target - live.Count:+#;-#} new" : "")}");
+    }
+
+    /// <summary>
+    /// Reloads the configuration and takes what a running supervisor can change. <paramref name="workers"/> is the new
+    /// worker count when the configured one changed (so SIGTTIN/SIGTTOU adjustments survive a reload that did not
+    /// touch it). An invalid configuration changes nothing.
+    /// </summary>
+    private bool TryRereadSettings(out int? workers)
+    {
+        workers = null;
+        (_configuration as IConfigurationRoot)?.Reload();
+        AcceptStrategyOptions fresh;
+        try
+        {
+            fresh = _optionsFactory.Create(Options.DefaultName);
+        }
+        catch (OptionsValidationException e)
+        {
+            AcceptStrategyLog.ReloadRejected(_logger, string.Join(" ", e.Failures));
+            return false;
+        }
+
+        // The sockets were made for these; the workers inherit what the supervisor bound.
+        fresh.Strategy = KeepForRestart(nameof(fresh.Strategy), _settings.Strategy, fresh.Strategy);
+        fresh.Acceptors = KeepForRestart(nameof(fresh.Acceptors), _settings.Acceptors, fresh.Acceptors);
+        fresh.DeferAccept = KeepForRestart(nameof(fresh.DeferAccept), _settings.DeferAccept, fresh.DeferAccept);
+        if (fresh.Workers == 0)
+        {
+            KeepForRestart(nameof(fresh.Workers), _configuredWorkers, 0);
+            fresh.Workers = _configuredWorkers;
+        }
+
+        var changes = new List<string>();
+        Compare(changes, nameof(fresh.Workers), _configuredWorkers, fresh.Workers);
+        Compare(changes, nameof(fresh.MaxRequestsPerWorker), _settings.MaxRequestsPerWorker, fresh.MaxRequestsPerWorker);
+        Compare(changes, nameof(fresh.MinRequestsPerWorker), _settings.MinRequestsPerWorker, fresh.MinRequestsPerWorker);
+        Compare(changes, nameof(fresh.SpawnInterval), _settings.SpawnInterval, fresh.SpawnInterval);
+        Compare(changes, nameof(fresh.RespawnBackoff), _settings.RespawnBackoff, fresh.RespawnBackoff);
+        Compare(changes, nameof(fresh.MaxRespawnBackoff), _settings.MaxRespawnBackoff, fresh.MaxRespawnBackoff);
+        Compare(changes, nameof(fresh.GracefulShutdownTimeout), _settings.GracefulShutdownTimeout, fresh.GracefulShutdownTimeout);
+        Compare(changes, nameof(fresh.WorkerStartTimeout), _settings.WorkerStartTimeout, fresh.WorkerStartTimeout);
+        Compare(changes, nameof(fresh.HangTimeout), _settings.HangTimeout, fresh.HangTimeout);
+        Compare(changes, nameof(fresh.WarmupPath), _settings.WarmupPath, fresh.WarmupPath);
+
+        if (fresh.Workers != _configuredWorkers)
+        {
+            workers = fresh.Workers;
+        }
+
+        _configuredWorkers = fresh.Workers;
+        _settings = fresh;
+        ExtendShutdownTimeout();
+        AcceptStrategyLog.ConfigurationReloaded(_logger, changes.Count == 0 ? "no supervisor setting changed" : string.Join(", ", changes));
+        return true;
+    }
+
+    private T KeepForRestart<T>(string option, T old, T @new)
+    {
+        if (!EqualityComparer<T>.Default.Equals(old, @new))
+        {
+            AcceptStrategyLog.ReloadNeedsRestart(_logger, option, Convert.ToString(old, CultureInfo.InvariantCulture) ?? "", Convert.ToString(@new, CultureInfo.InvariantCulture) ?? "");
+        }
+
+        return old;
+    }
+
+    private static void Compare<T>(List<string> changes, string option, T old, T @new)
+    {
+        if (!EqualityComparer<T>.Default.Equals(old, @new))
+        {
+            changes.Add(string.Create(CultureInfo.InvariantCulture, $"{option} {old} -> {@new}"));
+        }
+    }
+
+    /// <summary>Live slots are always 0..n-1 (removal takes the highest), so the new one is n.</summary>
+    private void AddSlot()
+    {
+        var live = _slots.Count(s => !s.Removed);
+        _slots.Add(new WorkerSlot(live) { EmptyReason = "scaled" });
+    }
+
+    /// <summary>Removes the highest slot, so ReusePort socket groups stay contiguous.</summary>
+    private void RemoveSlot()
+    {
+        var removed = _slots.Where(s => !s.Removed).MaxBy(s => s.Index)!;
+        removed.Removed = true;
+        if (removed.Next is { } next)
+        {
+            removed.Next = null;
+            Kill(next, "scaled", "its slot was removed before it took over");
+        }
+
+        // ReusePort: the kernel keeps hashing connections to the slot's sockets while any process holds them.
+        // Dropping the supervisor's copies now leaves only the worker's, which its acceptors close the moment
+        // they stop, so the window in which a connection can land in a queue nobody accepts from is that instant.
+        foreach (var endpoint in _endpoints)
+        {
+            endpoint.ReleaseSlot(removed.Index);
+        }
+
+        if (removed.Active is { } active)
+        {
+            Drain(active, "scaled");
+        }
+
+        if (removed.Active is null && removed.Next is null)
+        {
+            _slots.Remove(removed);
+        }
     }
 
     private void StopAll()
@@ -638,7 +849,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         _stopping = true;
         foreach (var worker in _workers)
         {
-            if (worker.State == WorkerState.Starting)
+            if (worker.State is WorkerState.Starting or WorkerState.Standby)
             {
                 Kill(worker, "stopped", "the supervisor is stopping");
             }
@@ -646,6 +857,15 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
             {
                 Drain(worker, "stopped");
             }
+        }
+
+        // As nginx, gunicorn and HAProxy do: a graceful stop closes the listening sockets at once, so new clients are
+        // refused instead of queueing where nobody will accept them. The draining workers close their own copies as
+        // their acceptors stop; their open connections finish.
+        AcceptStrategyLog.SupervisorStopping(_logger, Environment.ProcessId, _workers.Count);
+        foreach (var endpoint in _endpoints)
+        {
+            endpoint.Dispose();
         }
 
         if (_workers.Count == 0)

@@ -22,10 +22,32 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
     public Uri Address { get; }
 
     /// <summary>Starts a supervisor with <paramref name="workers"/> workers and waits until that many are ready.</summary>
-    public static async Task<WorkerGroup> StartAsync(int workers, AcceptStrategy strategy, string arguments = "")
+    public static async Task<WorkerGroup> StartAsync(int workers, AcceptStrategy strategy, string arguments = "", IDictionary<string, string>? environment = null)
     {
         var supervisor = ChildProcess.StartBenchmarkApp(
-            $"--urls=http://127.0.0.1:0 --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors=2 --AcceptStrategy:Workers={workers} {arguments}");
+            $"--urls=http://127.0.0.1:0 --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors=2 --AcceptStrategy:Workers={workers} {arguments}",
+            environment: environment);
+        try
+        {
+            var address = await supervisor.WaitForListeningAsync();
+            var group = new WorkerGroup(supervisor, address);
+            await group.WaitUntilAsync(g => g.Ready.Count >= workers, TestServer.Timeout, $"{workers} worker(s) ready");
+            return group;
+        }
+        catch
+        {
+            await supervisor.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Starts a supervisor from <paramref name="app"/>, whose appsettings.json sets the AcceptStrategy section
+    /// (Workers included: the command line would override it), and waits until <paramref name="workers"/> are ready.
+    /// </summary>
+    public static async Task<WorkerGroup> StartAsync(AppCopy app, int workers, string arguments = "", IDictionary<string, string>? environment = null)
+    {
+        var supervisor = ChildProcess.StartBenchmarkApp($"--urls=http://127.0.0.1:0 {arguments}", environment: environment, appPath: app.AppPath);
         try
         {
             var address = await supervisor.WaitForListeningAsync();
@@ -45,6 +67,28 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
     public IReadOnlyList<WorkerEvent> Ready => Parse(ReadyRegex());
 
     public IReadOnlyList<WorkerEvent> Exited => Parse(ExitedRegex());
+
+    /// <summary>The most worker processes alive at once, from the supervisor's started and exited lines in order.</summary>
+    public int PeakAlive
+    {
+        get
+        {
+            int alive = 0, peak = 0;
+            foreach (var line in Supervisor.Output.Split('\n'))
+            {
+                if (StartedRegex().IsMatch(line))
+                {
+                    peak = Math.Max(peak, ++alive);
+                }
+                else if (ExitedRegex().IsMatch(line))
+                {
+                    alive--;
+                }
+            }
+
+            return peak;
+        }
+    }
 
     /// <summary>Pids of workers started and not yet seen exiting.</summary>
     public IReadOnlyList<int> LivePids => [.. Started.Select(s => s.Pid).Except(Exited.Select(e => e.Pid))];
@@ -117,7 +161,7 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
             m.Groups["budget"].Success ? long.Parse(m.Groups["budget"].Value, CultureInfo.InvariantCulture) : 0)),
     ];
 
-    [GeneratedRegex(@"Worker (?<pid>\d+) started in slot (?<slot>\d+), generation (?<generation>\d+) \((?<reason>\w+)\); request budget (?<budget>\d+)")]
+    [GeneratedRegex(@"Worker (?<pid>\d+) started in slot (?<slot>\d+), generation (?<generation>\d+) \((?<reason>\w+)\); (?:request budget (?<budget>\d+)|no request budget)")]
     private static partial Regex StartedRegex();
 
     [GeneratedRegex(@"Worker (?<pid>\d+) \(slot (?<slot>\d+), generation (?<generation>\d+)\) is ready")]

@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using Kestrel.AcceptStrategies.Tests.Infrastructure;
+
+namespace Kestrel.AcceptStrategies.Tests.Supervisor;
+
+/// <summary>
+/// A real supervisor under conditions an operator or an attacker creates: paused, stopped while starting, out of
+/// descriptors, its workers' drains held open by clients.
+/// </summary>
+[Collection(WorkerProcesses.Name)]
+public sealed class SupervisorRobustnessTests
+{
+    [Fact]
+    public async Task SupervisorPaused_LongerThanHangTimeout_NoHealthyWorkerKilled()
+    {
+        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort, "--AcceptStrategy:HangTimeout=00:00:03");
+        var first = group.Ready.Select(r => r.Pid).ToList();
+
+        // The pause is the scenario itself: the supervisor runs nothing for longer than the hang timeout.
+        group.Signal("STOP");
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        group.Signal("CONT");
+
+        // A worker added afterwards is ready only after many ticks of the loop: any hang verdict has been given by then.
+        group.Signal("TTIN");
+        await group.WaitUntilAsync(g => g.Ready.Any(r => r.Slot == 2), TestServer.Timeout, "a third worker after the pause");
+        Assert.DoesNotContain(group.Exited, e => e.Reason == "hung");
+        Assert.All(first, pid => Assert.True(WorkerGroup.IsRunning(pid), $"worker {pid} was killed"));
+    }
+
+    [Fact]
+    public async Task Sigterm_ListeningSocketsClosedAtOnce_NewClientsRefusedWhileWorkersDrain()
+    {
+        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort);
+        using var client = Load.CreateClient();
+        var slow = client.GetStringAsync(new Uri(group.Address, "/slow?ms=5000"));
+        await group.WaitUntilAsync(g => g.Supervisor.Output.Contains("slow: started", StringComparison.Ordinal), TestServer.Timeout, "the slow request under way");
+
+        group.Signal("TERM");
+        await group.WaitUntilAsync(g => CountOf(g, "stops accepting (stopped)") == 2, TestServer.Timeout, "both workers draining");
+
+        // Nobody accepts any more: a new client is refused at once instead of waiting in a queue until it is reset.
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var refused = await Assert.ThrowsAsync<SocketException>(async () => await probe.ConnectAsync("127.0.0.1", group.Address.Port).WaitAsync(TestServer.Timeout));
+        Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        Assert.False(slow.IsCompleted, "the slow request ended before the probe: the check proved nothing");
+
+        Assert.Equal("done", await slow.WaitAsync(TestServer.Timeout));
+        await group.Supervisor.WaitForExitAsync(TestServer.Timeout);
+        Assert.Equal(0, group.Supervisor.ExitCode);
+    }
+
+    [Fact]
+    public async Task RequestsHeldOnEveryOldWorker_DrainingWorkersCappedPerSlot()
+    {
+        await using var group = await WorkerGroup.StartAsync(
+            1, AcceptStrategy.ReusePort, "--AcceptStrategy:MaxRequestsPerWorker=100 --AcceptStrategy:MinRequestsPerWorker=100");
+        using var client = Load.CreateClient();
+        var held = new List<Task<string>>();
+        for (var round = 0; round < 5; round++)
+        {
+            // A request the current worker must finish keeps it alive, draining, once its budget is spent.
+            held.Add(client.GetStringAsync(new Uri(group.Address, "/slow?ms=15000")));
+            await group.WaitUntilAsync(g => CountOf(g, "slow: started") > round, TestServer.Timeout, $"held request {round + 1} under way");
+            var drains = CountOf(group, "stops accepting (recycled)");
+            for (var sent = 0; CountOf(group, "stops accepting (recycled)") == drains && sent < 1000; sent += 50)
+            {
+                Assert.Empty(await Load.RunAsync(group.Address, 50, 4, connectionClose: true));
+            }
+        }
+
+        Assert.All(await Task.WhenAll(held).WaitAsync(TimeSpan.FromSeconds(60)), answer => Assert.Equal("done", answer));
+
+        // One slot: its accepting worker, a replacement, and at most two drained ones holding requests.
+        Assert.True(group.PeakAlive <= 4, $"{group.PeakAlive} workers alive at once.\n{group.Supervisor.Output}");
+        Assert.Contains("still draining", group.Supervisor.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sigterm_DuringStartup_ExitsCleanly()
+    {
+        // A slow warm-up keeps the workers starting, and so the supervisor's start-up waiting, for seconds.
+        var supervisor = ChildProcess.StartBenchmarkApp(
+            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2 --AcceptStrategy:WarmupPath=/slow?ms=4000");
+        await using var _ = supervisor;
+        await supervisor.WaitForLineAsync(l => l.Contains("started in slot 1", StringComparison.Ordinal), TestServer.Timeout);
+
+        WorkerGroup.Kill(supervisor.Id, "TERM");
+        await supervisor.WaitForExitAsync(TestServer.Timeout);
+
+        Assert.Equal(0, supervisor.ExitCode);
+        Assert.DoesNotContain("Unhandled exception", supervisor.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("TaskCanceledException", supervisor.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DescriptorsExhausted_WorkerDies_SpawnFailuresBackOffThenRecover()
+    {
+        // The runtime itself needs descriptors for new executable memory (W^X); keep that out of the storm.
+        await using var group = await WorkerGroup.StartAsync(
+            1, AcceptStrategy.ReusePort, "--AcceptStrategy:RespawnBackoff=00:00:01", new Dictionary<string, string> { ["DOTNET_EnableWriteXorExecute"] = "0" });
+        var victim = group.Ready[0].Pid;
+
+        // No descriptor number above 2 may be allocated: socketpair, posix_spawn and pidfd_open all fail with EMFILE.
+        var soft = File.ReadLines($"/proc/{group.Supervisor.Id}/limits").Single(l => l.StartsWith("Max open files", StringComparison.Ordinal))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)[3];
+        Prlimit(group.Supervisor.Id, "3:");
+        try
+        {
+            WorkerGroup.Kill(victim, "KILL");
+            await group.WaitUntilAsync(g => SpawnFailures(g) >= 1, TestServer.Timeout, "a first failed spawn");
+            var firstFailure = Stopwatch.GetTimestamp();
+            await group.WaitUntilAsync(g => SpawnFailures(g) >= 3, TestServer.Timeout, "three failed spawns");
+            var elapsed = Stopwatch.GetElapsedTime(firstFailure);
+
+            // 1 s then 2 s of back-off between them, not a retry (and a stack trace) every tick.
+            Assert.True(elapsed >= TimeSpan.FromSeconds(2.9), $"three failures within {elapsed.TotalSeconds:0.00} s.\n{group.Supervisor.Output}");
+        }
+        finally
+        {
+            Prlimit(group.Supervisor.Id, soft + ":");
+        }
+
+        await group.WaitUntilAsync(g => g.Ready.Any(r => r.Generation > 1), TimeSpan.FromSeconds(20), "the slot served again once descriptors are back");
+        Assert.Equal("Worker", (await Load.GetAsync(new Uri(group.Address, "/whoami"))).Split(' ')[0]);
+    }
+
+    private static int SpawnFailures(WorkerGroup group) =>
+        CountOf(group, "Could not start a worker in slot") + CountOf(group, "failed to handle an event");
+
+    internal static int CountOf(WorkerGroup group, string text)
+    {
+        var output = group.Supervisor.Output;
+        var count = 0;
+        for (var at = output.IndexOf(text, StringComparison.Ordinal); at >= 0; at = output.IndexOf(text, at + text.Length, StringComparison.Ordinal))
+        {
+            count++;
+        }
+
+        return count;
+    }
+
+    private static void Prlimit(int pid, string nofile)
+    {
+        using var prlimit = Process.Start("prlimit", ["--pid", pid.ToString(CultureInfo.InvariantCulture), "--nofile=" + nofile]);
+        prlimit.WaitForExit(5_000);
+        Assert.Equal(0, prlimit.ExitCode);
+    }
+}
