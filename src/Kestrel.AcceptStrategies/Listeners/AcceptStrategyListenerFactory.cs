@@ -99,7 +99,7 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         var sockets = fds.Select(fd => new Socket(new SafeSocketHandle(fd, ownsHandle: true))).ToArray();
         var acceptors = strategy == AcceptStrategy.ReusePort ? sockets.Length : options.Acceptors;
         var mutexFactory = strategy == AcceptStrategy.Serialized
-            ? new FlockAcceptMutexFactory(worker.LockPath ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
+            ? FlockAcceptMutexFactory.ForInheritedFd(worker.LockFd ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
             : null;
         var listener = CreateListener(sockets, strategy, acceptors, mutexFactory, socketOptions, _workerListeners.Connections);
         AcceptStrategyLog.ListenerBound(_logger, listener.EndPoint, strategy, acceptors, sockets.Length, mutexFactory?.Kind ?? "none", options.DeferAccept);
