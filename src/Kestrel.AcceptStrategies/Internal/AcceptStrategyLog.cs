@@ -102,4 +102,10 @@ internal static partial class AcceptStrategyLog
         "Worker {Pid}: the supervisor is gone (its control socket closed); stopping.",
         EventName = "SupervisorLost")]
     public static partial void SupervisorLost(ILogger logger, int pid);
+
+    // Event ids 50-59: listeners, hosting and options.
+    [LoggerMessage(50, LogLevel.Error,
+        "Acceptor {Acceptor} on {EndPoint} failed unexpectedly. Backing off {BackoffMilliseconds} ms and retrying; further failures are counted, not logged, until it accepts again.",
+        EventName = "AcceptorFailed")]
+    public static partial void AcceptorFailed(ILogger logger, int acceptor, EndPoint endPoint, int backoffMilliseconds, Exception exception);
 }

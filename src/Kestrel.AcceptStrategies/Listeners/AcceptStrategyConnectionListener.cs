@@ -126,7 +126,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 {
                     // The acceptor closes its own descriptor: one left waiting in flock(2) at unbind still uses it.
                     socket.Dispose();
-                    acceptor.DisposeResources();
+                    acceptor.Dispose();
                     exited.SetResult();
                 }
             })
@@ -270,7 +270,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             for (var i = 0; i < _acceptors.Length; i++)
             {
                 _sockets[i].Dispose();
-                _acceptors[i].DisposeResources();
+                _acceptors[i].Dispose();
                 _acceptorExits[i].SetResult();
             }
         }
