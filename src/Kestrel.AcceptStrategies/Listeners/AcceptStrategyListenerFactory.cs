@@ -96,17 +96,42 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
 
         // The supervisor's strategy made the sockets; a reloaded configuration cannot change it.
         var strategy = worker.Strategy;
-        var sockets = fds.Select(fd => new Socket(new SafeSocketHandle(fd, ownsHandle: true))).ToArray();
-        var acceptors = strategy == AcceptStrategy.ReusePort ? sockets.Length : options.Acceptors;
         var mutexFactory = strategy == AcceptStrategy.Serialized
             ? FlockAcceptMutexFactory.ForInheritedFd(worker.LockFd ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
             : null;
+        var sockets = Adopt(fds);
+        var acceptors = strategy == AcceptStrategy.ReusePort ? sockets.Length : options.Acceptors;
         var listener = CreateListener(sockets, strategy, acceptors, mutexFactory, socketOptions, _workerListeners.Connections);
         AcceptStrategyLog.ListenerBound(_logger, listener.EndPoint, strategy, acceptors, sockets.Length, mutexFactory?.Kind ?? "none", options.DeferAccept);
 
         // Started by the worker agent once the supervisor tells it to accept.
         _workerListeners.Add(listener);
         return listener;
+    }
+
+    /// <summary>Wraps inherited descriptors; if one cannot be, every one of them is closed, not leaked.</summary>
+    private static Socket[] Adopt(int[] fds)
+    {
+        var sockets = new List<Socket>(fds.Length);
+        try
+        {
+            foreach (var fd in fds)
+            {
+                sockets.Add(new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+            }
+
+            return [.. sockets];
+        }
+        catch
+        {
+            sockets.ForEach(s => s.Dispose());
+            foreach (var fd in fds.Skip(sockets.Count))
+            {
+                _ = Libc.Close(fd);
+            }
+
+            throw;
+        }
     }
 
     private AcceptStrategyConnectionListener CreateListener(

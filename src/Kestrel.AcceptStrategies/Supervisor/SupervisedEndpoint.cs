@@ -53,13 +53,21 @@ internal sealed class SupervisedEndpoint : IDisposable
 
             while (_slots.Count <= slot)
             {
-                var group = new Socket[_acceptorsPerSlot];
-                for (var i = 0; i < group.Length; i++)
+                var group = new List<Socket>(_acceptorsPerSlot);
+                try
                 {
-                    group[i] = ListenSocketBinder.BindReusePortMember(BoundEndPoint, _deferAccept, _socketOptions);
+                    while (group.Count < _acceptorsPerSlot)
+                    {
+                        group.Add(ListenSocketBinder.BindReusePortMember(BoundEndPoint, _deferAccept, _socketOptions));
+                    }
+                }
+                catch
+                {
+                    group.ForEach(s => s.Dispose());
+                    throw;
                 }
 
-                _slots.Add(group);
+                _slots.Add([.. group]);
             }
 
             return [.. _slots[slot].Select(Fd)];

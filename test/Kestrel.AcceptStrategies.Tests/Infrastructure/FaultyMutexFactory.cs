@@ -27,6 +27,9 @@ internal sealed class FaultyMutexFactory(int failingEnters = 0, int failingCreat
         return new Mutex(this, inner?.Invoke() ?? _semaphore.Create());
     }
 
+    /// <summary>Counts <c>Create</c> calls from zero again.</summary>
+    public void Reset() => Volatile.Write(ref _creates, 0);
+
     public void Dispose() => _semaphore.Dispose();
 
     private sealed class Mutex(FaultyMutexFactory factory, IAcceptMutex inner) : IAcceptMutex
