@@ -108,4 +108,9 @@ internal static partial class AcceptStrategyLog
         "Acceptor {Acceptor} on {EndPoint} failed unexpectedly. Backing off {BackoffMilliseconds} ms and retrying; further failures are counted, not logged, until it accepts again.",
         EventName = "AcceptorFailed")]
     public static partial void AcceptorFailed(ILogger logger, int acceptor, EndPoint endPoint, int backoffMilliseconds, Exception exception);
+
+    [LoggerMessage(51, LogLevel.Critical,
+        "Refusing to bind {EndPoint}: with Workers = {Workers} only IP endpoints are handed to worker processes, and the supervisor serves nothing itself. Listen on an IP endpoint instead, or set Workers = 0.",
+        EventName = "EndpointRefused")]
+    public static partial void EndpointRefused(ILogger logger, string endPoint, int workers);
 }

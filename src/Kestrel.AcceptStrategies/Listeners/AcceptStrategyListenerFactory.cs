@@ -47,14 +47,27 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         _transportLogger = loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets");
     }
 
-    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
+    /// <summary>
+    /// In one process, IP endpoints only. In worker mode every endpoint, so that one this transport cannot hand to
+    /// workers is refused here instead of being served by the supervisor's Kestrel (while every worker, binding it
+    /// again, dies on "address already in use").
+    /// </summary>
+    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint || _process.Role != AcceptStrategyRole.SingleProcess;
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         if (endpoint is not IPEndPoint ip)
         {
+            if (_process.Role == AcceptStrategyRole.SingleProcess)
+            {
+                throw new NotSupportedException(
+                    $"Kestrel.AcceptStrategies binds IP endpoints only; {endpoint.GetType().Name} '{endpoint}' belongs to Kestrel's own transport.");
+            }
+
+            var workers = _options.Value.Workers;
+            AcceptStrategyLog.EndpointRefused(_logger, Describe(endpoint), workers);
             throw new NotSupportedException(
-                $"Kestrel.AcceptStrategies binds IP endpoints only; {endpoint.GetType().Name} '{endpoint}' belongs to Kestrel's own transport.");
+                $"AcceptStrategy:Workers = {workers}, but {Describe(endpoint)} is not an IP endpoint: only IP endpoints are handed to worker processes. Listen on an IP endpoint instead (behind nginx: proxy_pass http://127.0.0.1:PORT), or set Workers = 0 to serve it in one process.");
         }
 
         var options = _options.Value;
@@ -108,6 +121,13 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         _workerListeners.Add(listener);
         return listener;
     }
+
+    private static string Describe(EndPoint endpoint) => endpoint switch
+    {
+        UnixDomainSocketEndPoint unix => $"the Unix socket 'http://unix:{unix}'",
+        FileHandleEndPoint handle => $"the file handle {handle.FileHandle}",
+        _ => $"the {endpoint.GetType().Name} '{endpoint}'",
+    };
 
     /// <summary>Wraps inherited descriptors; if one cannot be, every one of them is closed, not leaked.</summary>
     private static Socket[] Adopt(int[] fds)
