@@ -5,6 +5,7 @@ using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.AspNetCore.Hosting;
@@ -53,7 +54,8 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 services.AddSingleton(static sp =>
                 {
                     var options = sp.GetRequiredService<IOptions<AcceptStrategyOptions>>();
-                    return new AcceptStrategyProcess(() => Resolve(options.Value));
+                    var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger(AcceptStrategyLog.CategoryName);
+                    return new AcceptStrategyProcess(() => Resolve(options.Value, logger));
                 });
                 services.AddSingleton<SupervisorSockets>();
                 services.AddSingleton<WorkerListeners>();
@@ -70,7 +72,21 @@ public static class AcceptStrategyWebHostBuilderExtensions
         });
     }
 
-    private static (AcceptStrategyRole, int, int) Resolve(AcceptStrategyOptions options) => WorkerEnvironment.Current is { } worker
-        ? (AcceptStrategyRole.Worker, worker.Slot, worker.Generation)
-        : (options.Workers > 0 ? AcceptStrategyRole.Supervisor : AcceptStrategyRole.SingleProcess, -1, 0);
+    private static (AcceptStrategyRole, int, int) Resolve(AcceptStrategyOptions options, ILogger logger)
+    {
+        if (WorkerEnvironment.Current is { } worker)
+        {
+            return (AcceptStrategyRole.Worker, worker.Slot, worker.Generation);
+        }
+
+        if (options.Workers > 0 && Environment.GetEnvironmentVariable("DOTNET_WATCH") == "1")
+        {
+            // dotnet watch hot-reloads the process it started: a supervisor that serves nothing, while the workers
+            // would keep the old code. One process gets every edit.
+            AcceptStrategyLog.WatchRunsSingleProcess(logger, options.Workers);
+            return (AcceptStrategyRole.SingleProcess, -1, 0);
+        }
+
+        return (options.Workers > 0 ? AcceptStrategyRole.Supervisor : AcceptStrategyRole.SingleProcess, -1, 0);
+    }
 }

@@ -113,4 +113,9 @@ internal static partial class AcceptStrategyLog
         "Refusing to bind {EndPoint}: with Workers = {Workers} only IP endpoints are handed to worker processes, and the supervisor serves nothing itself. Listen on an IP endpoint instead, or set Workers = 0.",
         EventName = "EndpointRefused")]
     public static partial void EndpointRefused(ILogger logger, string endPoint, int workers);
+
+    [LoggerMessage(52, LogLevel.Warning,
+        "DOTNET_WATCH=1: running as one process, not a supervisor with {Workers} worker(s). dotnet watch hot-reloads the process it started, which in worker mode serves nothing, while the workers would keep the old code.",
+        EventName = "WatchRunsSingleProcess")]
+    public static partial void WatchRunsSingleProcess(ILogger logger, int workers);
 }

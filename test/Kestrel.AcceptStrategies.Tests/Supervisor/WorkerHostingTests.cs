@@ -25,4 +25,23 @@ public sealed class WorkerHostingTests
         Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
         Assert.False(File.Exists(path), "nobody may serve the Unix socket");
     }
+
+    [Fact]
+    public async Task DotnetWatch_Workers_RunsSingleProcessWithOneWarning()
+    {
+        await using var app = ChildProcess.StartBenchmarkApp(
+            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2",
+            environment: new Dictionary<string, string> { ["DOTNET_WATCH"] = "1" });
+        var address = await app.WaitForListeningAsync();
+
+        using var client = Load.CreateClient();
+        for (var i = 0; i < 5; i++)
+        {
+            var answer = await client.GetStringAsync(new Uri(address, "/whoami"));
+            Assert.Equal($"SingleProcess {app.Id}", string.Join(' ', answer.Split(' ').Take(2)));
+        }
+
+        Assert.Single(app.Output.Split('\n'), l => l.Contains("DOTNET_WATCH=1: running as one process", StringComparison.Ordinal));
+        Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+    }
 }
