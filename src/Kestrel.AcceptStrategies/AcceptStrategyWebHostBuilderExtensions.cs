@@ -3,6 +3,7 @@ using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
@@ -63,6 +64,7 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 services.AddHostedService(static sp => sp.GetRequiredService<WorkerAgent>());
                 services.AddHostedService<WorkerSupervisor>();
                 services.AddTransient<IStartupFilter, WorkerStartupFilter>();
+                services.AddSingleton<IPostConfigureOptions<KestrelServerOptions>, KestrelReloadGuard>();
 
                 // Kestrel asks its transports last-registered first; ours declines every endpoint that is not IP.
                 services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<AcceptStrategyListenerFactory>());

@@ -118,4 +118,9 @@ internal static partial class AcceptStrategyLog
         "DOTNET_WATCH=1: running as one process, not a supervisor with {Workers} worker(s). dotnet watch hot-reloads the process it started, which in worker mode serves nothing, while the workers would keep the old code.",
         EventName = "WatchRunsSingleProcess")]
     public static partial void WatchRunsSingleProcess(ILogger logger, int workers);
+
+    [LoggerMessage(53, LogLevel.Warning,
+        "The {Section} configuration changed; in worker mode Kestrel's endpoints are fixed at start-up, so the change needs a restart of the supervisor (every endpoint keeps serving as it was).",
+        EventName = "KestrelConfigurationChanged")]
+    public static partial void KestrelConfigurationChanged(ILogger logger, string section);
 }

@@ -41,8 +41,9 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts the BenchmarkApp through a shell so a <c>ulimit</c> can be applied first.</summary>
-    public static ChildProcess StartBenchmarkApp(string arguments, string? shellPrefix = null, IDictionary<string, string>? environment = null)
+    /// <summary>Starts the BenchmarkApp (or a copy at <paramref name="appPath"/>) through a shell so a <c>ulimit</c> can be applied first.</summary>
+    public static ChildProcess StartBenchmarkApp(
+        string arguments, string? shellPrefix = null, IDictionary<string, string>? environment = null, string? appPath = null)
     {
         var start = new ProcessStartInfo("/bin/sh")
         {
@@ -51,7 +52,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
             UseShellExecute = false,
         };
         start.ArgumentList.Add("-c");
-        start.ArgumentList.Add($"{shellPrefix}exec dotnet \"{BenchmarkAppPath}\" {arguments}");
+        start.ArgumentList.Add($"{shellPrefix}exec dotnet \"{appPath ?? BenchmarkAppPath}\" {arguments}");
         start.Environment["Logging__Console__FormatterName"] = "simple";
         start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())

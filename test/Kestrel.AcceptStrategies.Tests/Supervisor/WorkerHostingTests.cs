@@ -44,4 +44,81 @@ public sealed class WorkerHostingTests
         Assert.Single(app.Output.Split('\n'), l => l.Contains("DOTNET_WATCH=1: running as one process", StringComparison.Ordinal));
         Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task KestrelEndpointChangedInAppsettings_Workers_OldPortKeepsServingNewPortUnboundRestartLogged()
+    {
+        // A copy of the app, because its content root (where appsettings.json is read and watched) is its own folder.
+        var copy = Directory.CreateTempSubdirectory("benchmarkapp-copy-").FullName;
+        try
+        {
+            var source = Path.GetDirectoryName(ChildProcess.BenchmarkAppPath)!;
+            foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+            {
+                var target = Path.Combine(copy, Path.GetRelativePath(source, file));
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Copy(file, target);
+            }
+
+            var oldPort = TestServer.FreeLoopbackPort();
+            WriteEndpoint(copy, oldPort);
+            await using var app = ChildProcess.StartBenchmarkApp("--AcceptStrategy:Workers=2", appPath: Path.Combine(copy, "BenchmarkApp.dll"));
+            await WaitForCountAsync(app, "is ready after", 2);
+            using var client = Load.CreateClient();
+            Assert.StartsWith("Worker ", await client.GetStringAsync(new Uri($"http://127.0.0.1:{oldPort}/whoami")), StringComparison.Ordinal);
+
+            var newPort = TestServer.FreeLoopbackPort();
+            WriteEndpoint(copy, newPort);
+
+            // Before: the supervisor's Kestrel bound the new port (nobody accepting there) and closed the old one.
+            await app.WaitForLineAsync(
+                l => l.Contains("needs a restart", StringComparison.Ordinal) || l.Contains($":{newPort}", StringComparison.Ordinal), TestServer.Timeout);
+
+            for (var i = 0; i < 10; i++)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://127.0.0.1:{oldPort}/whoami"));
+                request.Headers.ConnectionClose = true;
+                using var response = await client.SendAsync(request);
+                Assert.StartsWith("Worker ", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            await Assert.ThrowsAnyAsync<System.Net.Sockets.SocketException>(
+                () => probe.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, newPort)));
+            Assert.Single(app.Output.Split('\n'), l => l.Contains("needs a restart", StringComparison.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(copy, recursive: true);
+        }
+    }
+
+    private static void WriteEndpoint(string contentRoot, int port) => File.WriteAllText(
+        Path.Combine(contentRoot, "appsettings.json"),
+        $$"""
+        {
+          "Logging": { "LogLevel": { "Default": "Warning", "Microsoft.Hosting.Lifetime": "Information", "Kestrel.AcceptStrategies": "Information" } },
+          "Kestrel": { "Endpoints": { "E1": { "Url": "http://127.0.0.1:{{port.ToString(CultureInfo.InvariantCulture)}}" } } }
+        }
+        """);
+
+    private static async Task WaitForCountAsync(ChildProcess app, string text, int count)
+    {
+        using var timeout = new CancellationTokenSource(TestServer.Timeout);
+        while (app.Output.Split('\n').Count(l => l.Contains(text, StringComparison.Ordinal)) < count)
+        {
+            try
+            {
+                await app.WaitForNextLineAsync(TestServer.Timeout);
+            }
+            catch (TimeoutException)
+            {
+            }
+
+            if (timeout.IsCancellationRequested)
+            {
+                throw new TimeoutException($"Fewer than {count} lines with '{text}'. Output:\n{app.Output}");
+            }
+        }
+    }
 }
