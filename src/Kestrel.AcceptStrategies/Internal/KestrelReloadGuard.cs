@@ -25,7 +25,7 @@ internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerF
 
     public void PostConfigure(string? name, KestrelServerOptions options)
     {
-        if (options.ConfigurationLoader is not { } loader || process.Role == AcceptStrategyRole.SingleProcess)
+        if (options.ConfigurationLoader is not { } loader || RoleOrNull() is null or AcceptStrategyRole.SingleProcess)
         {
             return;
         }
@@ -48,6 +48,20 @@ internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerF
                     AcceptStrategyLog.KestrelConfigurationChanged(logger, section is IConfigurationSection s ? s.Path : "Kestrel");
                 }
             });
+        }
+    }
+
+    // WebApplication resolves Kestrel's options while it is built; invalid options are start-up's to report, in one
+    // error, not an exception out of Build().
+    private AcceptStrategyRole? RoleOrNull()
+    {
+        try
+        {
+            return process.Role;
+        }
+        catch (OptionsValidationException)
+        {
+            return null;
         }
     }
 
