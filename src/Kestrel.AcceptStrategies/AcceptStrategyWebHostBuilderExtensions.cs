@@ -19,7 +19,8 @@ public static class AcceptStrategyWebHostBuilderExtensions
 
     /// <summary>
     /// Accepts Kestrel's IP endpoints with the strategy configured in the <c>AcceptStrategy</c> configuration section.
-    /// Unix sockets, named pipes and file handles stay on Kestrel's own transport.
+    /// Unix sockets, named pipes and file handles stay on Kestrel's own transport; with <c>Workers</c> &gt; 0 they are
+    /// refused at start-up, because only IP endpoints can be handed to worker processes.
     /// </summary>
     /// <param name="builder">The web host builder.</param>
     /// <returns>The web host builder.</returns>

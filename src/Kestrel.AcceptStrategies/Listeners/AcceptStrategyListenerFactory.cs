@@ -10,8 +10,9 @@ using Microsoft.Extensions.Options;
 namespace Kestrel.AcceptStrategies.Listeners;
 
 /// <summary>
-/// Kestrel's transport for IP endpoints. Other endpoints (Unix sockets, named pipes, file handles) are declined
-/// through <see cref="IConnectionListenerFactorySelector"/> and fall through to Kestrel's own transport.
+/// Kestrel's transport for IP endpoints. In one process other endpoints (Unix sockets, named pipes, file handles) are
+/// declined through <see cref="IConnectionListenerFactorySelector"/> and fall through to Kestrel's own transport; in
+/// worker mode they are refused, since only IP endpoints are handed to workers.
 /// </summary>
 /// <remarks>
 /// In one process it binds and accepts. In a supervisor it binds and registers the sockets for the workers, and
