@@ -1,6 +1,7 @@
 using System.Globalization;
 using BenchmarkApp;
 using Kestrel.AcceptStrategies;
+using Microsoft.Extensions.Options;
 
 // The seed's hello-world (../shared/seeds): GET /foo reads every value of ?foo and answers a 12-byte text/plain body
 // behind a no-op access log. --Baseline=true runs Kestrel's default transport untouched, as the comparison point.
@@ -39,7 +40,19 @@ if (!baseline && !string.IsNullOrEmpty(builder.Configuration["MeterSnapshotPath"
 
 var app = builder.Build();
 
-var process = baseline ? null : app.Services.GetRequiredService<AcceptStrategyProcess>();
+// Options are validated here, before the host starts: one block naming every problem, no stack trace, exit code 2
+// (as for unknown arguments). Left to the host, a start-up failure is logged and then printed again by the runtime.
+AcceptStrategyProcess? process;
+try
+{
+    process = baseline ? null : app.Services.GetRequiredService<AcceptStrategyProcess>();
+    _ = process?.Role;
+}
+catch (OptionsValidationException e)
+{
+    await Console.Error.WriteLineAsync("BenchmarkApp: invalid options:" + string.Concat(e.Failures.Select(f => "\n  " + f)));
+    return 2;
+}
 
 // Test hook: a worker that dies while starting, to exercise the supervisor's back-off.
 if (process?.Role == AcceptStrategyRole.Worker && app.Configuration.GetValue<bool>("CrashWorkerAtStart"))

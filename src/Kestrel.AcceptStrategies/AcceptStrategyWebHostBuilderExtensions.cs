@@ -3,8 +3,10 @@ using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.AspNetCore.Hosting;
@@ -17,7 +19,8 @@ public static class AcceptStrategyWebHostBuilderExtensions
 
     /// <summary>
     /// Accepts Kestrel's IP endpoints with the strategy configured in the <c>AcceptStrategy</c> configuration section.
-    /// Unix sockets, named pipes and file handles stay on Kestrel's own transport.
+    /// Unix sockets, named pipes and file handles stay on Kestrel's own transport; with <c>Workers</c> &gt; 0 they are
+    /// refused at start-up, because only IP endpoints can be handed to worker processes.
     /// </summary>
     /// <param name="builder">The web host builder.</param>
     /// <returns>The web host builder.</returns>
@@ -53,7 +56,8 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 services.AddSingleton(static sp =>
                 {
                     var options = sp.GetRequiredService<IOptions<AcceptStrategyOptions>>();
-                    return new AcceptStrategyProcess(() => Resolve(options.Value));
+                    var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger(AcceptStrategyLog.CategoryName);
+                    return new AcceptStrategyProcess(() => Resolve(options.Value, logger));
                 });
                 services.AddSingleton<SupervisorSockets>();
                 services.AddSingleton<WorkerListeners>();
@@ -61,6 +65,7 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 services.AddHostedService(static sp => sp.GetRequiredService<WorkerAgent>());
                 services.AddHostedService<WorkerSupervisor>();
                 services.AddTransient<IStartupFilter, WorkerStartupFilter>();
+                services.AddSingleton<IPostConfigureOptions<KestrelServerOptions>, KestrelReloadGuard>();
 
                 // Kestrel asks its transports last-registered first; ours declines every endpoint that is not IP.
                 services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<AcceptStrategyListenerFactory>());
@@ -70,7 +75,21 @@ public static class AcceptStrategyWebHostBuilderExtensions
         });
     }
 
-    private static (AcceptStrategyRole, int, int) Resolve(AcceptStrategyOptions options) => WorkerEnvironment.Current is { } worker
-        ? (AcceptStrategyRole.Worker, worker.Slot, worker.Generation)
-        : (options.Workers > 0 ? AcceptStrategyRole.Supervisor : AcceptStrategyRole.SingleProcess, -1, 0);
+    private static (AcceptStrategyRole, int, int) Resolve(AcceptStrategyOptions options, ILogger logger)
+    {
+        if (WorkerEnvironment.Current is { } worker)
+        {
+            return (AcceptStrategyRole.Worker, worker.Slot, worker.Generation);
+        }
+
+        if (options.Workers > 0 && Environment.GetEnvironmentVariable("DOTNET_WATCH") == "1")
+        {
+            // dotnet watch hot-reloads the process it started: a supervisor that serves nothing, while the workers
+            // would keep the old code. One process gets every edit.
+            AcceptStrategyLog.WatchRunsSingleProcess(logger, options.Workers);
+            return (AcceptStrategyRole.SingleProcess, -1, 0);
+        }
+
+        return (options.Workers > 0 ? AcceptStrategyRole.Supervisor : AcceptStrategyRole.SingleProcess, -1, 0);
+    }
 }

@@ -136,4 +136,25 @@ internal static partial class AcceptStrategyLog
         "The supervisor (pid {Pid}) stops accepting: its listening sockets are closed while {Workers} worker(s) drain.",
         EventName = "SupervisorStopping")]
     public static partial void SupervisorStopping(ILogger logger, int pid, int workers);
+
+    // Event ids 50-59: listeners, hosting and options.
+    [LoggerMessage(50, LogLevel.Error,
+        "Acceptor {Acceptor} on {EndPoint} failed unexpectedly. Backing off {BackoffMilliseconds} ms and retrying; further failures are counted, not logged, until it accepts again.",
+        EventName = "AcceptorFailed")]
+    public static partial void AcceptorFailed(ILogger logger, int acceptor, EndPoint endPoint, int backoffMilliseconds, Exception exception);
+
+    [LoggerMessage(51, LogLevel.Critical,
+        "Refusing to bind {EndPoint}: with Workers = {Workers} only IP endpoints are handed to worker processes, and the supervisor serves nothing itself. Listen on an IP endpoint instead, or set Workers = 0.",
+        EventName = "EndpointRefused")]
+    public static partial void EndpointRefused(ILogger logger, string endPoint, int workers);
+
+    [LoggerMessage(52, LogLevel.Warning,
+        "DOTNET_WATCH=1: running as one process, not a supervisor with {Workers} worker(s). dotnet watch hot-reloads the process it started, which in worker mode serves nothing, while the workers would keep the old code.",
+        EventName = "WatchRunsSingleProcess")]
+    public static partial void WatchRunsSingleProcess(ILogger logger, int workers);
+
+    [LoggerMessage(53, LogLevel.Warning,
+        "The {Section} configuration changed; in worker mode Kestrel's endpoints are fixed at start-up, so the change needs a restart of the supervisor (every endpoint keeps serving as it was).",
+        EventName = "KestrelConfigurationChanged")]
+    public static partial void KestrelConfigurationChanged(ILogger logger, string section);
 }

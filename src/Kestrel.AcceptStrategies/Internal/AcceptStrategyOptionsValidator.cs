@@ -52,8 +52,9 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
         {
             errors.Add($"AcceptStrategy:MinRequestsPerWorker = {options.MinRequestsPerWorker} needs MaxRequestsPerWorker: without it workers are never recycled for their request count.");
         }
-        else if (options.MinRequestsPerWorker > options.MaxRequestsPerWorker)
+        else if (options.MinRequestsPerWorker > 0 && options.MaxRequestsPerWorker > 0 && options.MinRequestsPerWorker > options.MaxRequestsPerWorker)
         {
+            // Only between two valid values: Min = 0 means 90% of Max, and a negative Max is reported above.
             errors.Add($"AcceptStrategy:MinRequestsPerWorker = {options.MinRequestsPerWorker} is above MaxRequestsPerWorker = {options.MaxRequestsPerWorker}.");
         }
 
@@ -63,7 +64,7 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
         Positive(errors, nameof(options.MaxRespawnBackoff), options.MaxRespawnBackoff);
         Positive(errors, nameof(options.GracefulShutdownTimeout), options.GracefulShutdownTimeout);
         Positive(errors, nameof(options.WorkerStartTimeout), options.WorkerStartTimeout);
-        if (options.MaxRespawnBackoff < options.RespawnBackoff)
+        if (options.RespawnBackoff > TimeSpan.Zero && options.MaxRespawnBackoff > TimeSpan.Zero && options.MaxRespawnBackoff < options.RespawnBackoff)
         {
             errors.Add($"AcceptStrategy:MaxRespawnBackoff = {options.MaxRespawnBackoff} is below RespawnBackoff = {options.RespawnBackoff}.");
         }

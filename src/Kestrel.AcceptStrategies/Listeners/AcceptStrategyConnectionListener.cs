@@ -69,31 +69,42 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             FullMode = BoundedChannelFullMode.Wait,
         });
 
-        // Every descriptor first, so a failed dup leaves no thread behind.
-        for (var i = _sockets.Count; i < acceptors; i++)
-        {
-            _sockets.Add(Duplicate(_sockets[0]));
-        }
-
+        // Every descriptor first, so a failed dup leaves no thread behind. A failure half-way closes every descriptor
+        // made here (dups, epoll sets, flock files, the eventfd); the caller's sockets stay the caller's.
         _acceptors = new Acceptor[acceptors];
         _acceptorExits = new TaskCompletionSource[acceptors];
-        for (var i = 0; i < acceptors; i++)
+        try
         {
-            _acceptors[i] = new Acceptor(
-                i,
-                _sockets[i],
-                mutexFactory?.Create(),
-                _stop,
-                _connectionFactory,
-                _accepted.Writer,
-                socketOptions.NoDelay,
-                strategy,
-                EndPoint,
-                metrics,
-                logger,
-                connections,
-                _disposing.Token);
-            _acceptorExits[i] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            for (var i = _sockets.Count; i < acceptors; i++)
+            {
+                _sockets.Add(ListenSocketBinder.Duplicate(_sockets[0]));
+            }
+
+            for (var i = 0; i < acceptors; i++)
+            {
+                var mutex = mutexFactory?.Create();
+                try
+                {
+                    _acceptors[i] = new Acceptor(
+                        i, _sockets[i], mutex, _stop, _connectionFactory, _accepted.Writer, socketOptions.NoDelay, strategy, EndPoint, metrics, logger, connections, _disposing.Token);
+                }
+                catch
+                {
+                    mutex?.Dispose();
+                    throw;
+                }
+
+                _acceptorExits[i] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+        catch
+        {
+            Array.ForEach(_acceptors, a => a?.Dispose());
+            _sockets.Skip(sockets.Length).ToList().ForEach(s => s.Dispose());
+            _stop.Dispose();
+            _disposing.Dispose();
+            _connectionFactory.Dispose();
+            throw;
         }
     }
 
@@ -126,7 +137,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 {
                     // The acceptor closes its own descriptor: one left waiting in flock(2) at unbind still uses it.
                     socket.Dispose();
-                    acceptor.DisposeResources();
+                    acceptor.Dispose();
                     exited.SetResult();
                 }
             })
@@ -207,21 +218,6 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
 
     public EndPoint EndPoint { get; }
 
-    /// <summary>
-    /// A second descriptor for a shared listening socket: each acceptor needs its own <see cref="Socket"/>, or .NET
-    /// queues their accepts behind each other.
-    /// </summary>
-    private static Socket Duplicate(Socket shared)
-    {
-        var fd = Libc.Fcntl((int)shared.SafeHandle.DangerousGetHandle(), Libc.F_DUPFD_CLOEXEC, 0);
-        if (fd < 0)
-        {
-            throw new SocketException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
-        }
-
-        return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
-    }
-
     public async ValueTask<ConnectionContext?> AcceptAsync(CancellationToken cancellationToken = default)
     {
         // Connections already queued when unbinding are still handed out; null once the acceptors are gone.
@@ -270,7 +266,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             for (var i = 0; i < _acceptors.Length; i++)
             {
                 _sockets[i].Dispose();
-                _acceptors[i].DisposeResources();
+                _acceptors[i].Dispose();
                 _acceptorExits[i].SetResult();
             }
         }

@@ -10,8 +10,9 @@ using Microsoft.Extensions.Options;
 namespace Kestrel.AcceptStrategies.Listeners;
 
 /// <summary>
-/// Kestrel's transport for IP endpoints. Other endpoints (Unix sockets, named pipes, file handles) are declined
-/// through <see cref="IConnectionListenerFactorySelector"/> and fall through to Kestrel's own transport.
+/// Kestrel's transport for IP endpoints. In one process other endpoints (Unix sockets, named pipes, file handles) are
+/// declined through <see cref="IConnectionListenerFactorySelector"/> and fall through to Kestrel's own transport; in
+/// worker mode they are refused, since only IP endpoints are handed to workers.
 /// </summary>
 /// <remarks>
 /// In one process it binds and accepts. In a supervisor it binds and registers the sockets for the workers, and
@@ -47,14 +48,27 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         _transportLogger = loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets");
     }
 
-    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
+    /// <summary>
+    /// In one process, IP endpoints only. In worker mode every endpoint, so that one this transport cannot hand to
+    /// workers is refused here instead of being served by the supervisor's Kestrel (while every worker, binding it
+    /// again, dies on "address already in use").
+    /// </summary>
+    public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint || _process.Role != AcceptStrategyRole.SingleProcess;
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         if (endpoint is not IPEndPoint ip)
         {
+            if (_process.Role == AcceptStrategyRole.SingleProcess)
+            {
+                throw new NotSupportedException(
+                    $"Kestrel.AcceptStrategies binds IP endpoints only; {endpoint.GetType().Name} '{endpoint}' belongs to Kestrel's own transport.");
+            }
+
+            var workers = _options.Value.Workers;
+            AcceptStrategyLog.EndpointRefused(_logger, Describe(endpoint), workers);
             throw new NotSupportedException(
-                $"Kestrel.AcceptStrategies binds IP endpoints only; {endpoint.GetType().Name} '{endpoint}' belongs to Kestrel's own transport.");
+                $"AcceptStrategy:Workers = {workers}, but {Describe(endpoint)} is not an IP endpoint: only IP endpoints are handed to worker processes. Listen on an IP endpoint instead (behind nginx: proxy_pass http://127.0.0.1:PORT), or set Workers = 0 to serve it in one process.");
         }
 
         var options = _options.Value;
@@ -96,17 +110,49 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
 
         // The supervisor's strategy made the sockets; a reloaded configuration cannot change it.
         var strategy = worker.Strategy;
-        var sockets = fds.Select(fd => new Socket(new SafeSocketHandle(fd, ownsHandle: true))).ToArray();
-        var acceptors = strategy == AcceptStrategy.ReusePort ? sockets.Length : options.Acceptors;
         var mutexFactory = strategy == AcceptStrategy.Serialized
-            ? new FlockAcceptMutexFactory(worker.LockPath ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
+            ? FlockAcceptMutexFactory.ForInheritedFd(worker.LockFd ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
             : null;
+        var sockets = Adopt(fds);
+        var acceptors = strategy == AcceptStrategy.ReusePort ? sockets.Length : options.Acceptors;
         var listener = CreateListener(sockets, strategy, acceptors, mutexFactory, socketOptions, _workerListeners.Connections);
         AcceptStrategyLog.ListenerBound(_logger, listener.EndPoint, strategy, acceptors, sockets.Length, mutexFactory?.Kind ?? "none", options.DeferAccept);
 
         // Started by the worker agent once the supervisor tells it to accept.
         _workerListeners.Add(listener);
         return listener;
+    }
+
+    private static string Describe(EndPoint endpoint) => endpoint switch
+    {
+        UnixDomainSocketEndPoint unix => $"the Unix socket 'http://unix:{unix}'",
+        FileHandleEndPoint handle => $"the file handle {handle.FileHandle}",
+        _ => $"the {endpoint.GetType().Name} '{endpoint}'",
+    };
+
+    /// <summary>Wraps inherited descriptors; if one cannot be, every one of them is closed, not leaked.</summary>
+    private static Socket[] Adopt(int[] fds)
+    {
+        var sockets = new List<Socket>(fds.Length);
+        try
+        {
+            foreach (var fd in fds)
+            {
+                sockets.Add(new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+            }
+
+            return [.. sockets];
+        }
+        catch
+        {
+            sockets.ForEach(s => s.Dispose());
+            foreach (var fd in fds.Skip(sockets.Count))
+            {
+                _ = Libc.Close(fd);
+            }
+
+            throw;
+        }
     }
 
     private AcceptStrategyConnectionListener CreateListener(

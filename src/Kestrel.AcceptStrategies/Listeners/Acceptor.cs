@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using System.Threading.Channels;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.AspNetCore.Connections;
@@ -17,21 +16,13 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// </summary>
 /// <remarks>
 /// <para>
-/// Never a blocking <c>accept</c>: a thread blocked on a socket shared with other acceptors or processes can only be
-/// woken by shutting the socket down for everyone. The listening socket is in the acceptor's own epoll set with
-/// <c>EPOLLEXCLUSIVE</c>, so the kernel wakes one idle acceptor per connection, as it does for threads blocked in
-/// <c>accept(2)</c> (Starlet's workers): acceptors that share a socket without a lock (ThunderingHerd) are not all
-/// woken for each connection. With <c>poll(2)</c> they were, and eight worker processes spent 2.3× the CPU per
-/// request of a serialised accept (see the README's worker measurements).
-/// </para>
-/// <para>
 /// The accept itself goes through .NET so the connection's <see cref="Socket"/> is built from what the listener
 /// already knows; wrapping a raw descriptor costs nine more system calls per connection. Each acceptor has its own
 /// <see cref="Socket"/> (a <c>dup</c> of a shared descriptor) so .NET's per-socket operation queue never serialises
-/// acceptors behind each other. Accept errors never end the loop.
+/// acceptors behind each other. Accept errors never end the loop; see <see cref="AcceptorWaitSet"/> for the wait.
 /// </para>
 /// </remarks>
-internal sealed unsafe class Acceptor
+internal sealed class Acceptor : IDisposable
 {
     private const int FirstBackoffMilliseconds = 5;
     private const int MaxBackoffMilliseconds = 500;
@@ -49,7 +40,7 @@ internal sealed unsafe class Acceptor
     private readonly ILogger _logger;
     private readonly TagList _tags;
     private readonly ConnectionCounter? _connections;
-    private readonly int _epoll;
+    private readonly AcceptorWaitSet _waitSet;
 
     public Acceptor(
         int id,
@@ -79,33 +70,14 @@ internal sealed unsafe class Acceptor
         _metrics = metrics;
         _logger = logger;
         _tags = AcceptStrategyMetrics.CreateTags(id, strategy, endPoint.ToString()!);
-        _epoll = CreateEpoll((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd);
+        _waitSet = new AcceptorWaitSet((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd);
     }
 
     /// <summary>Releases the mutex and the epoll set; called once the thread has left <see cref="Run"/> (or never ran).</summary>
-    public void DisposeResources()
+    public void Dispose()
     {
         _mutex?.Dispose();
-        _ = Libc.Close(_epoll);
-    }
-
-    private static int CreateEpoll(int listenFd, int stopFd)
-    {
-        var epoll = Libc.EpollCreate1(Libc.EPOLL_CLOEXEC);
-        if (epoll < 0)
-        {
-            throw new IOException($"epoll_create1 failed: errno {Marshal.GetLastPInvokeError()}.");
-        }
-
-        if (!Add(epoll, listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE) || !Add(epoll, stopFd, Libc.EPOLLIN))
-        {
-            var errno = Marshal.GetLastPInvokeError();
-            _ = Libc.Close(epoll);
-            throw new IOException(
-                $"Adding the listening socket to an epoll set with EPOLLEXCLUSIVE failed (errno {errno}); Linux 4.5 or later is needed.");
-        }
-
-        return epoll;
+        _waitSet.Dispose();
     }
 
     /// <summary>True while this acceptor waits for a mutex that stopping cannot interrupt (a blocking <c>flock</c>).</summary>
@@ -115,97 +87,114 @@ internal sealed unsafe class Acceptor
 
     public void Run()
     {
-        var backoff = 0;
-        var failures = 0;
-
+        int backoff = 0, failures = 0, faults = 0;
         while (!_stop.IsSet)
         {
-            Socket? socket;
-            SocketError error;
-            if (_mutex is null)
+            try
+            {
+                if (!AcceptNext(ref backoff, ref failures, ref faults))
+                {
+                    break;
+                }
+            }
+            catch (Exception e)
+            {
+                // Nothing expected throws here; whatever did must not end the process (an unhandled exception on this
+                // thread would) nor leave the listener unable to unbind. Logged once per episode, then retried.
+                _metrics.AcceptError("unexpected", _tags);
+                backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+                if (faults++ == 0)
+                {
+                    AcceptStrategyLog.AcceptorFailed(_logger, _id, _endPoint, backoff, e);
+                }
+
+                if (_stop.Wait(backoff))
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>One wait, accept and hand-off (or one failure and its back-off); false when the acceptor must stop.</summary>
+    private bool AcceptNext(ref int backoff, ref int failures, ref int faults)
+    {
+        Socket? socket;
+        SocketError error;
+        if (_mutex is null)
+        {
+            socket = AcceptOne(out error);
+        }
+        else
+        {
+            var waitStart = Stopwatch.GetTimestamp();
+            if (!TryEnterMutex(out var mutexError))
+            {
+                if (mutexError is null)
+                {
+                    return false;
+                }
+
+                // The lock file went away or the system is out of locks: a failed accept as far as callers can tell.
+                _metrics.AcceptError("mutex", _tags);
+                backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+                if (failures++ == 0)
+                {
+                    AcceptStrategyLog.AcceptError(_logger, _id, _endPoint, mutexError, backoff);
+                }
+
+                return !_stop.Wait(backoff);
+            }
+
+            if (_metrics.MutexWaitEnabled)
+            {
+                _metrics.MutexWaited(Stopwatch.GetElapsedTime(waitStart), _tags);
+            }
+
+            try
             {
                 socket = AcceptOne(out error);
             }
-            else
+            finally
             {
-                var waitStart = Stopwatch.GetTimestamp();
-                if (!TryEnterMutex(out var mutexError))
-                {
-                    if (mutexError is null)
-                    {
-                        break;
-                    }
-
-                    // The lock file went away or the system is out of locks: a failed accept as far as callers can tell.
-                    _metrics.AcceptError("mutex", _tags);
-                    backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
-                    if (failures++ == 0)
-                    {
-                        AcceptStrategyLog.AcceptError(_logger, _id, _endPoint, mutexError, backoff);
-                    }
-
-                    if (_stop.Wait(backoff))
-                    {
-                        break;
-                    }
-
-                    continue;
-                }
-
-                if (_metrics.MutexWaitEnabled)
-                {
-                    _metrics.MutexWaited(Stopwatch.GetElapsedTime(waitStart), _tags);
-                }
-
-                try
-                {
-                    socket = AcceptOne(out error);
-                }
-                finally
-                {
-                    _mutex.Exit();
-                }
-            }
-
-            if (socket is not null)
-            {
-                if (failures > 0)
-                {
-                    AcceptStrategyLog.AcceptRecovered(_logger, _id, _endPoint, failures);
-                    failures = 0;
-                    backoff = 0;
-                }
-
-                HandOff(socket);
-                continue;
-            }
-
-            if (_stop.IsSet)
-            {
-                break;
-            }
-
-            if (error is SocketError.ConnectionAborted or SocketError.ConnectionReset)
-            {
-                // That connection died in the queue; the next one is unaffected, so no back-off.
-                _metrics.AcceptError(error.ToString(), _tags);
-                continue;
-            }
-
-            // Out of descriptors (EMFILE, ENFILE) or buffers (ENOBUFS, ENOMEM): the pending connection stays queued,
-            // so retrying at once would spin. Log the first failure of an episode, back off, resume.
-            _metrics.AcceptError(error.ToString(), _tags);
-            backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
-            if (failures++ == 0)
-            {
-                AcceptStrategyLog.AcceptError(_logger, _id, _endPoint, error.ToString(), backoff);
-            }
-
-            if (_stop.Wait(backoff))
-            {
-                break;
+                _mutex.Exit();
             }
         }
+
+        if (socket is not null)
+        {
+            if (failures + faults > 0)
+            {
+                AcceptStrategyLog.AcceptRecovered(_logger, _id, _endPoint, failures + faults);
+                (failures, faults, backoff) = (0, 0, 0);
+            }
+
+            HandOff(socket);
+            return true;
+        }
+
+        if (_stop.IsSet)
+        {
+            return false;
+        }
+
+        if (error is SocketError.ConnectionAborted or SocketError.ConnectionReset)
+        {
+            // That connection died in the queue; the next one is unaffected, so no back-off.
+            _metrics.AcceptError(error.ToString(), _tags);
+            return true;
+        }
+
+        // Out of descriptors (EMFILE, ENFILE) or buffers (ENOBUFS, ENOMEM): the pending connection stays queued,
+        // so retrying at once would spin. Log the first failure of an episode, back off, resume.
+        _metrics.AcceptError(error.ToString(), _tags);
+        backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+        if (failures++ == 0)
+        {
+            AcceptStrategyLog.AcceptError(_logger, _id, _endPoint, error.ToString(), backoff);
+        }
+
+        return !_stop.Wait(backoff);
     }
 
     /// <summary>Takes the accept mutex; false with a null error when stopping.</summary>
@@ -238,7 +227,8 @@ internal sealed unsafe class Acceptor
     /// <summary>Waits for a connection and takes it; null when stopping or on an error.</summary>
     private Socket? AcceptOne(out SocketError error)
     {
-        if (!WaitReadable(out var errno))
+        var errno = _waitSet.Wait();
+        if (errno != 0 || _stop.IsSet)
         {
             error = errno == 0 ? SocketError.OperationAborted : SocketError.SocketError;
             return null;
@@ -266,35 +256,6 @@ internal sealed unsafe class Acceptor
         {
             error = SocketError.OperationAborted;
             return null;
-        }
-    }
-
-    private static bool Add(int epoll, int fd, uint events)
-    {
-        var ev = stackalloc byte[Libc.EpollEventBytes];
-        new Span<byte>(ev, Libc.EpollEventBytes).Clear();
-        *(uint*)ev = events;
-        return Libc.EpollCtl(epoll, Libc.EPOLL_CTL_ADD, fd, ev) == 0;
-    }
-
-    /// <summary>Blocks until the listening socket is readable (true) or the stop signal fires or epoll fails (false).</summary>
-    private bool WaitReadable(out int errno)
-    {
-        // Room for both descriptors' events on any ABI; which one fired does not matter: the stop signal is checked.
-        var events = stackalloc byte[2 * Libc.EpollEventBytes];
-        while (true)
-        {
-            if (Libc.EpollWait(_epoll, events, 2, -1) >= 0)
-            {
-                errno = 0;
-                return !_stop.IsSet;
-            }
-
-            errno = Marshal.GetLastPInvokeError();
-            if (errno != Libc.EINTR)
-            {
-                return false;
-            }
         }
     }
 

@@ -12,6 +12,13 @@ internal sealed class FlockAcceptMutexFactory(string lockPath) : IAcceptMutexFac
 {
     public string Kind => "flock";
 
+    /// <summary>
+    /// The lock file a supervisor passed as an open, unlinked descriptor: <c>/proc/self/fd/N</c> opens the same file
+    /// as a new open file description, so each acceptor still holds a flock of its own.
+    /// </summary>
+    public static FlockAcceptMutexFactory ForInheritedFd(int fd) =>
+        new(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"/proc/self/fd/{fd}"));
+
     public IAcceptMutex Create() => new FlockMutex(lockPath);
 
     public void Dispose()

@@ -124,6 +124,21 @@ internal static class ListenSocketBinder
         }
     }
 
+    /// <summary>
+    /// A second descriptor for a shared listening socket: each acceptor needs its own <see cref="Socket"/>, or .NET
+    /// queues their accepts behind each other.
+    /// </summary>
+    public static Socket Duplicate(Socket shared)
+    {
+        var fd = Libc.Fcntl((int)shared.SafeHandle.DangerousGetHandle(), Libc.F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            throw new SocketException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
+        }
+
+        return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
+    }
+
     private static unsafe void Prepare(Socket socket, bool deferAccept)
     {
         var fd = (int)socket.SafeHandle.DangerousGetHandle();

@@ -18,6 +18,7 @@ internal sealed class SupervisedEndpoint : IDisposable
     private readonly bool _deferAccept;
     private readonly SocketTransportOptions _socketOptions;
     private readonly object _gate = new();
+    private bool _disposed;
 
     public SupervisedEndpoint(string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions)
     {
@@ -46,6 +47,13 @@ internal sealed class SupervisedEndpoint : IDisposable
     {
         lock (_gate)
         {
+            // A disposed socket's number may already belong to something else: never hand it to a worker.
+            if (_disposed)
+            {
+                throw new ObjectDisposedException(
+                    nameof(SupervisedEndpoint), $"The supervisor's sockets for {Requested} are closed (Kestrel unbound the endpoint); they cannot be handed to a worker.");
+            }
+
             if (_shared is not null)
             {
                 return [Fd(_shared)];
@@ -53,13 +61,21 @@ internal sealed class SupervisedEndpoint : IDisposable
 
             while (_slots.Count <= slot)
             {
-                var group = new Socket[_acceptorsPerSlot];
-                for (var i = 0; i < group.Length; i++)
+                var group = new List<Socket>(_acceptorsPerSlot);
+                try
                 {
-                    group[i] = ListenSocketBinder.BindReusePortMember(BoundEndPoint, _deferAccept, _socketOptions);
+                    while (group.Count < _acceptorsPerSlot)
+                    {
+                        group.Add(ListenSocketBinder.BindReusePortMember(BoundEndPoint, _deferAccept, _socketOptions));
+                    }
+                }
+                catch
+                {
+                    group.ForEach(s => s.Dispose());
+                    throw;
                 }
 
-                _slots.Add(group);
+                _slots.Add([.. group]);
             }
 
             return [.. _slots[slot].Select(Fd)];
@@ -91,6 +107,7 @@ internal sealed class SupervisedEndpoint : IDisposable
     {
         lock (_gate)
         {
+            _disposed = true;
             _shared?.Dispose();
             foreach (var socket in _slots.SelectMany(s => s))
             {

@@ -5,7 +5,8 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
 /// What a supervisor tells a worker through its environment: slot, generation, request budget, the control socket,
-/// the accept lock file, and which inherited descriptor listens on which endpoint.
+/// the inherited descriptor of the (already unlinked) accept lock file, and which inherited descriptor listens on
+/// which endpoint.
 /// </summary>
 /// <remarks>
 /// Read once, as early as <c>UseAcceptStrategy()</c>: the inherited descriptors are marked close-on-exec again and
@@ -21,14 +22,14 @@ internal sealed class WorkerEnvironment
     private readonly Dictionary<string, Queue<int[]>> _listenFds;
 
     private WorkerEnvironment(
-        int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, string? lockPath, Dictionary<string, Queue<int[]>> listenFds)
+        int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int? lockFd, Dictionary<string, Queue<int[]>> listenFds)
     {
         Slot = slot;
         Generation = generation;
         Budget = budget;
         ControlFd = controlFd;
         Strategy = strategy;
-        LockPath = lockPath;
+        LockFd = lockFd;
         _listenFds = listenFds;
     }
 
@@ -47,7 +48,11 @@ internal sealed class WorkerEnvironment
     /// <summary>The supervisor's strategy, which decided how the inherited sockets were made.</summary>
     public AcceptStrategy Strategy { get; }
 
-    public string? LockPath { get; }
+    /// <summary>
+    /// The accept lock file, open and unlinked (no path a tmp cleaner could remove). Each acceptor opens
+    /// <c>/proc/self/fd/N</c> for an open file description, and so a flock, of its own.
+    /// </summary>
+    public int? LockFd { get; }
 
     /// <summary>Takes the descriptors for the next binding of <paramref name="endpoint"/> (as Kestrel asked for it).</summary>
     public int[]? TakeListenFds(string endpoint) =>
@@ -55,8 +60,8 @@ internal sealed class WorkerEnvironment
 
     public IEnumerable<string> Endpoints => _listenFds.Keys;
 
-    public static string Format(int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, string? lockPath) =>
-        string.Create(CultureInfo.InvariantCulture, $"slot={slot};generation={generation};budget={budget};control={controlFd};strategy={strategy};lock={lockPath}");
+    public static string Format(int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int? lockFd) =>
+        string.Create(CultureInfo.InvariantCulture, $"slot={slot};generation={generation};budget={budget};control={controlFd};strategy={strategy};lockfd={lockFd}");
 
     public static string FormatListenFds(IEnumerable<(string Endpoint, int[] Fds)> endpoints) =>
         string.Join(';', endpoints.Select(e => e.Endpoint + "=" + string.Join(',', e.Fds.Select(f => f.ToString(CultureInfo.InvariantCulture)))));
@@ -96,11 +101,16 @@ internal sealed class WorkerEnvironment
                 long.Parse(fields["budget"], CultureInfo.InvariantCulture),
                 int.Parse(fields["control"], CultureInfo.InvariantCulture),
                 Enum.Parse<AcceptStrategy>(fields["strategy"]),
-                fields.TryGetValue("lock", out var lockPath) && lockPath.Length > 0 ? lockPath : null,
+                fields.TryGetValue("lockfd", out var lockFd) && lockFd.Length > 0 ? int.Parse(lockFd, CultureInfo.InvariantCulture) : null,
                 listenFds);
 
             // Inherited without close-on-exec; nothing this worker starts may hold the supervisor's sockets.
             Libc.SetCloseOnExec(environment.ControlFd, true);
+            if (environment.LockFd is { } inheritedLock)
+            {
+                Libc.SetCloseOnExec(inheritedLock, true);
+            }
+
             foreach (var fds in listenFds.Values.SelectMany(q => q))
             {
                 foreach (var fd in fds)

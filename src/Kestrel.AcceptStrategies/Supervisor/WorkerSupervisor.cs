@@ -63,8 +63,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
     private AcceptStrategyOptions _settings = null!;
     private int _configuredWorkers;
     private IReadOnlyList<SupervisedEndpoint> _endpoints = [];
-    private string? _lockDirectory;
-    private string? _lockPath;
+    private int _lockFd = -1;
     private Task? _loop;
     private long _lastSpawnAt;
     private double _startupSeconds = 1;
@@ -427,6 +426,12 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
             // Inside the try: out of descriptors, this fails like the spawn itself and backs off.
             (supervisorEnd, workerEnd) = ControlChannel.CreatePair();
             var inherited = new List<int> { workerEnd.Fd };
+            var lockIndex = _lockFd >= 0 ? 1 : 0;
+            if (_lockFd >= 0)
+            {
+                inherited.Add(_lockFd);
+            }
+
             var perEndpoint = new List<(string Endpoint, int[] Fds)>();
             foreach (var endpoint in _endpoints)
             {
@@ -439,7 +444,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
             {
                 // targets[i] is the number inherited[i] gets in the worker.
                 var mapped = new List<(string, int[])>();
-                var next = 1;
+                var next = 1 + lockIndex;
                 foreach (var (endpoint, fds) in perEndpoint)
                 {
                     mapped.Add((endpoint, [.. targets.Skip(next).Take(fds.Length)]));
@@ -448,7 +453,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
 
                 return WorkerSpawner.CurrentEnvironment(
                 [
-                    new(WorkerEnvironment.WorkerVariable, WorkerEnvironment.Format(slot.Index, generation, budget, targets[0], _settings.Strategy, _lockPath)),
+                    new(WorkerEnvironment.WorkerVariable, WorkerEnvironment.Format(slot.Index, generation, budget, targets[0], _settings.Strategy, lockIndex > 0 ? targets[1] : null)),
                     new(WorkerEnvironment.ListenFdsVariable, WorkerEnvironment.FormatListenFds(mapped)),
                 ]);
             });
@@ -888,28 +893,31 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
             }
         }
 
-        _lockDirectory = Encoding.UTF8.GetString(template, 0, template.Length - 1);
-        _lockPath = Path.Combine(_lockDirectory, "accept.lock");
-        var fd = Libc.Open(_lockPath, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC, Convert.ToInt32("600", 8));
-        if (fd < 0)
+        var directory = Encoding.UTF8.GetString(template, 0, template.Length - 1);
+        var path = Path.Combine(directory, "accept.lock");
+        try
         {
-            throw new IOException($"Cannot create the accept lock file {_lockPath}: {Libc.ErrnoName(Marshal.GetLastPInvokeError())}");
+            _lockFd = Libc.Open(path, Libc.O_RDWR | Libc.O_CREAT | Libc.O_CLOEXEC, Convert.ToInt32("600", 8));
+            if (_lockFd < 0)
+            {
+                throw new IOException($"Cannot create the accept lock file {path}: {Libc.ErrnoName(Marshal.GetLastPInvokeError())}");
+            }
         }
-
-        _ = Libc.Close(fd);
+        finally
+        {
+            // Unlinked at once: workers inherit the open file, so there is no path for a tmp cleaner to remove and
+            // nothing left behind by a kill -9.
+            File.Delete(path);
+            Directory.Delete(directory);
+        }
     }
 
     private void DeleteLockFile()
     {
-        if (_lockDirectory is not null)
+        var fd = Interlocked.Exchange(ref _lockFd, -1);
+        if (fd >= 0)
         {
-            try
-            {
-                Directory.Delete(_lockDirectory, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            _ = Libc.Close(fd);
         }
     }
 }

@@ -41,8 +41,9 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts the BenchmarkApp through a shell so a <c>ulimit</c> can be applied first.</summary>
-    public static ChildProcess StartBenchmarkApp(string arguments, string? shellPrefix = null, IDictionary<string, string>? environment = null, string? appPath = null)
+    /// <summary>Starts the BenchmarkApp (or a copy at <paramref name="appPath"/>) through a shell so a <c>ulimit</c> can be applied first.</summary>
+    public static ChildProcess StartBenchmarkApp(
+        string arguments, string? shellPrefix = null, IDictionary<string, string>? environment = null, string? appPath = null)
     {
         var start = new ProcessStartInfo("/bin/sh")
         {

@@ -22,7 +22,8 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
     public Uri Address { get; }
 
     /// <summary>Starts a supervisor with <paramref name="workers"/> workers and waits until that many are ready.</summary>
-    public static async Task<WorkerGroup> StartAsync(int workers, AcceptStrategy strategy, string arguments = "", IDictionary<string, string>? environment = null)
+    public static async Task<WorkerGroup> StartAsync(
+        int workers, AcceptStrategy strategy, string arguments = "", IDictionary<string, string>? environment = null)
     {
         var supervisor = ChildProcess.StartBenchmarkApp(
             $"--urls=http://127.0.0.1:0 --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors=2 --AcceptStrategy:Workers={workers} {arguments}",

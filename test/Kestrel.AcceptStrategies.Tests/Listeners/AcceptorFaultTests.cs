@@ -1,0 +1,85 @@
+using System.Diagnostics.Metrics;
+using System.Net;
+using System.Net.Sockets;
+using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Listeners;
+using Kestrel.AcceptStrategies.Tests.Infrastructure;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Kestrel.AcceptStrategies.Tests.Listeners;
+
+/// <summary>
+/// An exception nobody expected on an acceptor thread (here from the accept mutex) must not end the process: it is
+/// logged once per episode, the acceptor recovers, and unbinding still completes.
+/// </summary>
+public sealed class AcceptorFaultTests
+{
+    private const int AcceptorFailedEventId = 50;
+    private const int AcceptRecoveredEventId = 3;
+
+    [Fact]
+    public async Task Run_MutexThrowsThenWorks_LoggedOnceRecoversAndUnbinds()
+    {
+        var logger = new ListLogger();
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var listener = CreateListener(new FaultyMutexFactory(failingEnters: 5), acceptors: 1, logger, services);
+        var port = ((IPEndPoint)listener.EndPoint).Port;
+        listener.Start();
+
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.EndPoint);
+        await client.SendAsync("x"u8.ToArray());
+        var connection = await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout);
+        Assert.NotNull(connection);
+        await connection.DisposeAsync();
+
+        var failed = Assert.Single(logger.WithId(AcceptorFailedEventId));
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Error, failed.Level);
+        Assert.IsType<InvalidOperationException>(failed.Exception);
+        Assert.Single(logger.WithId(AcceptRecoveredEventId));
+
+        await listener.UnbindAsync().AsTask().WaitAsync(TestServer.Timeout);
+        Assert.Null(await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout));
+        await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
+        Assert.DoesNotContain(TestServer.ThreadNames(), n => n.StartsWith($"acc:{port}#", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Run_MutexAlwaysThrows_LoggedOncePerAcceptorAndUnbindCompletes()
+    {
+        var logger = new ListLogger();
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = new FaultyMutexFactory(failingEnters: int.MaxValue);
+        var listener = CreateListener(factory, acceptors: 2, logger, services);
+        var port = ((IPEndPoint)listener.EndPoint).Port;
+        listener.Start();
+
+        // Several failures per acceptor (each backs off 5, 10, 20... ms), one log line each.
+        using (var timeout = new CancellationTokenSource(TestServer.Timeout))
+        {
+            while (factory.Enters < 8 || logger.WithId(AcceptorFailedEventId).Count < 2)
+            {
+                await Task.Delay(10, timeout.Token);
+            }
+        }
+
+        Assert.Equal(2, logger.WithId(AcceptorFailedEventId).Count);
+        await listener.UnbindAsync().AsTask().WaitAsync(TestServer.Timeout);
+        Assert.Null(await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout));
+        await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
+        Assert.DoesNotContain(TestServer.ThreadNames(), n => n.StartsWith($"acc:{port}#", StringComparison.Ordinal));
+    }
+
+    private static AcceptStrategyConnectionListener CreateListener(
+        IAcceptMutexFactory factory, int acceptors, ListLogger logger, ServiceProvider services)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        socket.Listen();
+        return new AcceptStrategyConnectionListener(
+            [socket], AcceptStrategy.Serialized, acceptors, factory, new SocketTransportOptions(),
+            new AcceptStrategyMetrics(services.GetRequiredService<IMeterFactory>()), logger, NullLogger.Instance);
+    }
+}

@@ -1,0 +1,107 @@
+using System.Globalization;
+using System.Net.Http;
+using System.Text.Json.Nodes;
+using Kestrel.AcceptStrategies.Tests.Infrastructure;
+
+namespace Kestrel.AcceptStrategies.Tests.Supervisor;
+
+/// <summary>
+/// Worker mode inside the host: endpoints it cannot hand to workers, <c>dotnet watch</c>, configuration reloads.
+/// Real BenchmarkApp processes.
+/// </summary>
+[Collection(WorkerProcesses.Name)]
+public sealed class WorkerHostingTests
+{
+    [Fact]
+    public async Task UnixSocketBesideIpEndpoint_Workers_RefusedAtStartNamingTheSocket()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"accept-uds-{Guid.NewGuid():N}.sock");
+        await using var app = ChildProcess.StartBenchmarkApp(
+            $"--urls \"http://127.0.0.1:0;http://unix:{path}\" --AcceptStrategy:Workers=2");
+
+        // Before: the supervisor served the Unix socket itself and every worker died on "address already in use".
+        await app.WaitForExitAsync(TestServer.Timeout);
+        Assert.NotEqual(0, app.ExitCode);
+        Assert.Contains($"Refusing to bind the Unix socket 'http://unix:{path}'", app.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+        Assert.False(File.Exists(path), "nobody may serve the Unix socket");
+    }
+
+    [Fact]
+    public async Task DotnetWatch_Workers_RunsSingleProcessWithOneWarning()
+    {
+        await using var app = ChildProcess.StartBenchmarkApp(
+            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2",
+            environment: new Dictionary<string, string> { ["DOTNET_WATCH"] = "1" });
+        var address = await app.WaitForListeningAsync();
+
+        using var client = Load.CreateClient();
+        for (var i = 0; i < 5; i++)
+        {
+            var answer = await client.GetStringAsync(new Uri(address, "/whoami"));
+            Assert.Equal($"SingleProcess {app.Id}", string.Join(' ', answer.Split(' ').Take(2)));
+        }
+
+        Assert.Single(app.Output.Split('\n'), l => l.Contains("DOTNET_WATCH=1: running as one process", StringComparison.Ordinal));
+        Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task KestrelEndpointChangedInAppsettings_Workers_OldPortKeepsServingNewPortUnboundRestartLogged()
+    {
+        // A copy of the app, because its content root (where appsettings.json is read and watched) is its own folder.
+        var oldPort = TestServer.FreeLoopbackPort();
+        using var copy = AppCopy.Create(Endpoint(oldPort));
+        {
+            await using var app = ChildProcess.StartBenchmarkApp("--AcceptStrategy:Workers=2", appPath: copy.AppPath);
+            await WaitForCountAsync(app, "is ready after", 2);
+            using var client = Load.CreateClient();
+            Assert.StartsWith("Worker ", await client.GetStringAsync(new Uri($"http://127.0.0.1:{oldPort}/whoami")), StringComparison.Ordinal);
+
+            var newPort = TestServer.FreeLoopbackPort();
+            copy.Update(Endpoint(newPort));
+
+            // Before: the supervisor's Kestrel bound the new port (nobody accepting there) and closed the old one.
+            await app.WaitForLineAsync(
+                l => l.Contains("needs a restart", StringComparison.Ordinal) || l.Contains($":{newPort}", StringComparison.Ordinal), TestServer.Timeout);
+
+            for (var i = 0; i < 10; i++)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, new Uri($"http://127.0.0.1:{oldPort}/whoami"));
+                request.Headers.ConnectionClose = true;
+                using var response = await client.SendAsync(request);
+                Assert.StartsWith("Worker ", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            }
+
+            using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            await Assert.ThrowsAnyAsync<System.Net.Sockets.SocketException>(
+                () => probe.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, newPort)));
+            Assert.Single(app.Output.Split('\n'), l => l.Contains("needs a restart", StringComparison.Ordinal));
+        }
+    }
+
+    private static JsonObject Endpoint(int port) => new()
+    {
+        ["Kestrel"] = new JsonObject { ["Endpoints"] = new JsonObject { ["E1"] = new JsonObject { ["Url"] = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}" } } },
+    };
+
+    private static async Task WaitForCountAsync(ChildProcess app, string text, int count)
+    {
+        using var timeout = new CancellationTokenSource(TestServer.Timeout);
+        while (app.Output.Split('\n').Count(l => l.Contains(text, StringComparison.Ordinal)) < count)
+        {
+            try
+            {
+                await app.WaitForNextLineAsync(TestServer.Timeout);
+            }
+            catch (TimeoutException)
+            {
+            }
+
+            if (timeout.IsCancellationRequested)
+            {
+                throw new TimeoutException($"Fewer than {count} lines with '{text}'. Output:\n{app.Output}");
+            }
+        }
+    }
+}
