@@ -4,6 +4,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
@@ -65,6 +66,9 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
 
     /// <summary>Whether responses should carry <c>Connection: close</c>.</summary>
     public bool IsDraining => Volatile.Read(ref _draining) != 0;
+
+    /// <summary>The connections this worker accepted and has not closed yet.</summary>
+    public ConnectionCounter Connections => _listeners.Connections;
 
     /// <summary>Counts one request (keep-alive ones included); the one that spends the budget tells the supervisor.</summary>
     public void RequestStarted()
@@ -257,6 +261,17 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
         var listeners = _listeners.Snapshot();
         await Task.WhenAll(listeners.Select(l => l.UnbindAsync().AsTask())).ConfigureAwait(false);
         AcceptStrategyLog.WorkerDraining(_logger, _pid, reason, Interlocked.Read(ref _requests), _listeners.Connections.Open);
+
+        // Connections with a request in the app close once it is done (Connection: close, or GOAWAY for HTTP/2,
+        // whose clients would otherwise keep this worker alive as long as they like); the others on their next request
+        // (the middleware), or below when they stay idle.
+        foreach (var connection in _listeners.Connections.Snapshot())
+        {
+            if (connection.HasRequestInApp)
+            {
+                connection.RequestClose();
+            }
+        }
 
         var deadline = Stopwatch.GetTimestamp() + (long)(_options.Value.GracefulShutdownTimeout.TotalSeconds * Stopwatch.Frequency);
         var lastCount = Interlocked.Read(ref _requests);
