@@ -102,4 +102,10 @@ internal static partial class AcceptStrategyLog
         "Worker {Pid}: the supervisor is gone (its control socket closed); stopping.",
         EventName = "SupervisorLost")]
     public static partial void SupervisorLost(ILogger logger, int pid);
+
+    // Event ids 40-49: the worker side (draining, warm-up, counts, signals).
+    [LoggerMessage(40, LogLevel.Information,
+        "Worker {Pid} closed {Connections} connection(s) with no request in the app after a drain grace of {GraceMilliseconds} ms.",
+        EventName = "WorkerConnectionsCut")]
+    public static partial void WorkerConnectionsCut(ILogger logger, int pid, int connections, long graceMilliseconds);
 }

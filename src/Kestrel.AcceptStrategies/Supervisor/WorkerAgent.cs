@@ -26,9 +26,9 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
 {
     private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(100);
 
-    // A draining worker closes its keep-alive connections once no request has started for this long: busy clients
-    // send their next request within milliseconds and get Connection: close; one silent this long is idle.
-    private static readonly TimeSpan IdleBeforeClose = TimeSpan.FromSeconds(1);
+    // A draining worker cuts its connections with no request in the app after this long: busy clients send their
+    // next request within milliseconds and are told to go; one silent this long is idle, or slow on purpose.
+    private static readonly TimeSpan DrainGrace = TimeSpan.FromSeconds(1);
 
     private readonly AcceptStrategyProcess _process;
     private readonly IOptions<AcceptStrategyOptions> _options;
@@ -273,22 +273,19 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
             }
         }
 
-        var deadline = Stopwatch.GetTimestamp() + (long)(_options.Value.GracefulShutdownTimeout.TotalSeconds * Stopwatch.Frequency);
-        var lastCount = Interlocked.Read(ref _requests);
-        var lastChange = Stopwatch.GetTimestamp();
-        while (_listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < deadline)
+        // The grace: a busy client sends its next request within it and is told to go (Connection: close, GOAWAY).
+        var graceEnds = Stopwatch.GetTimestamp() + (long)(DrainGrace.TotalSeconds * Stopwatch.Frequency);
+        while (_listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < graceEnds)
         {
             await Task.Delay(20).ConfigureAwait(false);
-            var count = Interlocked.Read(ref _requests);
-            if (count != lastCount)
-            {
-                lastCount = count;
-                lastChange = Stopwatch.GetTimestamp();
-            }
-            else if (Stopwatch.GetElapsedTime(lastChange) >= IdleBeforeClose)
-            {
-                break;
-            }
+        }
+
+        // Then every connection with no request in the app goes: idle ones, silent ones and ones still sending their
+        // request head, any of which a client could otherwise hold open until GracefulShutdownTimeout.
+        var cut = _listeners.Connections.Snapshot().Count(c => c.CutIfNoRequestInApp());
+        if (cut > 0)
+        {
+            AcceptStrategyLog.WorkerConnectionsCut(_logger, _pid, cut, (long)DrainGrace.TotalMilliseconds);
         }
 
         // Kestrel's own graceful stop: idle connections close, requests still running finish (within the host's

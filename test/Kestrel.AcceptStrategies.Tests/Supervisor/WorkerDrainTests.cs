@@ -71,6 +71,59 @@ public sealed class WorkerDrainTests
         Assert.All(answers.Skip(answeredBefore), pid => Assert.DoesNotContain(pid, old));
     }
 
+    [Fact]
+    public async Task Sighup_SilentAndHalfRequestConnections_OldWorkersExitPromptlySlowRequestCompletes()
+    {
+        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ThunderingHerd, LongGrace);
+        var old = group.Ready.Select(r => r.Pid).ToList();
+        using var client = Load.CreateClient();
+        var slow = client.GetAsync(new Uri(group.Address, "/slow?ms=3000"));
+        await group.WaitUntilAsync(g => g.Supervisor.Output.Contains("slow: started", StringComparison.Ordinal), TestServer.Timeout, "the slow request under way");
+
+        // Connections that never finish a request head: silent ones, half a request line, half the headers.
+        var sockets = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            string[] partial = ["", "", "", "G", "G", "GET /fo", "GET /foo HT", "GET /foo HTTP/1.1\r\n", "GET /foo HTTP/1.1\r\nHost: x\r\n", "GET /foo HTTP/1.1\r\nHost: x\r\nX-A: 1"];
+            foreach (var text in partial)
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                sockets.Add(socket);
+                await socket.ConnectAsync(group.Address.Host, group.Address.Port);
+                if (text.Length > 0)
+                {
+                    await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(text));
+                }
+            }
+
+            // Every connection that sent something is held by an old worker (silent ones may wait in the kernel
+            // under TCP_DEFER_ACCEPT) before the reload begins.
+            await WaitForAsync(() => ServerSideConnections(group.Address.Port, old) >= 7 + 1, TestServer.Timeout);
+
+            group.Signal("HUP");
+            var exitedAfterDrain = await WaitForDrainedExitsAsync(group, old, "reload", TimeSpan.FromSeconds(60));
+
+            using var response = await slow.WaitAsync(TestServer.Timeout);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("done", await response.Content.ReadAsStringAsync());
+            Assert.All(exitedAfterDrain, e => Assert.True(
+                e.Value < DrainBound, $"worker {e.Key} exited {e.Value.TotalSeconds:0.0} s after it began to drain.\n{group.Supervisor.Output}"));
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+    }
+
+    /// <summary>Established connections to <paramref name="port"/> whose server side one of <paramref name="pids"/> holds.</summary>
+    private static int ServerSideConnections(int port, IReadOnlyList<int> pids)
+    {
+        using var ss = Process.Start(new ProcessStartInfo("ss", ["-Htnp", "state", "established", "sport", "=", $":{port}"]) { RedirectStandardOutput = true })!;
+        var output = ss.StandardOutput.ReadToEnd();
+        ss.WaitForExit(5_000);
+        return output.Split('\n').Count(l => pids.Any(p => l.Contains($"pid={p},", StringComparison.Ordinal)));
+    }
+
     /// <summary>
     /// Waits until every worker in <paramref name="pids"/> has logged that it drains and has exited for
     /// <paramref name="reason"/>; returns, per pid, the time from the one line to the other (as seen here).
