@@ -108,12 +108,19 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
         _ = Task.Run(ReceiveAsync, CancellationToken.None);
         _ = Task.Run(HeartbeatAsync, CancellationToken.None);
         _lifetime.ApplicationStarted.Register(() => _ = Task.Run(WarmUpAndReportReadyAsync));
+
+        // The heartbeat reports changes up to a second late, and this is the last word before the exit the supervisor
+        // logs with these counts.
+        _lifetime.ApplicationStopped.Register(SendCounts);
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
         _stopping.Cancel();
+
+        // Kestrel (started last) has stopped by now: the requests it finished while stopping are counted.
+        SendCounts();
         return Task.CompletedTask;
     }
 
@@ -166,7 +173,7 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
         {
             while (true)
             {
-                var message = FormattableString.Invariant($"h {Interlocked.Read(ref _requests)} {_listeners.Connections.Total}");
+                var message = CountsMessage();
                 if (!_control!.TrySend(message))
                 {
                     return;
@@ -181,6 +188,10 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
         {
         }
     }
+
+    private string CountsMessage() => FormattableString.Invariant($"h {Interlocked.Read(ref _requests)} {_listeners.Connections.Total}");
+
+    private void SendCounts() => _control?.TrySend(CountsMessage());
 
     private async Task WarmUpAndReportReadyAsync()
     {
@@ -290,6 +301,7 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
 
         // Kestrel's own graceful stop: idle connections close, requests still running finish (within the host's
         // shutdown timeout, which is GracefulShutdownTimeout in a worker).
+        SendCounts();
         _lifetime.StopApplication();
     }
 }

@@ -410,9 +410,16 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
 
     private async Task ReceiveAsync(SupervisedWorker worker)
     {
-        while (await worker.Control.ReceiveAsync(_shutdown.Token).ConfigureAwait(false) is { } message)
+        try
         {
-            Post(() => OnMessage(worker, message));
+            while (await worker.Control.ReceiveAsync(_shutdown.Token).ConfigureAwait(false) is { } message)
+            {
+                Post(() => OnMessage(worker, message));
+            }
+        }
+        finally
+        {
+            worker.MessagesRead.TrySetResult();
         }
     }
 
@@ -429,6 +436,9 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
             }
         }
 
+        // The worker's last counts were sent just before it exited: post them before the exit that logs them. Its end of
+        // the control socket closed with it (bounded: a child forked without exec could still hold it).
+        _ = worker.MessagesRead.Task.Wait(TimeSpan.FromSeconds(1));
         var exitStatus = status;
         Post(() => OnExited(worker, exitStatus));
     }
