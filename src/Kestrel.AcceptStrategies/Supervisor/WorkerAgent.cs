@@ -38,7 +38,6 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
     private readonly ILogger _logger;
     private readonly HostOptions _hostOptions;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly List<PosixSignalRegistration> _signals = [];
     private readonly int _pid = Environment.ProcessId;
     private ControlChannel? _control;
     private long _budget;
@@ -99,12 +98,6 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
             throw new PlatformNotSupportedException("Worker processes need Linux.");
         }
 
-        // A terminal delivers these to the whole process group; they are the supervisor's to act on.
-        foreach (var signal in new[] { PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU })
-        {
-            _signals.Add(PosixSignalRegistration.Create(signal, static context => context.Cancel = true));
-        }
-
         _ = Task.Run(ReceiveAsync, CancellationToken.None);
         _ = Task.Run(HeartbeatAsync, CancellationToken.None);
         _lifetime.ApplicationStarted.Register(() => _ = Task.Run(WarmUpAndReportReadyAsync));
@@ -126,11 +119,6 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
 
     public void Dispose()
     {
-        foreach (var registration in _signals)
-        {
-            registration.Dispose();
-        }
-
         _control?.Dispose();
         _stopping.Dispose();
     }

@@ -69,6 +69,9 @@ internal sealed class WorkerEnvironment
             return null;
         }
 
+        // First of all: the terminal's signals, blocked since the spawn, are caught from here on.
+        WorkerSignals.TakeOver();
+
         var listen = Environment.GetEnvironmentVariable(ListenFdsVariable) ?? "";
         Environment.SetEnvironmentVariable(WorkerVariable, null);
         Environment.SetEnvironmentVariable(ListenFdsVariable, null);
