@@ -31,6 +31,7 @@ internal static unsafe partial class Libc
     public const int LOCK_UN = 8;
 
     public const int AF_UNIX = 1;
+    public const int SOCK_STREAM = 1;
     public const int SOCK_SEQPACKET = 5;
     public const int SOCK_CLOEXEC = 0x80000;
 

@@ -191,17 +191,12 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
             var started = Stopwatch.GetTimestamp();
             try
             {
-                var privateEndPoint = listener.StartWarmup();
-                var statusCode = await SendWarmupRequestAsync(listener.EndPoint, privateEndPoint, path).ConfigureAwait(false);
+                var statusCode = await SendWarmupRequestAsync(listener, path).ConfigureAwait(false);
                 AcceptStrategyLog.WorkerWarmedUp(_logger, _pid, path, statusCode, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
             catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException or IOException)
             {
                 AcceptStrategyLog.WorkerWarmupFailed(_logger, _pid, path, e.Message);
-            }
-            finally
-            {
-                await listener.StopWarmupAsync().ConfigureAwait(false);
             }
 
             // The warm-up is not the app's traffic.
@@ -212,33 +207,23 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
         _control!.TrySend("ready");
     }
 
-    /// <summary>GET <paramref name="path"/> with the public endpoint's scheme and Host, sent to the private socket.</summary>
-    private async Task<int> SendWarmupRequestAsync(EndPoint publicEndPoint, EndPoint privateEndPoint, string path)
+    /// <summary>
+    /// GET <paramref name="path"/> with the public endpoint's scheme and Host, over a private connection to the
+    /// listener's Kestrel endpoint (a socket pair: no port another local user could reach).
+    /// </summary>
+    private async Task<int> SendWarmupRequestAsync(AcceptStrategyConnectionListener listener, string path)
     {
-        var port = ((IPEndPoint)publicEndPoint).Port;
+        var port = ((IPEndPoint)listener.EndPoint).Port;
         var addresses = _services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
         var address = addresses.Select(a => new Uri(a)).FirstOrDefault(u => u.Port == port)
-            ?? new Uri("http://" + publicEndPoint);
+            ?? new Uri("http://" + listener.EndPoint);
 
         using var handler = new SocketsHttpHandler
         {
             UseProxy = false,
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(privateEndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-                try
-                {
-                    await socket.ConnectAsync(privateEndPoint, cancellationToken).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
+            ConnectCallback = (_, cancellationToken) => listener.ConnectPrivatelyAsync(cancellationToken),
 
-            // Our own endpoint over a private loopback socket: its certificate is whatever the app configured.
+            // Our own endpoint over a private connection: its certificate is whatever the app configured.
 #pragma warning disable CA5359
             SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = static (_, _, _, _) => true },
 #pragma warning restore CA5359
