@@ -108,4 +108,9 @@ internal static partial class AcceptStrategyLog
         "Worker {Pid} closed {Connections} connection(s) with no request in the app after a drain grace of {GraceMilliseconds} ms.",
         EventName = "WorkerConnectionsCut")]
     public static partial void WorkerConnectionsCut(ILogger logger, int pid, int connections, long graceMilliseconds);
+
+    [LoggerMessage(41, LogLevel.Error,
+        "Worker {Pid}: {Activity} failed unexpectedly; {Consequence}.",
+        EventName = "WorkerActivityFailed")]
+    public static partial void WorkerActivityFailed(ILogger logger, int pid, string activity, string consequence, Exception exception);
 }

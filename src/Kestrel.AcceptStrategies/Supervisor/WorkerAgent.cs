@@ -1,12 +1,7 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Security;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -98,9 +93,9 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
             throw new PlatformNotSupportedException("Worker processes need Linux.");
         }
 
-        _ = Task.Run(ReceiveAsync, CancellationToken.None);
-        _ = Task.Run(HeartbeatAsync, CancellationToken.None);
-        _lifetime.ApplicationStarted.Register(() => _ = Task.Run(WarmUpAndReportReadyAsync));
+        Observe(Task.Run(ReceiveAsync, CancellationToken.None), "the control loop", "it no longer hears the supervisor");
+        Observe(Task.Run(HeartbeatAsync, CancellationToken.None), "the heartbeat", "the supervisor will take this worker for hung");
+        _lifetime.ApplicationStarted.Register(() => Observe(Task.Run(WarmUpAndReportReadyAsync), "the warm-up", "the supervisor was not told it is ready"));
 
         // The heartbeat reports changes up to a second late, and this is the last word before the exit the supervisor
         // logs with these counts.
@@ -125,19 +120,31 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
 
     private async Task ReceiveAsync()
     {
-        while (await _control!.ReceiveAsync(CancellationToken.None).ConfigureAwait(false) is { } message)
+        try
         {
-            if (message == "accept")
+            while (await _control!.ReceiveAsync(CancellationToken.None).ConfigureAwait(false) is { } message)
             {
-                foreach (var listener in _listeners.Snapshot())
+                if (message == "accept")
                 {
-                    listener.Start();
+                    foreach (var listener in _listeners.Snapshot())
+                    {
+                        listener.Start();
+                    }
+                }
+                else if (message.StartsWith("drain", StringComparison.Ordinal))
+                {
+                    var reason = message.Length > 6 ? message[6..] : "told to";
+                    Observe(Task.Run(() => DrainAsync(reason)), "the drain", "the host may not stop");
                 }
             }
-            else if (message.StartsWith("drain", StringComparison.Ordinal))
-            {
-                _ = Task.Run(() => DrainAsync(message.Length > 6 ? message[6..] : "told to"));
-            }
+        }
+        catch (Exception e)
+        {
+            // A worker that cannot follow its supervisor (or start accepting) is of no use: it drains and exits, and
+            // the supervisor replaces it.
+            AcceptStrategyLog.WorkerActivityFailed(_logger, _pid, "the control loop", "draining", e);
+            await DrainAsync("control loop failed").ConfigureAwait(false);
+            return;
         }
 
         if (!_stopping.IsCancellationRequested)
@@ -177,6 +184,13 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
         }
     }
 
+    /// <summary>Logs a fire-and-forget task's failure, so none goes unseen.</summary>
+    private void Observe(Task task, string activity, string consequence) => task.ContinueWith(
+        t => AcceptStrategyLog.WorkerActivityFailed(_logger, _pid, activity, consequence, t.Exception!.GetBaseException()),
+        CancellationToken.None,
+        TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+        TaskScheduler.Default);
+
     private string CountsMessage() => FormattableString.Invariant($"h {Interlocked.Read(ref _requests)} {_listeners.Connections.Total}");
 
     private void SendCounts() => _control?.TrySend(CountsMessage());
@@ -185,53 +199,28 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
     {
         var path = _options.Value.WarmupPath;
         var listeners = _listeners.Snapshot();
-        if (!string.IsNullOrEmpty(path) && listeners.Count > 0)
+        try
         {
-            var listener = listeners[0];
-            var started = Stopwatch.GetTimestamp();
-            try
+            if (!string.IsNullOrEmpty(path) && listeners.Count > 0)
             {
-                var statusCode = await SendWarmupRequestAsync(listener, path).ConfigureAwait(false);
+                var started = Stopwatch.GetTimestamp();
+                var server = _services.GetService<IServer>();
+                var statusCode = await WorkerWarmup.SendAsync(listeners[0], server, path, _options.Value.WorkerStartTimeout).ConfigureAwait(false);
                 AcceptStrategyLog.WorkerWarmedUp(_logger, _pid, path, statusCode, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
-            catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException or IOException)
-            {
-                AcceptStrategyLog.WorkerWarmupFailed(_logger, _pid, path, e.Message);
-            }
-
+        }
+        catch (Exception e)
+        {
+            // Best effort, whatever went wrong: a cold worker serves; one that never reports ready does not.
+            AcceptStrategyLog.WorkerWarmupFailed(_logger, _pid, path ?? "", $"{e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
             // The warm-up is not the app's traffic.
             Interlocked.Exchange(ref _requests, 0);
             Interlocked.Exchange(ref _budgetReported, 0);
+            _control!.TrySend("ready");
         }
-
-        _control!.TrySend("ready");
-    }
-
-    /// <summary>
-    /// GET <paramref name="path"/> with the public endpoint's scheme and Host, over a private connection to the
-    /// listener's Kestrel endpoint (a socket pair: no port another local user could reach).
-    /// </summary>
-    private async Task<int> SendWarmupRequestAsync(AcceptStrategyConnectionListener listener, string path)
-    {
-        var port = ((IPEndPoint)listener.EndPoint).Port;
-        var addresses = _services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-        var address = addresses.Select(a => new Uri(a)).FirstOrDefault(u => u.Port == port)
-            ?? new Uri("http://" + listener.EndPoint);
-
-        using var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = (_, cancellationToken) => listener.ConnectPrivatelyAsync(cancellationToken),
-
-            // Our own endpoint over a private connection: its certificate is whatever the app configured.
-#pragma warning disable CA5359
-            SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = static (_, _, _, _) => true },
-#pragma warning restore CA5359
-        };
-        using var client = new HttpClient(handler) { Timeout = _options.Value.WorkerStartTimeout };
-        var authority = address.Host is "+" or "*" or "0.0.0.0" or "[::]" ? "localhost:" + port : address.Authority;
-        using var response = await client.GetAsync(new Uri($"{address.Scheme}://{authority}{path}"), HttpCompletionOption.ResponseContentRead).ConfigureAwait(false);
-        return (int)response.StatusCode;
     }
 
     /// <summary>Stops accepting, lets open connections finish with Connection: close, then stops the host (exit 0).</summary>
@@ -242,39 +231,48 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
             return;
         }
 
-        var listeners = _listeners.Snapshot();
-        await Task.WhenAll(listeners.Select(l => l.UnbindAsync().AsTask())).ConfigureAwait(false);
-        AcceptStrategyLog.WorkerDraining(_logger, _pid, reason, Interlocked.Read(ref _requests), _listeners.Connections.Open);
-
-        // Connections with a request in the app close once it is done (Connection: close, or GOAWAY for HTTP/2,
-        // whose clients would otherwise keep this worker alive as long as they like); the others on their next request
-        // (the middleware), or below when they stay idle.
-        foreach (var connection in _listeners.Connections.Snapshot())
+        try
         {
-            if (connection.HasRequestInApp)
+            var listeners = _listeners.Snapshot();
+            await Task.WhenAll(listeners.Select(l => l.UnbindAsync().AsTask())).ConfigureAwait(false);
+            AcceptStrategyLog.WorkerDraining(_logger, _pid, reason, Interlocked.Read(ref _requests), _listeners.Connections.Open);
+
+            // Connections with a request in the app close once it is done (Connection: close, or GOAWAY for
+            // HTTP/2, whose clients would otherwise keep this worker alive as long as they like); the others on
+            // their next request (the middleware), or below when they stay idle.
+            foreach (var connection in _listeners.Connections.Snapshot())
             {
-                connection.RequestClose();
+                if (connection.HasRequestInApp)
+                {
+                    connection.RequestClose();
+                }
+            }
+
+            // The grace: a busy client sends its next request within it and is told to go (Connection: close, GOAWAY).
+            var graceEnds = Stopwatch.GetTimestamp() + (long)(DrainGrace.TotalSeconds * Stopwatch.Frequency);
+            while (_listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < graceEnds)
+            {
+                await Task.Delay(20).ConfigureAwait(false);
+            }
+
+            // Then every connection with no request in the app goes: idle ones, silent ones and ones still sending
+            // their request head, any of which a client could otherwise hold open until GracefulShutdownTimeout.
+            var cut = _listeners.Connections.Snapshot().Count(c => c.CutIfNoRequestInApp());
+            if (cut > 0)
+            {
+                AcceptStrategyLog.WorkerConnectionsCut(_logger, _pid, cut, (long)DrainGrace.TotalMilliseconds);
             }
         }
-
-        // The grace: a busy client sends its next request within it and is told to go (Connection: close, GOAWAY).
-        var graceEnds = Stopwatch.GetTimestamp() + (long)(DrainGrace.TotalSeconds * Stopwatch.Frequency);
-        while (_listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < graceEnds)
+        catch (Exception e)
         {
-            await Task.Delay(20).ConfigureAwait(false);
+            AcceptStrategyLog.WorkerActivityFailed(_logger, _pid, "the drain", "stopping the host anyway", e);
         }
-
-        // Then every connection with no request in the app goes: idle ones, silent ones and ones still sending their
-        // request head, any of which a client could otherwise hold open until GracefulShutdownTimeout.
-        var cut = _listeners.Connections.Snapshot().Count(c => c.CutIfNoRequestInApp());
-        if (cut > 0)
+        finally
         {
-            AcceptStrategyLog.WorkerConnectionsCut(_logger, _pid, cut, (long)DrainGrace.TotalMilliseconds);
+            // Kestrel's own graceful stop: idle connections close, requests still running finish (within the host's
+            // shutdown timeout, which is GracefulShutdownTimeout in a worker).
+            SendCounts();
+            _lifetime.StopApplication();
         }
-
-        // Kestrel's own graceful stop: idle connections close, requests still running finish (within the host's
-        // shutdown timeout, which is GracefulShutdownTimeout in a worker).
-        SendCounts();
-        _lifetime.StopApplication();
     }
 }
