@@ -41,11 +41,10 @@ public sealed partial class WorkerCountTests
             group.Signal(signal);
             await group.WaitUntilAsync(g => g.Supervisor.Output.Contains($"Worker {worker} stops accepting", StringComparison.Ordinal), TestServer.Timeout, "the drain");
 
-            // Each held connection sends one more request to the draining worker (answered with Connection: close).
-            foreach (var own in held)
-            {
-                Assert.Equal(TestServer.Body, await own.GetStringAsync(new Uri(group.Address, "/foo")));
-            }
+            // Each held connection sends one more request to the draining worker (answered with Connection: close),
+            // all at once, well inside the drain's grace.
+            var answers = await Task.WhenAll(held.Select(own => own.GetStringAsync(new Uri(group.Address, "/foo"))));
+            Assert.All(answers, a => Assert.Equal(TestServer.Body, a));
 
             await group.WaitUntilAsync(g => g.Exited.Any(e => e.Pid == worker), TestServer.Timeout, "the worker's exit");
         }

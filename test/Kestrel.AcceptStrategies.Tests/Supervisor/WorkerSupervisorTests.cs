@@ -245,10 +245,21 @@ public sealed class WorkerSupervisorTests
 
         Assert.DoesNotContain("fd-probe: leaked", group.Supervisor.Output, StringComparison.Ordinal);
 
-        // And every socket the supervisor and the workers hold is close-on-exec.
-        foreach (var pid in group.LivePids.Append(group.Supervisor.Id))
+        // And every socket the supervisor and the ready workers hold is close-on-exec (a worker spawned a moment ago
+        // marks its inherited descriptors when its first line of the library runs).
+        foreach (var pid in group.LivePids.Intersect(group.Ready.Select(r => r.Pid)).Append(group.Supervisor.Id))
         {
-            foreach (var fd in Directory.GetFiles($"/proc/{pid}/fd"))
+            string[] fds;
+            try
+            {
+                fds = Directory.GetFiles($"/proc/{pid}/fd");
+            }
+            catch (DirectoryNotFoundException)
+            {
+                continue; // a recycled worker that finished draining meanwhile: it holds nothing any more
+            }
+
+            foreach (var fd in fds)
             {
                 string target;
                 try
@@ -262,7 +273,16 @@ public sealed class WorkerSupervisorTests
 
                 if (target.StartsWith("socket:", StringComparison.Ordinal))
                 {
-                    var flags = File.ReadLines($"/proc/{pid}/fdinfo/{Path.GetFileName(fd)}").First(l => l.StartsWith("flags:", StringComparison.Ordinal));
+                    string flags;
+                    try
+                    {
+                        flags = File.ReadLines($"/proc/{pid}/fdinfo/{Path.GetFileName(fd)}").First(l => l.StartsWith("flags:", StringComparison.Ordinal));
+                    }
+                    catch (IOException)
+                    {
+                        continue; // closed meanwhile, or its process exited
+                    }
+
                     var value = Convert.ToInt32(flags["flags:".Length..].Trim(), 8);
                     Assert.True((value & 0x80000) != 0, $"pid {pid} fd {Path.GetFileName(fd)} ({target}) is not close-on-exec");
                 }
