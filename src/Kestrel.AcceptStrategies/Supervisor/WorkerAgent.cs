@@ -256,8 +256,21 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
             }
 
             // Then every connection with no request in the app goes: idle ones, silent ones and ones still sending
-            // their request head, any of which a client could otherwise hold open until GracefulShutdownTimeout.
-            var cut = _listeners.Connections.Snapshot().Count(c => c.CutIfNoRequestInApp());
+            // their request head, any of which a client could otherwise hold open until GracefulShutdownTimeout. An
+            // HTTP/2 one gets GOAWAY instead: Kestrel closes it at once, and the client retries what it sent meanwhile.
+            var cut = 0;
+            foreach (var connection in _listeners.Connections.Snapshot())
+            {
+                if (connection.Multiplexed)
+                {
+                    connection.RequestClose();
+                }
+                else if (connection.CutIfNoRequestInApp())
+                {
+                    cut++;
+                }
+            }
+
             if (cut > 0)
             {
                 AcceptStrategyLog.WorkerConnectionsCut(_logger, _pid, cut, (long)DrainGrace.TotalMilliseconds);
