@@ -83,6 +83,9 @@ app.MapGet("/whoami", () => string.Create(
     CultureInfo.InvariantCulture,
     $"{process?.Role.ToString() ?? "Baseline"} {Environment.ProcessId} {process?.Slot ?? -1} {process?.Generation ?? 0}"));
 
+// A variable as native code and native children see it (libc getenv), not .NET's copy of the environment.
+app.MapGet("/native-env", (string name) => NativeEnvironment.Describe(name));
+
 // A request that takes ?ms= milliseconds (at most 30 s), for graceful-shutdown checks.
 app.MapGet("/slow", async (int ms, CancellationToken aborted) =>
 {

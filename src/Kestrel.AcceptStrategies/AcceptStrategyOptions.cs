@@ -101,7 +101,7 @@ public sealed class AcceptStrategyOptions
     public TimeSpan HangTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// The path a new worker requests from itself (over a private loopback socket, with the endpoint's real Host
+    /// The path a new worker requests from itself (over a private socket pair, no port, with the endpoint's real Host
     /// header) before it reports ready, so its first real request does not pay for JIT compilation and lazy
     /// initialisation. Any status code counts as warm.
     /// </summary>

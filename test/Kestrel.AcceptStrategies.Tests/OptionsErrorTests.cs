@@ -12,6 +12,7 @@ public sealed class OptionsErrorTests
     [InlineData("--AcceptStrategy:MaxRequestsPerWorker=-5", "AcceptStrategy:MaxRequestsPerWorker = -5 is negative")]
     [InlineData("--AcceptStrategy:MaxRespawnBackoff=-00:00:01", "AcceptStrategy:MaxRespawnBackoff = -00:00:01 must be above zero")]
     [InlineData("--AcceptStrategy:RespawnBackoff=00:00:00", "AcceptStrategy:RespawnBackoff = 00:00:00 must be above zero")]
+    [InlineData("--AcceptStrategy:WorkerStartTimeout=30.00:00:00", "AcceptStrategy:WorkerStartTimeout = 30.00:00:00 is too long")]
     public async Task StartAsync_OneBadValue_OneFailureOnly(string argument, string expected)
     {
         var app = TestServer.Build(args: [argument]);

@@ -157,4 +157,15 @@ internal static partial class AcceptStrategyLog
         "The {Section} configuration changed; in worker mode Kestrel's endpoints are fixed at start-up, so the change needs a restart of the supervisor (every endpoint keeps serving as it was).",
         EventName = "KestrelConfigurationChanged")]
     public static partial void KestrelConfigurationChanged(ILogger logger, string section);
+
+    // Event ids 40-49: the worker side (draining, warm-up, counts, signals).
+    [LoggerMessage(40, LogLevel.Information,
+        "Worker {Pid} closed {Connections} connection(s) with no request in the app after a drain grace of {GraceMilliseconds} ms.",
+        EventName = "WorkerConnectionsCut")]
+    public static partial void WorkerConnectionsCut(ILogger logger, int pid, int connections, long graceMilliseconds);
+
+    [LoggerMessage(41, LogLevel.Error,
+        "Worker {Pid}: {Activity} failed unexpectedly; {Consequence}.",
+        EventName = "WorkerActivityFailed")]
+    public static partial void WorkerActivityFailed(ILogger logger, int pid, string activity, string consequence, Exception exception);
 }

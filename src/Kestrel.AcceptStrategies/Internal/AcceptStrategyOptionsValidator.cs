@@ -10,6 +10,7 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
 {
     public const int MaxAcceptors = 1024;
     public const int MaxWorkers = 1024;
+    public static readonly TimeSpan MaxWorkerStartTimeout = TimeSpan.FromMilliseconds(int.MaxValue);
 
     public ValidateOptionsResult Validate(string? name, AcceptStrategyOptions options)
     {
@@ -64,6 +65,12 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
         Positive(errors, nameof(options.MaxRespawnBackoff), options.MaxRespawnBackoff);
         Positive(errors, nameof(options.GracefulShutdownTimeout), options.GracefulShutdownTimeout);
         Positive(errors, nameof(options.WorkerStartTimeout), options.WorkerStartTimeout);
+        if (options.WorkerStartTimeout > MaxWorkerStartTimeout)
+        {
+            // The warm-up request's HttpClient.Timeout cannot be longer.
+            errors.Add($"AcceptStrategy:WorkerStartTimeout = {options.WorkerStartTimeout} is too long: at most {MaxWorkerStartTimeout}.");
+        }
+
         if (options.RespawnBackoff > TimeSpan.Zero && options.MaxRespawnBackoff > TimeSpan.Zero && options.MaxRespawnBackoff < options.RespawnBackoff)
         {
             errors.Add($"AcceptStrategy:MaxRespawnBackoff = {options.MaxRespawnBackoff} is below RespawnBackoff = {options.RespawnBackoff}.");

@@ -31,12 +31,17 @@ internal static unsafe partial class Libc
     public const int LOCK_UN = 8;
 
     public const int AF_UNIX = 1;
+    public const int SOCK_STREAM = 1;
     public const int SOCK_SEQPACKET = 5;
     public const int SOCK_CLOEXEC = 0x80000;
 
+    public const int SIGHUP = 1;
     public const int SIGKILL = 9;
     public const int SIGPIPE = 13;
     public const int SIGTERM = 15;
+    public const int SIGTTIN = 21;
+    public const int SIGTTOU = 22;
+    public const int SIG_UNBLOCK = 1;
 
     public const short POSIX_SPAWN_SETSIGDEF = 0x04;
     public const short POSIX_SPAWN_SETSIGMASK = 0x08;
@@ -161,6 +166,16 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, EntryPoint = "sigaddset")]
     public static partial int SigAddSet(void* sigset, int signal);
+
+    /// <summary><c>signal(3)</c>: glibc's installs the handler with <c>SA_RESTART</c>; returns <c>SIG_ERR</c> (-1) on failure.</summary>
+    [LibraryImport(LibraryName, EntryPoint = "signal", SetLastError = true)]
+    public static partial nint Signal(int signal, nint handler);
+
+    [LibraryImport(LibraryName, EntryPoint = "pthread_sigmask")]
+    public static partial int PthreadSigMask(int how, void* set, void* oldSet);
+
+    [LibraryImport(LibraryName, EntryPoint = "unsetenv", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int UnsetEnv(string name);
 
     /// <summary>Sets or clears close-on-exec on a descriptor.</summary>
     public static void SetCloseOnExec(int fd, bool value)

@@ -27,8 +27,6 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
     private readonly Acceptor[] _acceptors;
     private readonly TaskCompletionSource[] _acceptorExits;
     private bool _started;
-    private CancellationTokenSource? _warmup;
-    private Task? _warmupLoop;
     private readonly ILogger _logger;
     private readonly object _gate = new();
     private Task? _unbind;
@@ -154,66 +152,42 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
     public ConnectionCounter? Connections { get; }
 
     /// <summary>
-    /// Accepts on a private loopback socket as well, until <see cref="StopWarmupAsync"/>: a new worker sends its warm-up
-    /// request there, through the same Kestrel endpoint, before it takes real connections.
+    /// A connection to this listener's Kestrel endpoint that no other process can open: one end of a fresh
+    /// <c>socketpair(2)</c> is handed to Kestrel like an accepted connection, the other is returned for the caller's
+    /// HTTP client. A new worker sends its warm-up request this way before it takes real connections.
     /// </summary>
-    public EndPoint StartWarmup()
+    public async ValueTask<Stream> ConnectPrivatelyAsync(CancellationToken cancellationToken)
     {
-        var loopback = ((IPEndPoint)EndPoint).AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Loopback : IPAddress.Loopback;
-        var socket = new Socket(loopback.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(loopback, 0));
-        socket.Listen(16);
-        _warmup = new CancellationTokenSource();
-        var token = _warmup.Token;
-        _warmupLoop = Task.Run(async () =>
-        {
-            using (socket)
-            {
-                while (!token.IsCancellationRequested)
-                {
-                    Socket accepted;
-                    try
-                    {
-                        accepted = await socket.AcceptAsync(token).ConfigureAwait(false);
-                    }
-                    catch (OperationCanceledException)
-                    {
-                        break;
-                    }
-
-                    var connection = _connectionFactory.Create(accepted);
-                    if (!_accepted.Writer.TryWrite(connection))
-                    {
-                        await _accepted.Writer.WriteAsync(connection, token).ConfigureAwait(false);
-                    }
-                }
-            }
-        });
-        return socket.LocalEndPoint!;
-    }
-
-    public async Task StopWarmupAsync()
-    {
-        if (_warmup is null)
-        {
-            return;
-        }
-
-        // Cancelled before the socket closes: no accept is pending when it does.
-        await _warmup.CancelAsync().ConfigureAwait(false);
+        var (server, client) = CreateSocketPair();
+        ConnectionContext? connection = null;
         try
         {
-            await _warmupLoop!.ConfigureAwait(false);
+            connection = _connectionFactory.Create(server);
+            await _accepted.Writer.WriteAsync(connection, cancellationToken).ConfigureAwait(false);
+            return new NetworkStream(client, ownsSocket: true);
         }
-        catch (OperationCanceledException)
+        catch
         {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+
+            server.Dispose();
+            client.Dispose();
+            throw;
         }
-        catch (ChannelClosedException)
+    }
+
+    private static unsafe (Socket Server, Socket Client) CreateSocketPair()
+    {
+        var fds = stackalloc int[2];
+        if (Libc.SocketPair(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC, 0, fds) != 0)
         {
+            throw new SocketException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
         }
 
-        _warmup.Dispose();
-        _warmup = null;
+        return (new Socket(new SafeSocketHandle(fds[0], ownsHandle: true)), new Socket(new SafeSocketHandle(fds[1], ownsHandle: true)));
     }
 
     public EndPoint EndPoint { get; }
@@ -253,7 +227,6 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
     private async Task StopAcceptorsAsync()
     {
         _stop.Set();
-        await StopWarmupAsync().ConfigureAwait(false);
 
         bool started;
         lock (_gate)

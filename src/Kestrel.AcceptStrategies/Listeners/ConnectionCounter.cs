@@ -1,24 +1,41 @@
+using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Connections;
 
 namespace Kestrel.AcceptStrategies.Listeners;
 
 /// <summary>
-/// Connections a worker has accepted and not yet closed, so a draining worker knows when it is done. Only workers
-/// count: the callback registration costs an allocation per connection.
+/// Connections a worker has accepted and not yet closed, so a draining worker knows when it is done and which
+/// connections it may close. Only workers count: tracking costs an allocation and a dictionary entry per connection.
 /// </summary>
 internal sealed class ConnectionCounter
 {
-    private long _open;
+    private readonly ConcurrentDictionary<string, TrackedConnection> _open = new(StringComparer.Ordinal);
+    private long _openCount;
     private long _total;
 
-    public long Open => Interlocked.Read(ref _open);
+    public long Open => Interlocked.Read(ref _openCount);
 
     public long Total => Interlocked.Read(ref _total);
 
     public void Accepted(ConnectionContext connection)
     {
-        Interlocked.Increment(ref _open);
+        Interlocked.Increment(ref _openCount);
         Interlocked.Increment(ref _total);
-        connection.ConnectionClosed.UnsafeRegister(static state => Interlocked.Decrement(ref ((ConnectionCounter)state!)._open), this);
+
+        // Kestrel gives HttpContext.Connection.Id the transport's connection id: the middleware finds it by that.
+        var id = connection.ConnectionId;
+        _open[id] = new TrackedConnection(connection);
+        connection.ConnectionClosed.UnsafeRegister(
+            static state =>
+            {
+                var (counter, id) = ((ConnectionCounter, string))state!;
+                counter._open.TryRemove(id, out _);
+                Interlocked.Decrement(ref counter._openCount);
+            },
+            (this, id));
     }
+
+    public TrackedConnection? Find(string connectionId) => _open.GetValueOrDefault(connectionId);
+
+    public IReadOnlyList<TrackedConnection> Snapshot() => [.. _open.Values];
 }

@@ -51,7 +51,7 @@ internal sealed class ControlChannel : IDisposable
         }
     }
 
-    /// <summary>The next message, or null once the other end has closed (or died).</summary>
+    /// <summary>The next message, or null once the other end has closed (or died), this end was disposed, or the wait was cancelled.</summary>
     public async Task<string?> ReceiveAsync(CancellationToken cancellationToken)
     {
         try
@@ -59,8 +59,9 @@ internal sealed class ControlChannel : IDisposable
             var read = await _socket.ReceiveAsync(_receiveBuffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
             return read == 0 ? null : Encoding.ASCII.GetString(_receiveBuffer, 0, read);
         }
-        catch (SocketException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
         {
+            // Closed, disposed (the worker exited) or no longer listened to: no more messages either way.
             return null;
         }
     }

@@ -17,6 +17,9 @@ internal sealed class SupervisedWorker(WorkerProcess process, WorkerSlot slot, i
 
     public ControlChannel Control { get; } = control;
 
+    /// <summary>Completes once every message the worker sent has been posted to the event loop (its end closed).</summary>
+    public TaskCompletionSource MessagesRead { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public WorkerState State { get; set; } = WorkerState.Starting;
 
     public long StartedAt { get; set; } = Stopwatch.GetTimestamp();

@@ -1,11 +1,7 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Security;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -25,9 +21,9 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
 {
     private static readonly TimeSpan HeartbeatInterval = TimeSpan.FromMilliseconds(100);
 
-    // A draining worker closes its keep-alive connections once no request has started for this long: busy clients
-    // send their next request within milliseconds and get Connection: close; one silent this long is idle.
-    private static readonly TimeSpan IdleBeforeClose = TimeSpan.FromSeconds(1);
+    // A draining worker cuts its connections with no request in the app after this long: busy clients send their
+    // next request within milliseconds and are told to go; one silent this long is idle, or slow on purpose.
+    private static readonly TimeSpan DrainGrace = TimeSpan.FromSeconds(1);
 
     private readonly AcceptStrategyProcess _process;
     private readonly IOptions<AcceptStrategyOptions> _options;
@@ -37,7 +33,6 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
     private readonly ILogger _logger;
     private readonly HostOptions _hostOptions;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly List<PosixSignalRegistration> _signals = [];
     private readonly int _pid = Environment.ProcessId;
     private ControlChannel? _control;
     private long _budget;
@@ -65,6 +60,9 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
 
     /// <summary>Whether responses should carry <c>Connection: close</c>.</summary>
     public bool IsDraining => Volatile.Read(ref _draining) != 0;
+
+    /// <summary>The connections this worker accepted and has not closed yet.</summary>
+    public ConnectionCounter Connections => _listeners.Connections;
 
     /// <summary>Counts one request (keep-alive ones included); the one that spends the budget tells the supervisor.</summary>
     public void RequestStarted()
@@ -95,50 +93,58 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
             throw new PlatformNotSupportedException("Worker processes need Linux.");
         }
 
-        // A terminal delivers these to the whole process group; they are the supervisor's to act on.
-        foreach (var signal in new[] { PosixSignal.SIGHUP, PosixSignal.SIGTTIN, PosixSignal.SIGTTOU })
-        {
-            _signals.Add(PosixSignalRegistration.Create(signal, static context => context.Cancel = true));
-        }
+        Observe(Task.Run(ReceiveAsync, CancellationToken.None), "the control loop", "it no longer hears the supervisor");
+        Observe(Task.Run(HeartbeatAsync, CancellationToken.None), "the heartbeat", "the supervisor will take this worker for hung");
+        _lifetime.ApplicationStarted.Register(() => Observe(Task.Run(WarmUpAndReportReadyAsync), "the warm-up", "the supervisor was not told it is ready"));
 
-        _ = Task.Run(ReceiveAsync, CancellationToken.None);
-        _ = Task.Run(HeartbeatAsync, CancellationToken.None);
-        _lifetime.ApplicationStarted.Register(() => _ = Task.Run(WarmUpAndReportReadyAsync));
+        // The heartbeat reports changes up to a second late, and this is the last word before the exit the supervisor
+        // logs with these counts.
+        _lifetime.ApplicationStopped.Register(SendCounts);
         return Task.CompletedTask;
     }
 
     public Task StopAsync(CancellationToken cancellationToken)
     {
         _stopping.Cancel();
+
+        // Kestrel (started last) has stopped by now: the requests it finished while stopping are counted.
+        SendCounts();
         return Task.CompletedTask;
     }
 
     public void Dispose()
     {
-        foreach (var registration in _signals)
-        {
-            registration.Dispose();
-        }
-
         _control?.Dispose();
         _stopping.Dispose();
     }
 
     private async Task ReceiveAsync()
     {
-        while (await _control!.ReceiveAsync(CancellationToken.None).ConfigureAwait(false) is { } message)
+        try
         {
-            if (message == "accept")
+            while (await _control!.ReceiveAsync(CancellationToken.None).ConfigureAwait(false) is { } message)
             {
-                foreach (var listener in _listeners.Snapshot())
+                if (message == "accept")
                 {
-                    listener.Start();
+                    foreach (var listener in _listeners.Snapshot())
+                    {
+                        listener.Start();
+                    }
+                }
+                else if (message.StartsWith("drain", StringComparison.Ordinal))
+                {
+                    var reason = message.Length > 6 ? message[6..] : "told to";
+                    Observe(Task.Run(() => DrainAsync(reason)), "the drain", "the host may not stop");
                 }
             }
-            else if (message.StartsWith("drain", StringComparison.Ordinal))
-            {
-                _ = Task.Run(() => DrainAsync(message.Length > 6 ? message[6..] : "told to"));
-            }
+        }
+        catch (Exception e)
+        {
+            // A worker that cannot follow its supervisor (or start accepting) is of no use: it drains and exits, and
+            // the supervisor replaces it.
+            AcceptStrategyLog.WorkerActivityFailed(_logger, _pid, "the control loop", "draining", e);
+            await DrainAsync("control loop failed").ConfigureAwait(false);
+            return;
         }
 
         if (!_stopping.IsCancellationRequested)
@@ -162,7 +168,7 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
         {
             while (true)
             {
-                var message = FormattableString.Invariant($"h {Interlocked.Read(ref _requests)} {_listeners.Connections.Total}");
+                var message = CountsMessage();
                 if (!_control!.TrySend(message))
                 {
                     return;
@@ -178,72 +184,43 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
         }
     }
 
+    /// <summary>Logs a fire-and-forget task's failure, so none goes unseen.</summary>
+    private void Observe(Task task, string activity, string consequence) => task.ContinueWith(
+        t => AcceptStrategyLog.WorkerActivityFailed(_logger, _pid, activity, consequence, t.Exception!.GetBaseException()),
+        CancellationToken.None,
+        TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+        TaskScheduler.Default);
+
+    private string CountsMessage() => FormattableString.Invariant($"h {Interlocked.Read(ref _requests)} {_listeners.Connections.Total}");
+
+    private void SendCounts() => _control?.TrySend(CountsMessage());
+
     private async Task WarmUpAndReportReadyAsync()
     {
         var path = _options.Value.WarmupPath;
         var listeners = _listeners.Snapshot();
-        if (!string.IsNullOrEmpty(path) && listeners.Count > 0)
+        try
         {
-            var listener = listeners[0];
-            var started = Stopwatch.GetTimestamp();
-            try
+            if (!string.IsNullOrEmpty(path) && listeners.Count > 0)
             {
-                var privateEndPoint = listener.StartWarmup();
-                var statusCode = await SendWarmupRequestAsync(listener.EndPoint, privateEndPoint, path).ConfigureAwait(false);
+                var started = Stopwatch.GetTimestamp();
+                var server = _services.GetService<IServer>();
+                var statusCode = await WorkerWarmup.SendAsync(listeners[0], server, path, _options.Value.WorkerStartTimeout).ConfigureAwait(false);
                 AcceptStrategyLog.WorkerWarmedUp(_logger, _pid, path, statusCode, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
-            catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException or IOException)
-            {
-                AcceptStrategyLog.WorkerWarmupFailed(_logger, _pid, path, e.Message);
-            }
-            finally
-            {
-                await listener.StopWarmupAsync().ConfigureAwait(false);
-            }
-
+        }
+        catch (Exception e)
+        {
+            // Best effort, whatever went wrong: a cold worker serves; one that never reports ready does not.
+            AcceptStrategyLog.WorkerWarmupFailed(_logger, _pid, path ?? "", $"{e.GetType().Name}: {e.Message}");
+        }
+        finally
+        {
             // The warm-up is not the app's traffic.
             Interlocked.Exchange(ref _requests, 0);
             Interlocked.Exchange(ref _budgetReported, 0);
+            _control!.TrySend("ready");
         }
-
-        _control!.TrySend("ready");
-    }
-
-    /// <summary>GET <paramref name="path"/> with the public endpoint's scheme and Host, sent to the private socket.</summary>
-    private async Task<int> SendWarmupRequestAsync(EndPoint publicEndPoint, EndPoint privateEndPoint, string path)
-    {
-        var port = ((IPEndPoint)publicEndPoint).Port;
-        var addresses = _services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-        var address = addresses.Select(a => new Uri(a)).FirstOrDefault(u => u.Port == port)
-            ?? new Uri("http://" + publicEndPoint);
-
-        using var handler = new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(privateEndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-                try
-                {
-                    await socket.ConnectAsync(privateEndPoint, cancellationToken).ConfigureAwait(false);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-
-            // Our own endpoint over a private loopback socket: its certificate is whatever the app configured.
-#pragma warning disable CA5359
-            SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = static (_, _, _, _) => true },
-#pragma warning restore CA5359
-        };
-        using var client = new HttpClient(handler) { Timeout = _options.Value.WorkerStartTimeout };
-        var authority = address.Host is "+" or "*" or "0.0.0.0" or "[::]" ? "localhost:" + port : address.Authority;
-        using var response = await client.GetAsync(new Uri($"{address.Scheme}://{authority}{path}"), HttpCompletionOption.ResponseContentRead).ConfigureAwait(false);
-        return (int)response.StatusCode;
     }
 
     /// <summary>Stops accepting, lets open connections finish with Connection: close, then stops the host (exit 0).</summary>
@@ -254,30 +231,61 @@ internal sealed class WorkerAgent : IHostedService, IDisposable
             return;
         }
 
-        var listeners = _listeners.Snapshot();
-        await Task.WhenAll(listeners.Select(l => l.UnbindAsync().AsTask())).ConfigureAwait(false);
-        AcceptStrategyLog.WorkerDraining(_logger, _pid, reason, Interlocked.Read(ref _requests), _listeners.Connections.Open);
-
-        var deadline = Stopwatch.GetTimestamp() + (long)(_options.Value.GracefulShutdownTimeout.TotalSeconds * Stopwatch.Frequency);
-        var lastCount = Interlocked.Read(ref _requests);
-        var lastChange = Stopwatch.GetTimestamp();
-        while (_listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < deadline)
+        try
         {
-            await Task.Delay(20).ConfigureAwait(false);
-            var count = Interlocked.Read(ref _requests);
-            if (count != lastCount)
+            var listeners = _listeners.Snapshot();
+            await Task.WhenAll(listeners.Select(l => l.UnbindAsync().AsTask())).ConfigureAwait(false);
+            AcceptStrategyLog.WorkerDraining(_logger, _pid, reason, Interlocked.Read(ref _requests), _listeners.Connections.Open);
+
+            // Connections with a request in the app close once it is done (Connection: close, or GOAWAY for
+            // HTTP/2, whose clients would otherwise keep this worker alive as long as they like); the others on
+            // their next request (the middleware), or below when they stay idle.
+            foreach (var connection in _listeners.Connections.Snapshot())
             {
-                lastCount = count;
-                lastChange = Stopwatch.GetTimestamp();
+                if (connection.HasRequestInApp)
+                {
+                    connection.RequestClose();
+                }
             }
-            else if (Stopwatch.GetElapsedTime(lastChange) >= IdleBeforeClose)
+
+            // The grace: a busy client sends its next request within it and is told to go (Connection: close, GOAWAY).
+            var graceEnds = Stopwatch.GetTimestamp() + (long)(DrainGrace.TotalSeconds * Stopwatch.Frequency);
+            while (_listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < graceEnds)
             {
-                break;
+                await Task.Delay(20).ConfigureAwait(false);
+            }
+
+            // Then every connection with no request in the app goes: idle ones, silent ones and ones still sending
+            // their request head, any of which a client could otherwise hold open until GracefulShutdownTimeout. An
+            // HTTP/2 one gets GOAWAY instead: Kestrel closes it at once, and the client retries what it sent meanwhile.
+            var cut = 0;
+            foreach (var connection in _listeners.Connections.Snapshot())
+            {
+                if (connection.Multiplexed)
+                {
+                    connection.RequestClose();
+                }
+                else if (connection.CutIfNoRequestInApp())
+                {
+                    cut++;
+                }
+            }
+
+            if (cut > 0)
+            {
+                AcceptStrategyLog.WorkerConnectionsCut(_logger, _pid, cut, (long)DrainGrace.TotalMilliseconds);
             }
         }
-
-        // Kestrel's own graceful stop: idle connections close, requests still running finish (within the host's
-        // shutdown timeout, which is GracefulShutdownTimeout in a worker).
-        _lifetime.StopApplication();
+        catch (Exception e)
+        {
+            AcceptStrategyLog.WorkerActivityFailed(_logger, _pid, "the drain", "stopping the host anyway", e);
+        }
+        finally
+        {
+            // Kestrel's own graceful stop: idle connections close, requests still running finish (within the host's
+            // shutdown timeout, which is GracefulShutdownTimeout in a worker).
+            SendCounts();
+            _lifetime.StopApplication();
+        }
     }
 }

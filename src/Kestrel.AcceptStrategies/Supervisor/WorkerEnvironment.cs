@@ -74,9 +74,20 @@ internal sealed class WorkerEnvironment
             return null;
         }
 
+        // First of all: the terminal's signals, blocked since the spawn, are caught from here on.
+        WorkerSignals.TakeOver();
+
         var listen = Environment.GetEnvironmentVariable(ListenFdsVariable) ?? "";
-        Environment.SetEnvironmentVariable(WorkerVariable, null);
-        Environment.SetEnvironmentVariable(ListenFdsVariable, null);
+        // .NET's environment is its own copy: native code and children started with system(3) or posix_spawn read
+        // libc's, so the variables go from both.
+        foreach (var variable in new[] { WorkerVariable, ListenFdsVariable })
+        {
+            Environment.SetEnvironmentVariable(variable, null);
+            if (Libc.UnsetEnv(variable) != 0)
+            {
+                throw new IOException($"unsetenv({variable}) failed: {Libc.ErrnoName(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}");
+            }
+        }
 
         try
         {

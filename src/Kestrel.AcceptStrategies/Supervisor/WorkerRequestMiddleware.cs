@@ -3,19 +3,40 @@ using Microsoft.AspNetCore.Http;
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
-/// First in a worker's pipeline: counts every request against the worker's budget and, while the worker drains,
-/// answers HTTP/1.x requests with <c>Connection: close</c> so clients move to another worker without a failed request.
+/// First in a worker's pipeline: counts every request against the worker's budget, marks its connection as having a
+/// request in the app (so a drain does not cut it) and, while the worker drains, answers HTTP/1.x requests with
+/// <c>Connection: close</c> so clients move to another worker without a failed request.
 /// </summary>
 internal sealed class WorkerRequestMiddleware(RequestDelegate next, WorkerAgent agent)
 {
-    public Task InvokeAsync(HttpContext context)
+    public async Task InvokeAsync(HttpContext context)
     {
         agent.RequestStarted();
-        if (agent.IsDraining && !HttpProtocol.IsHttp2(context.Request.Protocol) && !HttpProtocol.IsHttp3(context.Request.Protocol))
+        var protocol = context.Request.Protocol;
+        var multiplexed = HttpProtocol.IsHttp2(protocol) || HttpProtocol.IsHttp3(protocol);
+        var connection = agent.Connections.Find(context.Connection.Id);
+        connection?.RequestStarted(multiplexed);
+        if (agent.IsDraining)
         {
-            context.Response.Headers.Connection = "close";
+            if (multiplexed)
+            {
+                // GOAWAY while this stream runs: Kestrel then announces the close first and closes after the stream,
+                // so a request the client sends meanwhile is refused (and retried), never lost.
+                connection?.RequestClose();
+            }
+            else
+            {
+                context.Response.Headers.Connection = "close";
+            }
         }
 
-        return next(context);
+        try
+        {
+            await next(context).ConfigureAwait(false);
+        }
+        finally
+        {
+            connection?.RequestEnded();
+        }
     }
 }

@@ -45,10 +45,14 @@ internal static unsafe class WorkerSpawner
                 Check(Libc.PosixSpawnFileActionsAddDup2(fileActions, inheritedFds[i], targets[i]), "posix_spawn_file_actions_adddup2");
             }
 
-            // .NET ignores SIGPIPE and may have signals blocked on this thread; the worker starts clean.
+            // .NET ignores SIGPIPE and may have signals blocked on this thread; the worker starts clean, except for the
+            // terminal's signals, which are the supervisor's: blocked, they stay pending and harmless until the worker
+            // catches them (WorkerSignals), however long the runtime takes to start.
             Check(Libc.PosixSpawnAttrInit(attributes), "posix_spawnattr_init");
             Check(Libc.SigEmptySet(signals), "sigemptyset");
+            WorkerSignals.AddTo(signals);
             Check(Libc.PosixSpawnAttrSetSigMask(attributes, signals), "posix_spawnattr_setsigmask");
+            Check(Libc.SigEmptySet(signals), "sigemptyset");
             Check(Libc.SigAddSet(signals, Libc.SIGPIPE), "sigaddset");
             Check(Libc.PosixSpawnAttrSetSigDefault(attributes, signals), "posix_spawnattr_setsigdefault");
             Check(Libc.PosixSpawnAttrSetFlags(attributes, Libc.POSIX_SPAWN_SETSIGMASK | Libc.POSIX_SPAWN_SETSIGDEF), "posix_spawnattr_setflags");

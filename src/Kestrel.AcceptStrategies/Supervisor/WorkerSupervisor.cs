@@ -500,7 +500,7 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
         AcceptStrategyLog.WorkerStarted(_logger, pid, slot.Index, generation, reason, budget);
 
         _ = Task.Run(() => ReceiveAsync(worker));
-        _exits!.Watch(process, status => Post(() => OnExited(worker, status)));
+        _exits!.Watch(process, status => _ = PostExitAsync(worker, status));
     }
 
     private long DrawBudget()
@@ -517,10 +517,25 @@ internal sealed class WorkerSupervisor : IHostedLifecycleService, IDisposable
 
     private async Task ReceiveAsync(SupervisedWorker worker)
     {
-        while (await worker.Control.ReceiveAsync(_shutdown.Token).ConfigureAwait(false) is { } message)
+        try
         {
-            Post(() => OnMessage(worker, message));
+            while (await worker.Control.ReceiveAsync(_shutdown.Token).ConfigureAwait(false) is { } message)
+            {
+                Post(() => OnMessage(worker, message));
+            }
         }
+        finally
+        {
+            worker.MessagesRead.TrySetResult();
+        }
+    }
+
+    private async Task PostExitAsync(SupervisedWorker worker, int status)
+    {
+        // The worker's last counts were sent just before it exited: post them before the exit that logs them. Its end of
+        // the control socket closed with it (bounded: a child forked without exec could still hold it).
+        await Task.WhenAny(worker.MessagesRead.Task, Task.Delay(TimeSpan.FromSeconds(1))).ConfigureAwait(false);
+        Post(() => OnExited(worker, status));
     }
 
     private void OnMessage(SupervisedWorker worker, string message)

@@ -159,7 +159,8 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
             int.Parse(m.Groups["slot"].Value, CultureInfo.InvariantCulture),
             int.Parse(m.Groups["generation"].Value, CultureInfo.InvariantCulture),
             m.Groups["reason"].Value,
-            m.Groups["budget"].Success ? long.Parse(m.Groups["budget"].Value, CultureInfo.InvariantCulture) : 0)),
+            m.Groups["budget"].Success ? long.Parse(m.Groups["budget"].Value, CultureInfo.InvariantCulture) : 0,
+            m.Groups["requests"].Success ? long.Parse(m.Groups["requests"].Value, CultureInfo.InvariantCulture) : 0)),
     ];
 
     [GeneratedRegex(@"Worker (?<pid>\d+) started in slot (?<slot>\d+), generation (?<generation>\d+) \((?<reason>\w+)\); (?:request budget (?<budget>\d+)|no request budget)")]
@@ -168,6 +169,6 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
     [GeneratedRegex(@"Worker (?<pid>\d+) \(slot (?<slot>\d+), generation (?<generation>\d+)\) is ready")]
     private static partial Regex ReadyRegex();
 
-    [GeneratedRegex(@"Worker (?<pid>\d+) \(slot (?<slot>\d+), generation (?<generation>\d+)\) exited: (?<reason>\w+), (?<status>[^,]+), after")]
+    [GeneratedRegex(@"Worker (?<pid>\d+) \(slot (?<slot>\d+), generation (?<generation>\d+)\) exited: (?<reason>\w+), (?<status>[^,]+), after (?<requests>\d+) request")]
     private static partial Regex ExitedRegex();
 }

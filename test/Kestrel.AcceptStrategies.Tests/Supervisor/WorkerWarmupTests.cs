@@ -1,0 +1,81 @@
+using System.Globalization;
+using Kestrel.AcceptStrategies.Tests.Infrastructure;
+
+namespace Kestrel.AcceptStrategies.Tests.Supervisor;
+
+/// <summary>A new worker's warm-up request reaches its own Kestrel only, without a port anyone else could use.</summary>
+[Collection(WorkerProcesses.Name)]
+public sealed class WorkerWarmupTests
+{
+    [Fact]
+    public async Task Warmup_WhileRunning_WorkerListensOnNoTcpPortButTheInheritedOnes()
+    {
+        var supervisor = ChildProcess.StartBenchmarkApp(
+            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 \"--AcceptStrategy:WarmupPath=/slow?ms=3000\"");
+        await using var owned = supervisor;
+        var address = await supervisor.WaitForListeningAsync();
+
+        // The warm-up request is running in the app: the worker named in that line is warming up right now.
+        var started = await supervisor.WaitForLineAsync(l => l.StartsWith("slow: started in ", StringComparison.Ordinal), TestServer.Timeout);
+        var worker = int.Parse(started.Split(' ')[3], CultureInfo.InvariantCulture);
+        var listening = ListeningPorts(worker);
+
+        await supervisor.WaitForLineAsync(l => l.Contains($"Worker {worker}: warm-up request GET /slow?ms=3000 answered 200", StringComparison.Ordinal), TestServer.Timeout);
+        Assert.NotEmpty(listening);
+        Assert.All(listening, port => Assert.Equal(address.Port, port));
+        Assert.Equal("done", await Load.GetAsync(new Uri(address, "/slow?ms=1")));
+    }
+
+    [Fact]
+    public async Task Warmup_FailsInAnUnexpectedWay_LoggedAndWorkerStillReady()
+    {
+        // A start timeout of 30 days is valid by the option's rules, but more than HttpClient.Timeout takes (24.8 days):
+        // the warm-up fails with an ArgumentOutOfRangeException, and a worker that then never reported ready would
+        // only be given up after those 30 days.
+        var supervisor = ChildProcess.StartBenchmarkApp(
+            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:WorkerStartTimeout=30.00:00:00");
+        await using var owned = supervisor;
+        var address = await supervisor.WaitForListeningAsync();
+
+        var failed = await supervisor.WaitForLineAsync(l => l.Contains("warm-up request GET", StringComparison.Ordinal), TimeSpan.FromSeconds(20));
+        Assert.Contains("failed (ArgumentOutOfRangeException", failed, StringComparison.Ordinal);
+        await supervisor.WaitForLineAsync(l => l.Contains("is ready after", StringComparison.Ordinal), TimeSpan.FromSeconds(20));
+        Assert.StartsWith("Worker ", await Load.GetAsync(new Uri(address, "/whoami")), StringComparison.Ordinal);
+    }
+
+    /// <summary>Local ports of the listening TCP sockets <paramref name="pid"/> holds (by inode, from /proc).</summary>
+    private static List<int> ListeningPorts(int pid)
+    {
+        var inodes = new HashSet<string>();
+        foreach (var fd in Directory.GetFiles($"/proc/{pid}/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget is { } target && target.StartsWith("socket:[", StringComparison.Ordinal))
+                {
+                    inodes.Add(target[8..^1]);
+                }
+            }
+            catch (IOException)
+            {
+                // Closed meanwhile.
+            }
+        }
+
+        var ports = new List<int>();
+        foreach (var table in new[] { "tcp", "tcp6" })
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/net/{table}").Skip(1))
+            {
+                // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields[3] == "0A" && inodes.Contains(fields[9]))
+                {
+                    ports.Add(int.Parse(fields[1].Split(':')[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture));
+                }
+            }
+        }
+
+        return ports;
+    }
+}
