@@ -58,7 +58,8 @@ public sealed class WorkerSupervisorTests
         await using var group = await WorkerGroup.StartAsync(
             4, AcceptStrategy.ReusePort, "--AcceptStrategy:MinRequestsPerWorker=20 --AcceptStrategy:MaxRequestsPerWorker=40");
 
-        Assert.Empty(await Load.RunAsync(group.Address, 400, 8, connectionClose: false, _ => "/slow?ms=20", "done"));
+        // New connections, so SO_REUSEPORT spreads them over every slot and each slot spends budgets.
+        Assert.Empty(await Load.RunAsync(group.Address, 400, 8, connectionClose: true, _ => "/slow?ms=20", "done"));
         await group.WaitUntilAsync(g => g.Started.Count >= 8, TestServer.Timeout, "8 workers started");
 
         var budgets = group.Started.Select(s => s.Budget).ToList();
