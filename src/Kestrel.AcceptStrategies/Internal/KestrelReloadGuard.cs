@@ -23,6 +23,9 @@ internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerF
     private static readonly PropertyInfo? ReloadOnChange =
         typeof(KestrelConfigurationLoader).GetProperty("ReloadOnChange", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
 
+    private static readonly FieldInfo? ReloadOnChangeField =
+        typeof(KestrelConfigurationLoader).GetField("<ReloadOnChange>k__BackingField", BindingFlags.Instance | BindingFlags.NonPublic);
+
     public void PostConfigure(string? name, KestrelServerOptions options)
     {
         if (options.ConfigurationLoader is not { } loader || RoleOrNull() is null or AcceptStrategyRole.SingleProcess)
@@ -30,10 +33,19 @@ internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerF
             return;
         }
 
-        // Unknown (a future Kestrel without the property): assume the default, which reloads.
+        // Turned off on the loader the app configured, so its endpoint callbacks (.Endpoint("name", ...)) and Listen*
+        // calls stay. Unknown (a future Kestrel without the property): assume the default, which reloads, and replace
+        // the loader as a last resort.
         if (ReloadOnChange?.GetValue(loader) as bool? ?? true)
         {
-            options.Configure(loader.Configuration, reloadOnChange: false);
+            if (ReloadOnChangeField is { } field)
+            {
+                field.SetValue(loader, false);
+            }
+            else
+            {
+                options.Configure(loader.Configuration, reloadOnChange: false);
+            }
         }
 
         if (process.Role == AcceptStrategyRole.Supervisor)

@@ -1,13 +1,12 @@
-using System.Diagnostics;
-
 namespace Kestrel.AcceptStrategies.Supervisor;
 
-/// <summary>The supervisor's view of one worker process. Touched only by the supervisor's event loop.</summary>
-internal sealed class SupervisedWorker(WorkerProcess process, WorkerSlot slot, int generation, long budget, ControlChannel control)
+/// <summary>
+/// The supervisor's view of one worker: plain state the <see cref="SlotPolicy"/> reads and writes (timestamps from
+/// its <see cref="TimeProvider"/>). The process itself is the loop's (<see cref="WorkerHandle"/>).
+/// </summary>
+internal sealed class SupervisedWorker(int pid, WorkerSlot slot, int generation, long budget, long startedAt)
 {
-    public WorkerProcess Process { get; } = process;
-
-    public int Pid => Process.Pid;
+    public int Pid { get; } = pid;
 
     public WorkerSlot Slot { get; } = slot;
 
@@ -15,16 +14,11 @@ internal sealed class SupervisedWorker(WorkerProcess process, WorkerSlot slot, i
 
     public long Budget { get; } = budget;
 
-    public ControlChannel Control { get; } = control;
-
-    /// <summary>Completes once every message the worker sent has been posted to the event loop (its end closed).</summary>
-    public TaskCompletionSource MessagesRead { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
     public WorkerState State { get; set; } = WorkerState.Starting;
 
-    public long StartedAt { get; set; } = Stopwatch.GetTimestamp();
+    public long StartedAt { get; set; } = startedAt;
 
-    public long LastHeartbeat { get; set; } = Stopwatch.GetTimestamp();
+    public long LastHeartbeat { get; set; } = startedAt;
 
     public long DrainStartedAt { get; set; }
 
@@ -38,7 +32,7 @@ internal sealed class SupervisedWorker(WorkerProcess process, WorkerSlot slot, i
     public bool BudgetReached => Budget > 0 && Requests >= Budget;
 
     /// <summary>Why the supervisor ended this worker (drained or killed it); null if it exited on its own.</summary>
-    public string? ExitReason { get; set; }
+    public WorkerExitReason? ExitReason { get; set; }
 
     /// <summary>Sent SIGKILL by the supervisor.</summary>
     public bool Killed { get; set; }

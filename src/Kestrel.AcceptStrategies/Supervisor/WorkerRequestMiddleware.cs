@@ -1,3 +1,4 @@
+using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Http;
 
 namespace Kestrel.AcceptStrategies.Supervisor;
@@ -30,13 +31,17 @@ internal sealed class WorkerRequestMiddleware(RequestDelegate next, WorkerAgent 
             }
         }
 
-        try
+        // Ended once the response is complete, not when the app returns: Kestrel still writes the headers of a
+        // body-less response and the buffered tail after that, and a drain must not cut a response being sent.
+        if (connection is not null)
         {
-            await next(context).ConfigureAwait(false);
+            context.Response.OnCompleted(static state =>
+            {
+                ((TrackedConnection)state).RequestEnded();
+                return Task.CompletedTask;
+            }, connection);
         }
-        finally
-        {
-            connection?.RequestEnded();
-        }
+
+        await next(context).ConfigureAwait(false);
     }
 }

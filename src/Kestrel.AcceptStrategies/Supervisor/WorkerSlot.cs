@@ -23,7 +23,7 @@ internal sealed class WorkerSlot(int index)
     public long NextSpawnAt { get; set; }
 
     /// <summary>The next spawn's reason when the slot is empty.</summary>
-    public string EmptyReason { get; set; } = "initial";
+    public SpawnReason EmptyReason { get; set; } = SpawnReason.Initial;
 
     /// <summary>SIGHUP: replace the active worker even though its budget is not spent.</summary>
     public bool ReloadRequested { get; set; }

@@ -1,0 +1,290 @@
+using System.Threading.Channels;
+using Kestrel.AcceptStrategies.Internal;
+using Microsoft.Extensions.Logging;
+
+namespace Kestrel.AcceptStrategies.Supervisor;
+
+/// <summary>
+/// The supervisor's event loop: one reader of typed events (worker messages, exits, signals, ticks) that asks the
+/// <see cref="SlotPolicy"/> what to do and carries it out (spawn, tell, signal, close sockets). All state is touched
+/// on this loop alone, so nothing is locked.
+/// </summary>
+internal sealed class SupervisorLoop : IAsyncDisposable
+{
+    // Fine-grained while something is in motion (starts, standbys, drains, back-offs, reloads); coarse when every slot
+    // has its one accepting worker, so an idle group does not keep a core awake.
+    private static readonly TimeSpan BusyTick = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan SteadyTick = TimeSpan.FromMilliseconds(500);
+
+    private readonly SlotPolicy _policy;
+    private readonly IReadOnlyList<SupervisedEndpoint> _endpoints;
+    private readonly WorkerFleet _fleet;
+    private readonly SettingsReloader _reloader;
+    private readonly AcceptStrategyMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly Channel<SupervisorEvent> _events = Channel.CreateUnbounded<SupervisorEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _shutdown = new();
+    private readonly TaskCompletionSource _allActive = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _allExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Task _loop = Task.CompletedTask;
+    private Task _ticker = Task.CompletedTask;
+    private volatile bool _steady;
+    private volatile int _alive;
+
+    public SupervisorLoop(
+        AcceptStrategyOptions settings,
+        IReadOnlyList<SupervisedEndpoint> endpoints,
+        WorkerLauncher launcher,
+        SettingsReloader reloader,
+        AcceptStrategyMetrics metrics,
+        ILogger logger,
+        TimeProvider time)
+    {
+        _policy = new SlotPolicy(settings, time, Random.Shared, logger);
+        _endpoints = endpoints;
+        _fleet = new WorkerFleet(launcher, Post, logger);
+        _reloader = reloader;
+        _metrics = metrics;
+        _logger = logger;
+        _time = time;
+    }
+
+    /// <summary>Settings re-read on SIGHUP and taken; raised on the loop.</summary>
+    public event Action<AcceptStrategyOptions>? SettingsChanged;
+
+    /// <summary>Completes once every slot has had an accepting worker.</summary>
+    public Task AllActive => _allActive.Task;
+
+    /// <summary>Completes once a stop has begun and every worker has exited.</summary>
+    public Task AllExited => _allExited.Task;
+
+    public int Alive => _alive;
+
+    public void Start()
+    {
+        _loop = Task.Run(RunAsync, CancellationToken.None);
+        _ticker = Task.Run(TickAsync, CancellationToken.None);
+        Post(new SupervisorEvent.Start());
+    }
+
+    public void Post(SupervisorEvent e) => _events.Writer.TryWrite(e);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _shutdown.CancelAsync().ConfigureAwait(false);
+        _events.Writer.TryComplete();
+        await Task.WhenAll(_loop, _ticker).ConfigureAwait(false);
+        _fleet.Dispose();
+        _shutdown.Dispose();
+    }
+
+    private async Task RunAsync()
+    {
+        await foreach (var e in _events.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            try
+            {
+                Handle(e);
+            }
+            catch (Exception ex)
+            {
+                // The supervisor must outlive any one bad event.
+                AcceptStrategyLog.SupervisorEventFailed(_logger, ex);
+            }
+
+            _alive = _fleet.Count;
+            _steady = _policy.Steady;
+            if (_policy.AllActive && !_policy.Stopping)
+            {
+                _allActive.TrySetResult();
+            }
+
+            if (_policy.Stopping && _policy.Workers.Count == 0)
+            {
+                _allExited.TrySetResult();
+            }
+        }
+    }
+
+    private async Task TickAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                var interval = _steady ? SteadyTick : BusyTick;
+                var plannedAt = _time.GetTimestamp() + (long)(interval.TotalSeconds * _time.TimestampFrequency);
+                await Task.Delay(interval, _time, _shutdown.Token).ConfigureAwait(false);
+                Post(new SupervisorEvent.Tick(plannedAt));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private void Handle(SupervisorEvent e)
+    {
+        switch (e)
+        {
+            case SupervisorEvent.Start:
+                Apply(_policy.Start(_policy.Settings.Workers));
+                break;
+            case SupervisorEvent.Message { Worker: var worker, Content: var message }:
+                if (message.Kind == ControlMessageKind.Heartbeat)
+                {
+                    _metrics.WorkerServed(worker.Slot.Index, message.Requests - worker.Requests, message.Connections - worker.Connections);
+                }
+
+                var intents = _policy.Received(worker, message, out var startup);
+                if (startup is { } took)
+                {
+                    AcceptStrategyLog.WorkerReady(_logger, worker.Pid, worker.Slot.Index, worker.Generation, (long)took.TotalMilliseconds);
+                }
+
+                Apply(intents);
+                break;
+            case SupervisorEvent.Exited { Worker: var worker, Status: var status }:
+                OnExited(worker, status);
+                break;
+            case SupervisorEvent.Signal { Kind: var signal } when !_policy.Stopping:
+                OnSignal(signal);
+                break;
+            case SupervisorEvent.Tick { PlannedAt: var plannedAt }:
+                Apply(_policy.Tick(plannedAt));
+                break;
+            case SupervisorEvent.Stop:
+                Apply(_policy.Stop());
+                break;
+            case SupervisorEvent.StopDeadline:
+                Apply(_policy.StopDeadlinePassed());
+                break;
+        }
+    }
+
+    private void OnExited(SupervisedWorker worker, int status)
+    {
+        var intents = _policy.Exited(worker, status, out var reason);
+        _fleet.Forget(worker);
+
+        var level = reason.IsExpected() ? LogLevel.Information : LogLevel.Warning;
+        var name = reason.Name();
+        var statusText = SupervisedWorker.DescribeStatus(status);
+        AcceptStrategyLog.WorkerExited(_logger, level, worker.Pid, worker.Slot.Index, worker.Generation, name, statusText, worker.Requests);
+        if (reason != WorkerExitReason.Stopped)
+        {
+            _metrics.WorkerRestarted(reason.Name());
+        }
+
+        Apply(intents);
+    }
+
+    private void OnSignal(SupervisorSignal signal)
+    {
+        var live = _policy.LiveSlots;
+        switch (signal)
+        {
+            case SupervisorSignal.Reload:
+                if (_reloader.Reload(_policy.Settings, out var workers) is not { } settings)
+                {
+                    return;
+                }
+
+                _policy.Settings = settings;
+                SettingsChanged?.Invoke(settings);
+                var reload = _policy.Reload(workers, out var replacing);
+                var added = _policy.LiveSlots - replacing;
+                AcceptStrategyLog.SignalReceived(_logger, "SIGHUP", $"replacing {replacing} worker(s) one at a time{(added != 0 ? $", {added:+#;-#} new" : "")}");
+                Apply(reload);
+                break;
+            case SupervisorSignal.ScaleUp when live >= AcceptStrategyOptionsValidator.MaxWorkers:
+                AcceptStrategyLog.SignalReceived(_logger, "SIGTTIN", $"ignored: {live} workers is the maximum");
+                break;
+            case SupervisorSignal.ScaleUp:
+                AcceptStrategyLog.SignalReceived(_logger, "SIGTTIN", $"workers {live} -> {live + 1}");
+                Apply(_policy.ScaleUp());
+                break;
+            case SupervisorSignal.ScaleDown when _policy.TryScaleDown(out var intents):
+                AcceptStrategyLog.SignalReceived(_logger, "SIGTTOU", $"workers {live} -> {live - 1}");
+                Apply(intents);
+                break;
+            case SupervisorSignal.ScaleDown:
+                AcceptStrategyLog.SignalReceived(_logger, "SIGTTOU", "ignored: one worker is the minimum");
+                break;
+        }
+    }
+
+    private void Apply(IReadOnlyList<SupervisorIntent> intents)
+    {
+        foreach (var intent in intents)
+        {
+            switch (intent)
+            {
+                case SupervisorIntent.Spawn spawn:
+                    Spawn(spawn);
+                    break;
+                case SupervisorIntent.Accept { Worker: var worker }:
+                    _fleet.Send(worker, ControlMessage.Accept);
+                    break;
+                case SupervisorIntent.Drain { Worker: var worker, Reason: var reason }:
+                    if (!_fleet.Send(worker, ControlMessage.Drain(reason)))
+                    {
+                        // Its control socket is gone, so it is exiting or dead; make sure.
+                        _ = _fleet.Signal(worker, Libc.SIGTERM);
+                    }
+
+                    break;
+                case SupervisorIntent.Kill { Worker: var worker, Reason: var reason, Detail: var detail }:
+                    AcceptStrategyLog.WorkerKilled(_logger, worker.Pid, worker.Slot.Index, worker.Generation, $"{reason.Name()}: {detail}");
+                    _ = _fleet.Signal(worker, Libc.SIGKILL);
+                    break;
+                case SupervisorIntent.ReleaseSlot { Slot: var slot }:
+                    foreach (var endpoint in _endpoints)
+                    {
+                        endpoint.ReleaseSlot(slot);
+                    }
+
+                    break;
+                case SupervisorIntent.CloseListeners:
+                    // As nginx, gunicorn and HAProxy do: new clients are refused instead of queueing where nobody will
+                    // accept them. Draining workers close their own copies as their acceptors stop.
+                    AcceptStrategyLog.SupervisorStopping(_logger, Environment.ProcessId, _fleet.Count);
+                    foreach (var endpoint in _endpoints)
+                    {
+                        endpoint.Dispose();
+                    }
+
+                    break;
+            }
+        }
+    }
+
+    private void Spawn(SupervisorIntent.Spawn spawn)
+    {
+        (int Pid, WorkerHandle Handle) launched;
+        try
+        {
+            launched = _fleet.Launch(spawn);
+        }
+        catch (Exception e)
+        {
+            AcceptStrategyLog.WorkerSpawnFailed(_logger, spawn.Slot.Index, e);
+            _policy.SpawnFailed(spawn.Slot);
+            return;
+        }
+
+        var worker = _policy.Spawned(spawn, launched.Pid);
+        AcceptStrategyLog.WorkerStarted(_logger, worker.Pid, spawn.Slot.Index, spawn.Generation, Name(spawn.Reason), spawn.Budget);
+        _fleet.Watch(worker, launched.Handle);
+    }
+
+    private static string Name(SpawnReason reason) => reason switch
+    {
+        SpawnReason.Initial => "initial",
+        SpawnReason.Respawn => "respawn",
+        SpawnReason.Recycle => "recycle",
+        SpawnReason.Reload => "reload",
+        _ => "scaled",
+    };
+}
