@@ -6,15 +6,16 @@ namespace Kestrel.AcceptStrategies;
 public enum AcceptStrategy
 {
     /// <summary>
-    /// All acceptors share one listening socket and take turns through an accept mutex, so only one of them waits in
-    /// <c>accept(2)</c> at a time (Apache's <c>AcceptMutex</c>, Starman's <c>flock(2)</c>). No wasted wake-ups, but
-    /// every connection passes through the lock.
+    /// All acceptors share one listening socket and take turns through an accept mutex, so only one of them waits for
+    /// a connection (<c>epoll_wait(2)</c>, then <c>accept(2)</c>) at a time (Apache's <c>AcceptMutex</c>, Starman's
+    /// <c>flock(2)</c>). No wasted wake-ups, but every connection passes through the lock.
     /// </summary>
     Serialized,
 
     /// <summary>
-    /// All acceptors wait on one shared listening socket with no lock; the kernel wakes them and one wins each
-    /// connection (Starlet). No lock hand-off, at the price of spurious wake-ups when many acceptors are idle.
+    /// All acceptors wait on one shared listening socket with no lock (Starlet); the kernel wakes one idle acceptor per
+    /// connection (<c>EPOLLEXCLUSIVE</c>, Linux 4.5+). No lock hand-off; now and then two wake for one connection and
+    /// the loser counts a spurious wake-up.
     /// </summary>
     ThunderingHerd,
 

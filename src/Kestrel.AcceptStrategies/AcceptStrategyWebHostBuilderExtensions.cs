@@ -1,3 +1,4 @@
+using System.Runtime.Versioning;
 using Kestrel.AcceptStrategies;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
@@ -14,6 +15,11 @@ namespace Microsoft.AspNetCore.Hosting;
 /// <summary>
 /// Extension methods that replace Kestrel's accept loop for IP endpoints with an <see cref="AcceptStrategy"/>.
 /// </summary>
+/// <remarks>
+/// Linux only, as the platform analyzer (CA1416) tells callers; on another OS start-up still fails with an options
+/// validation error naming the OS rather than at the first accept.
+/// </remarks>
+[SupportedOSPlatform("linux")]
 public static class AcceptStrategyWebHostBuilderExtensions
 {
 

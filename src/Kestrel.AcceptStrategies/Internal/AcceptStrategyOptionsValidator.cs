@@ -18,7 +18,7 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
 
         if (!OperatingSystem.IsLinux())
         {
-            errors.Add($"Kestrel.AcceptStrategies runs on Linux only (it drives poll(2), accept4(2) and eventfd(2) directly); this is {RuntimeInformation.OSDescription}. Call UseAcceptStrategy() only when OperatingSystem.IsLinux().");
+            errors.Add($"Kestrel.AcceptStrategies runs on Linux only (its acceptors wait in epoll(7) sets with EPOLLEXCLUSIVE and an eventfd(2), and worker mode uses posix_spawn(3) and pidfds); this is {RuntimeInformation.OSDescription}. Call UseAcceptStrategy() only when OperatingSystem.IsLinux().");
         }
 
         if (!Enum.IsDefined(options.Strategy))

@@ -3,9 +3,11 @@ using System.Runtime.InteropServices;
 namespace Kestrel.AcceptStrategies.Internal;
 
 /// <summary>
-/// The Linux calls .NET does not expose: <c>poll</c> on a listening socket plus a stop <c>eventfd</c>, <c>dup</c> with
-/// close-on-exec, <c>O_NONBLOCK</c> on a socket other processes share, <c>flock</c>, and what the supervisor needs to
-/// start workers with chosen descriptors (<c>posix_spawn</c>, <c>waitpid</c>, <c>kill</c>, <c>socketpair</c>).
+/// The Linux calls .NET does not expose: an <c>epoll</c> set per acceptor (<c>EPOLLEXCLUSIVE</c>) holding a listening
+/// socket and a stop <c>eventfd</c>, <c>poll</c> for single waits, <c>dup</c> with close-on-exec, <c>O_NONBLOCK</c> on a
+/// socket other processes share, <c>flock</c>, and what the supervisor needs to start and watch workers with chosen
+/// descriptors (<c>posix_spawn</c>, <c>socketpair</c>, <c>pidfd_open</c>, <c>pidfd_send_signal</c>, <c>waitpid</c>).
+/// The accept itself is .NET's (<c>accept4</c> with close-on-exec).
 /// </summary>
 internal static unsafe partial class Libc
 {

@@ -24,7 +24,7 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
         _epoll = Libc.EpollCreate1(Libc.EPOLL_CLOEXEC);
         if (_epoll < 0)
         {
-            throw new IOException($"epoll_create1 failed: errno {Marshal.GetLastPInvokeError()}.");
+            throw new IOException($"epoll_create1 failed: {Libc.ErrnoName(Marshal.GetLastPInvokeError())}.");
         }
 
         if (!Add(listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE) || !Add(stopFd, Libc.EPOLLIN))
@@ -32,7 +32,7 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
             var errno = Marshal.GetLastPInvokeError();
             Dispose();
             throw new IOException(
-                $"Adding the listening socket to an epoll set with EPOLLEXCLUSIVE failed (errno {errno}); Linux 4.5 or later is needed.");
+                $"Adding the listening socket to an epoll set with EPOLLEXCLUSIVE failed ({Libc.ErrnoName(errno)}); Linux 4.5 or later is needed.");
         }
     }
 

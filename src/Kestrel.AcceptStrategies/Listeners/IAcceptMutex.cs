@@ -1,9 +1,10 @@
 namespace Kestrel.AcceptStrategies.Listeners;
 
 /// <summary>
-/// The lock that <see cref="AcceptStrategy.Serialized"/> acceptors hold around <c>poll(2)</c> + <c>accept(2)</c>.
-/// Each acceptor gets its own instance from an <see cref="IAcceptMutexFactory"/>, because a cross-process
-/// <c>flock(2)</c> belongs to an open file description and must not be shared between acceptors.
+/// The lock that <see cref="AcceptStrategy.Serialized"/> acceptors hold around <c>epoll_wait(2)</c> + <c>accept(2)</c>.
+/// Each acceptor asks an <see cref="IAcceptMutexFactory"/> for its mutex: the in-process factory hands every acceptor
+/// the same semaphore, the <c>flock(2)</c> one opens the lock file per acceptor, because a flock belongs to an open
+/// file description and acceptors sharing one would all hold it at once.
 /// </summary>
 internal interface IAcceptMutex : IDisposable
 {

@@ -1,7 +1,8 @@
 namespace Kestrel.AcceptStrategies.Listeners;
 
 /// <summary>
-/// Creates the accept mutex of one acceptor. All mutexes from one factory exclude each other.
+/// Gives one acceptor its accept mutex (a new one or a shared one, as the kind needs). All mutexes from one factory
+/// exclude each other.
 /// </summary>
 internal interface IAcceptMutexFactory : IDisposable
 {

@@ -143,7 +143,8 @@ internal static class ListenSocketBinder
     {
         var fd = (int)socket.SafeHandle.DangerousGetHandle();
 
-        // Several acceptors (and later processes) poll one socket; the losers must get EAGAIN, not block in accept.
+        // Several acceptors (and later processes) wait on one socket in epoll; the losers must get EAGAIN, not block
+        // in accept.
         var flags = Libc.Fcntl(fd, Libc.F_GETFL, 0);
         if (flags < 0 || Libc.Fcntl(fd, Libc.F_SETFL, flags | Libc.O_NONBLOCK) < 0)
         {

@@ -4,8 +4,9 @@ using Kestrel.AcceptStrategies.Internal;
 namespace Kestrel.AcceptStrategies.Listeners;
 
 /// <summary>
-/// A one-shot stop signal that acceptors can wait on together with their listening socket: an <c>eventfd</c> for
-/// <c>poll(2)</c> plus a token for everything else (the accept mutex, the hand-off channel).
+/// A one-shot stop signal that acceptors can wait on together with their listening socket: an <c>eventfd</c> in each
+/// acceptor's epoll set (and <c>poll(2)</c> for back-offs) plus a token for everything else (the accept mutex, the
+/// hand-off channel).
 /// </summary>
 /// <remarks>
 /// Closing a listening socket does not wake a thread blocked on it, and <c>shutdown(2)</c> would stop the socket for
@@ -41,7 +42,7 @@ internal sealed unsafe class StopSignal : IDisposable
         // Token first: an acceptor woken by the eventfd must already see IsSet, or it takes the wake-up for an error.
         _cts.Cancel();
 
-        // The counter is never read back, so the eventfd stays readable for every poll after this.
+        // The counter is never read back, so the eventfd stays readable for every epoll_wait and poll after this.
         ulong one = 1;
         _ = Libc.Write(_fd, &one, sizeof(ulong));
     }

@@ -4,7 +4,7 @@ using Kestrel.AcceptStrategies.Internal;
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
-/// One thread for every worker: waits in <c>poll(2)</c> on their pidfds, reaps each one that exits and reports its
+/// One thread for all workers: waits in <c>poll(2)</c> on their pidfds, reaps each one that exits and reports its
 /// <c>waitpid</c> status. The pidfd stays open until its owner disposes the <see cref="WorkerProcess"/>, after the
 /// report, so a signal sent in between fails with ESRCH instead of reaching a process that reused the pid.
 /// </summary>

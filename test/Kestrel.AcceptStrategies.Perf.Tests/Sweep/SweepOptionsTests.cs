@@ -1,6 +1,6 @@
 using Kestrel.AcceptStrategies.Sweep;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf.Sweep;
+namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 public sealed class SweepOptionsTests
 {

@@ -2,7 +2,7 @@ using System.Text.RegularExpressions;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 using YamlDotNet.RepresentationModel;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf;
+namespace Kestrel.AcceptStrategies.Perf.Tests;
 
 /// <summary>
 /// crank cannot run here, so perf/crank/acceptstrategies.benchmarks.yml is checked by parsing it, and BenchmarkApp is

@@ -1,6 +1,6 @@
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf;
+namespace Kestrel.AcceptStrategies.Perf.Tests;
 
 public sealed class BenchmarkAppTests
 {

@@ -3,7 +3,7 @@ using Kestrel.AcceptStrategies.Sweep;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 using Kestrel.AcceptStrategies.Tests.Supervisor;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf.Sweep;
+namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 /// <summary>The sweep's fairness figures come from the library's Meter in every process, as BenchmarkApp writes it.</summary>
 [Collection(WorkerProcesses.Name)]

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Kestrel.AcceptStrategies.Tests.Supervisor;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf.Sweep;
+namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 /// <summary>The sweep end to end, small: real servers (one with a worker), real ab and wrk, real CSV, table and charts.</summary>
 [Collection(WorkerProcesses.Name)]

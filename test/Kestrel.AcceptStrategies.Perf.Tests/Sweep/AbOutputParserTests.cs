@@ -1,6 +1,6 @@
 using Kestrel.AcceptStrategies.Sweep;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf.Sweep;
+namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 /// <summary>Against output that ab 2.3 (Debian apache2-utils) printed on the development machine, kept under Fixtures/.</summary>
 public sealed class AbOutputParserTests

@@ -1,11 +1,11 @@
 using Kestrel.AcceptStrategies.Sweep;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf.Sweep;
+namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 /// <summary>Real ab and wrk output captured on the development machine (see Fixtures/README.md for the commands).</summary>
 internal static class Fixture
 {
-    public static string Read(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Perf", "Sweep", "Fixtures", name));
+    public static string Read(string name) => File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Fixtures", name));
 
     public static void AssertResult(LoadResult result, long completed, long failed, double rps, double p50, double p99)
     {

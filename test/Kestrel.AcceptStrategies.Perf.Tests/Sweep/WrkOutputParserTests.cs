@@ -1,6 +1,6 @@
 using Kestrel.AcceptStrategies.Sweep;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf.Sweep;
+namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 /// <summary>Against output that wrk 4.1.0 (Debian) printed on the development machine, kept under Fixtures/.</summary>
 public sealed class WrkOutputParserTests

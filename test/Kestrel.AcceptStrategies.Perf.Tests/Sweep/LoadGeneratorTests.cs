@@ -1,7 +1,7 @@
 using Kestrel.AcceptStrategies.Sweep;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
-namespace Kestrel.AcceptStrategies.Tests.Perf.Sweep;
+namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 /// <summary>The real ab and wrk (installed by .ci/run) against a real Kestrel host, parsed as the sweep parses them.</summary>
 public sealed class LoadGeneratorTests
