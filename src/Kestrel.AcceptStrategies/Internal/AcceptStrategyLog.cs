@@ -132,6 +132,11 @@ internal static partial class AcceptStrategyLog
         EventName = "ReloadRejected")]
     public static partial void ReloadRejected(ILogger logger, string errors);
 
+    [LoggerMessage(30, LogLevel.Information,
+        "Supervisor {Pid} starts {Workers} worker(s) with {Strategy}; signal this pid: SIGHUP reloads, SIGTTIN/SIGTTOU scale, SIGTERM stops.",
+        EventName = "SupervisorStarted")]
+    public static partial void SupervisorStarted(ILogger logger, int pid, int workers, AcceptStrategy strategy);
+
     [LoggerMessage(29, LogLevel.Information,
         "The supervisor (pid {Pid}) stops accepting: its listening sockets are closed while {Workers} worker(s) drain.",
         EventName = "SupervisorStopping")]

@@ -26,7 +26,7 @@ internal sealed class AcceptStrategyMetrics
     private readonly Counter<long> _restarts;
     private readonly Counter<long> _workerRequests;
     private readonly Counter<long> _workerConnections;
-    private Func<int> _workersAlive = static () => 0;
+    private Func<int>? _workersAlive;
 
     public AcceptStrategyMetrics(IMeterFactory meterFactory)
     {
@@ -40,8 +40,12 @@ internal sealed class AcceptStrategyMetrics
             AcceptErrorsName, "{error}", "Failed accepts, tagged with the .NET SocketError name (TooManyOpenSockets for EMFILE), or mutex or unexpected.");
         _spurious = meter.CreateCounter<long>(
             SpuriousWakeupsName, "{wakeup}", "Acceptors woken for a connection another acceptor took first (EAGAIN).");
+        // Measured only in a supervisor: a single process or a worker reports no series at all rather than a 0.
         meter.CreateObservableUpDownCounter(
-            WorkersAliveName, () => _workersAlive(), "{worker}", "Worker processes running (supervisor only), starting and draining ones included.");
+            WorkersAliveName,
+            () => _workersAlive is { } alive ? [new Measurement<int>(alive())] : Array.Empty<Measurement<int>>(),
+            "{worker}",
+            "Worker processes running (supervisor only), starting and draining ones included.");
         _restarts = meter.CreateCounter<long>(
             WorkerRestartsName, "{worker}", "Workers replaced, by reason: recycled, reload, scaled, exited, crashed, hung, failed_to_start.");
         _workerRequests = meter.CreateCounter<long>(

@@ -77,6 +77,7 @@ internal sealed class WorkerSupervisor(
             }));
         }
 
+        AcceptStrategyLog.SupervisorStarted(_logger, Environment.ProcessId, _settings.Workers, _settings.Strategy);
         _loop.Start();
 
         // Application started means serving: wait (bounded) for every slot to accept. A slot whose worker fails keeps

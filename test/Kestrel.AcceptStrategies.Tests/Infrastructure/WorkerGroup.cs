@@ -22,46 +22,20 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
     public Uri Address { get; }
 
     /// <summary>Starts a supervisor with <paramref name="workers"/> workers and waits until that many are ready.</summary>
-    public static async Task<WorkerGroup> StartAsync(
-        int workers, AcceptStrategy strategy, string arguments = "", IDictionary<string, string>? environment = null)
-    {
-        var supervisor = ChildProcess.StartBenchmarkApp(
-            $"--urls=http://127.0.0.1:0 --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors=2 --AcceptStrategy:Workers={workers} {arguments}",
-            environment: environment);
-        try
-        {
-            var address = await supervisor.WaitForListeningAsync();
-            var group = new WorkerGroup(supervisor, address);
-            await group.WaitUntilAsync(g => g.Ready.Count >= workers, TestServer.Timeout, $"{workers} worker(s) ready");
-            return group;
-        }
-        catch
-        {
-            await supervisor.DisposeAsync();
-            throw;
-        }
-    }
+    public static Task<WorkerGroup> StartAsync(
+        int workers, AcceptStrategy strategy, string arguments = "", IDictionary<string, string>? environment = null) =>
+        WaitReadyAsync(
+            ChildProcess.StartBenchmarkApp(
+                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors=2 --AcceptStrategy:Workers={workers} {arguments}",
+                environment: environment),
+            workers);
 
     /// <summary>
     /// Starts a supervisor from <paramref name="app"/>, whose appsettings.json sets the AcceptStrategy section
     /// (Workers included: the command line would override it), and waits until <paramref name="workers"/> are ready.
     /// </summary>
-    public static async Task<WorkerGroup> StartAsync(AppCopy app, int workers, string arguments = "", IDictionary<string, string>? environment = null)
-    {
-        var supervisor = ChildProcess.StartBenchmarkApp($"--urls=http://127.0.0.1:0 {arguments}", environment: environment, appPath: app.AppPath);
-        try
-        {
-            var address = await supervisor.WaitForListeningAsync();
-            var group = new WorkerGroup(supervisor, address);
-            await group.WaitUntilAsync(g => g.Ready.Count >= workers, TestServer.Timeout, $"{workers} worker(s) ready");
-            return group;
-        }
-        catch
-        {
-            await supervisor.DisposeAsync();
-            throw;
-        }
-    }
+    public static Task<WorkerGroup> StartAsync(AppCopy app, int workers, string arguments = "", IDictionary<string, string>? environment = null) =>
+        WaitReadyAsync(ChildProcess.StartBenchmarkApp($"--urls=http://127.0.0.1:0 {arguments}", environment: environment, appPath: app.AppPath), workers);
 
     public IReadOnlyList<WorkerEvent> Started => Parse(StartedRegex());
 
@@ -150,6 +124,22 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
         }
 
         await Supervisor.DisposeAsync();
+    }
+
+    private static async Task<WorkerGroup> WaitReadyAsync(ChildProcess supervisor, int workers)
+    {
+        try
+        {
+            var address = await supervisor.WaitForListeningAsync();
+            var group = new WorkerGroup(supervisor, address);
+            await group.WaitUntilAsync(g => g.Ready.Count >= workers, TestServer.Timeout, $"{workers} worker(s) ready");
+            return group;
+        }
+        catch
+        {
+            await supervisor.DisposeAsync();
+            throw;
+        }
     }
 
     private List<WorkerEvent> Parse(Regex regex) =>

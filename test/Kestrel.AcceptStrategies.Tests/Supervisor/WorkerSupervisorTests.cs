@@ -91,6 +91,9 @@ public sealed class WorkerSupervisorTests
             Assert.InRange(int.Parse(parts[2], CultureInfo.InvariantCulture), 0, 1);
         });
         Assert.DoesNotContain(group.Supervisor.Id, pids);
+
+        // The pid an operator signals, named at start.
+        Assert.Contains($"Supervisor {group.Supervisor.Id} starts 2 worker(s) with ReusePort", group.Supervisor.Output, StringComparison.Ordinal);
     }
 
     [Fact]
