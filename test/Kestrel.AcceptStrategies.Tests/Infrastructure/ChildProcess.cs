@@ -30,6 +30,18 @@ internal sealed partial class ChildProcess : IAsyncDisposable
 
     public int Id => _process.Id;
 
+    /// <summary>Every line so far (stdout and stderr, as they arrived).</summary>
+    public IReadOnlyList<string> Lines
+    {
+        get
+        {
+            lock (_lines)
+            {
+                return [.. _lines];
+            }
+        }
+    }
+
     public string Output
     {
         get
@@ -166,6 +178,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         _newLines.Writer.TryWrite(line);
     }
 
-    [GeneratedRegex(@"Now listening on:\s*(\S+)")]
+    // The address ends at white space, or at the quote that closes a JSON console formatter's message.
+    [GeneratedRegex(@"Now listening on:\s*([^\s""]+)")]
     private static partial Regex ListeningRegex();
 }

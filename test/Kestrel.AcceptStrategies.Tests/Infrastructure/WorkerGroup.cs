@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.RegularExpressions;
 
 namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 
@@ -9,8 +8,11 @@ namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 /// supervisor's log lines (spawns, readiness, exits with reasons) and kills every process it saw on dispose,
 /// orphaned workers included.
 /// </summary>
-internal sealed partial class WorkerGroup : IAsyncDisposable
+internal sealed class WorkerGroup : IAsyncDisposable
 {
+    private readonly List<LogEvent> _events = [];
+    private int _parsed;
+
     private WorkerGroup(ChildProcess supervisor, Uri address)
     {
         Supervisor = supervisor;
@@ -27,7 +29,7 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
         WaitReadyAsync(
             ChildProcess.StartBenchmarkApp(
                 $"--urls=http://127.0.0.1:0 --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors=2 --AcceptStrategy:Workers={workers} {arguments}",
-                environment: environment),
+                environment: JsonLogs(environment)),
             workers);
 
     /// <summary>
@@ -35,35 +37,58 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
     /// (Workers included: the command line would override it), and waits until <paramref name="workers"/> are ready.
     /// </summary>
     public static Task<WorkerGroup> StartAsync(AppCopy app, int workers, string arguments = "", IDictionary<string, string>? environment = null) =>
-        WaitReadyAsync(ChildProcess.StartBenchmarkApp($"--urls=http://127.0.0.1:0 {arguments}", environment: environment, appPath: app.AppPath), workers);
+        WaitReadyAsync(ChildProcess.StartBenchmarkApp($"--urls=http://127.0.0.1:0 {arguments}", environment: JsonLogs(environment), appPath: app.AppPath), workers);
 
-    public IReadOnlyList<WorkerEvent> Started => Parse(StartedRegex());
+    public IReadOnlyList<WorkerEvent> Started =>
+    [
+        .. EventsOf(LogEvents.WorkerStarted).Select(e => new WorkerEvent(e.Int("Pid"), e.Int("Slot"), e.Int("Generation"), e["Reason"], BudgetOf(e["Budget"]))),
+    ];
 
-    public IReadOnlyList<WorkerEvent> Ready => Parse(ReadyRegex());
+    public IReadOnlyList<WorkerEvent> Ready => [.. EventsOf(LogEvents.WorkerReady).Select(e => new WorkerEvent(e.Int("Pid"), e.Int("Slot"), e.Int("Generation"), "", 0))];
 
-    public IReadOnlyList<WorkerEvent> Exited => Parse(ExitedRegex());
+    public IReadOnlyList<WorkerEvent> Exited =>
+    [
+        .. EventsOf(LogEvents.WorkerExited).Select(e => new WorkerEvent(e.Int("Pid"), e.Int("Slot"), e.Int("Generation"), e["Reason"], 0, e.Long("Requests"))),
+    ];
 
-    /// <summary>The most worker processes alive at once, from the supervisor's started and exited lines in order.</summary>
+    /// <summary>The most worker processes alive at once, from the supervisor's started and exited events in order.</summary>
     public int PeakAlive
     {
         get
         {
             int alive = 0, peak = 0;
-            foreach (var line in Supervisor.Output.Split('\n'))
+            foreach (var e in Events)
             {
-                if (StartedRegex().IsMatch(line))
-                {
-                    peak = Math.Max(peak, ++alive);
-                }
-                else if (ExitedRegex().IsMatch(line))
-                {
-                    alive--;
-                }
+                alive += e.EventId == LogEvents.WorkerStarted ? 1 : e.EventId == LogEvents.WorkerExited ? -1 : 0;
+                peak = Math.Max(peak, alive);
             }
 
             return peak;
         }
     }
+
+    /// <summary>Every log event of the group (supervisor and workers share its output), in order.</summary>
+    public IReadOnlyList<LogEvent> Events
+    {
+        get
+        {
+            lock (_events)
+            {
+                var lines = Supervisor.Lines;
+                for (; _parsed < lines.Count; _parsed++)
+                {
+                    if (LogEvent.TryParse(lines[_parsed], out var e))
+                    {
+                        _events.Add(e);
+                    }
+                }
+
+                return [.. _events];
+            }
+        }
+    }
+
+    public IReadOnlyList<LogEvent> EventsOf(int eventId) => [.. Events.Where(e => e.EventId == eventId)];
 
     /// <summary>Pids of workers started and not yet seen exiting.</summary>
     public IReadOnlyList<int> LivePids => [.. Started.Select(s => s.Pid).Except(Exited.Select(e => e.Pid))];
@@ -126,6 +151,10 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
         await Supervisor.DisposeAsync();
     }
 
+    /// <summary>Structured logs, so tests read event ids and fields rather than message wording.</summary>
+    private static Dictionary<string, string> JsonLogs(IDictionary<string, string>? environment) =>
+        new(environment ?? new Dictionary<string, string>()) { ["Logging__Console__FormatterName"] = "json" };
+
     private static async Task<WorkerGroup> WaitReadyAsync(ChildProcess supervisor, int workers)
     {
         try
@@ -142,23 +171,5 @@ internal sealed partial class WorkerGroup : IAsyncDisposable
         }
     }
 
-    private List<WorkerEvent> Parse(Regex regex) =>
-    [
-        .. Supervisor.Output.Split('\n').Select(l => regex.Match(l)).Where(m => m.Success).Select(m => new WorkerEvent(
-            int.Parse(m.Groups["pid"].Value, CultureInfo.InvariantCulture),
-            int.Parse(m.Groups["slot"].Value, CultureInfo.InvariantCulture),
-            int.Parse(m.Groups["generation"].Value, CultureInfo.InvariantCulture),
-            m.Groups["reason"].Value,
-            m.Groups["budget"].Success ? long.Parse(m.Groups["budget"].Value, CultureInfo.InvariantCulture) : 0,
-            m.Groups["requests"].Success ? long.Parse(m.Groups["requests"].Value, CultureInfo.InvariantCulture) : 0)),
-    ];
-
-    [GeneratedRegex(@"Worker (?<pid>\d+) started in slot (?<slot>\d+), generation (?<generation>\d+) \((?<reason>\w+)\); (?:request budget (?<budget>\d+)|no request budget)")]
-    private static partial Regex StartedRegex();
-
-    [GeneratedRegex(@"Worker (?<pid>\d+) \(slot (?<slot>\d+), generation (?<generation>\d+)\) is ready")]
-    private static partial Regex ReadyRegex();
-
-    [GeneratedRegex(@"Worker (?<pid>\d+) \(slot (?<slot>\d+), generation (?<generation>\d+)\) exited: (?<reason>\w+), (?<status>[^,]+), after (?<requests>\d+) request")]
-    private static partial Regex ExitedRegex();
+    private static long BudgetOf(string text) => text.StartsWith("request budget ", StringComparison.Ordinal) ? long.Parse(text[15..], CultureInfo.InvariantCulture) : 0;
 }

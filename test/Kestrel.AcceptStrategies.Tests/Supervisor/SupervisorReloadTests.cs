@@ -118,8 +118,8 @@ public sealed class SupervisorReloadTests
         var started = group.Started.Count;
         app.Update(Settings(new JsonObject { ["Workers"] = 1, ["MaxRequestsPerWorker"] = -5 }));
         group.Signal("HUP");
-        await group.WaitUntilAsync(g => g.Supervisor.Output.Contains("SIGHUP ignored", StringComparison.Ordinal), TestServer.Timeout, "the invalid reload refused");
-        Assert.Contains("MaxRequestsPerWorker = -5", group.Supervisor.Output, StringComparison.Ordinal);
+        await group.WaitUntilAsync(g => g.EventsOf(LogEvents.ReloadRejected).Count > 0, TestServer.Timeout, "the invalid reload refused");
+        Assert.Contains("MaxRequestsPerWorker = -5", group.EventsOf(LogEvents.ReloadRejected)[0]["Errors"], StringComparison.Ordinal);
         Assert.Equal(started, group.Started.Count);
         Assert.Equal(3, group.LivePids.Count);
     }

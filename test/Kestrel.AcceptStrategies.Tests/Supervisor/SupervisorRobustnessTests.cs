@@ -39,7 +39,7 @@ public sealed class SupervisorRobustnessTests
         await group.WaitUntilAsync(g => g.Supervisor.Output.Contains("slow: started", StringComparison.Ordinal), TestServer.Timeout, "the slow request under way");
 
         group.Signal("TERM");
-        await group.WaitUntilAsync(g => CountOf(g, "stops accepting (stopped)") == 2, TestServer.Timeout, "both workers draining");
+        await group.WaitUntilAsync(g => Draining(g, "stopped") == 2, TestServer.Timeout, "both workers draining");
 
         // Nobody accepts any more: a new client is refused at once instead of waiting in a queue until it is reset.
         using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -64,8 +64,8 @@ public sealed class SupervisorRobustnessTests
             // A request the current worker must finish keeps it alive, draining, once its budget is spent.
             held.Add(client.GetStringAsync(new Uri(group.Address, "/slow?ms=15000")));
             await group.WaitUntilAsync(g => CountOf(g, "slow: started") > round, TestServer.Timeout, $"held request {round + 1} under way");
-            var drains = CountOf(group, "stops accepting (recycled)");
-            for (var sent = 0; CountOf(group, "stops accepting (recycled)") == drains && sent < 1000; sent += 50)
+            var drains = Draining(group, "recycled");
+            for (var sent = 0; Draining(group, "recycled") == drains && sent < 1000; sent += 50)
             {
                 Assert.Empty(await Load.RunAsync(group.Address, 50, 4, connectionClose: true));
             }
@@ -75,7 +75,7 @@ public sealed class SupervisorRobustnessTests
 
         // One slot: its accepting worker, a replacement, and at most two drained ones holding requests.
         Assert.True(group.PeakAlive <= 4, $"{group.PeakAlive} workers alive at once.\n{group.Supervisor.Output}");
-        Assert.Contains("still draining", group.Supervisor.Output, StringComparison.Ordinal);
+        Assert.NotEmpty(group.EventsOf(LogEvents.RecycleDeferred));
     }
 
     [Fact]
@@ -128,9 +128,12 @@ public sealed class SupervisorRobustnessTests
     }
 
     private static int SpawnFailures(WorkerGroup group) =>
-        CountOf(group, "Could not start a worker in slot") + CountOf(group, "failed to handle an event");
+        group.EventsOf(LogEvents.WorkerSpawnFailed).Count + group.EventsOf(LogEvents.SupervisorEventFailed).Count;
 
-    internal static int CountOf(WorkerGroup group, string text)
+    private static int Draining(WorkerGroup group, string reason) => group.EventsOf(LogEvents.WorkerDraining).Count(e => e["Reason"] == reason);
+
+    /// <summary>Lines of the app's own output (not log events) that contain <paramref name="text"/>.</summary>
+    private static int CountOf(WorkerGroup group, string text)
     {
         var output = group.Supervisor.Output;
         var count = 0;

@@ -1,13 +1,12 @@
 using System.Globalization;
 using System.Net.Http;
-using System.Text.RegularExpressions;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>What the supervisor says a worker served must be what it served, up to its last request.</summary>
 [Collection(WorkerProcesses.Name)]
-public sealed partial class WorkerCountTests
+public sealed class WorkerCountTests
 {
     [Theory]
     [InlineData("HUP", "reload")]
@@ -39,7 +38,7 @@ public sealed partial class WorkerCountTests
             }
 
             group.Signal(signal);
-            await group.WaitUntilAsync(g => g.Supervisor.Output.Contains($"Worker {worker} stops accepting", StringComparison.Ordinal), TestServer.Timeout, "the drain");
+            await group.WaitUntilAsync(g => g.EventsOf(LogEvents.WorkerDraining).Any(e => e.Int("Pid") == worker), TestServer.Timeout, "the drain");
 
             // Each held connection sends one more request to the draining worker (answered with Connection: close),
             // all at once, well inside the drain's grace.
@@ -53,12 +52,9 @@ public sealed partial class WorkerCountTests
             held.ForEach(c => c.Dispose());
         }
 
-        var line = group.Supervisor.Output.Split('\n').Single(l => l.Contains($"Worker {worker} (slot", StringComparison.Ordinal) && l.Contains("exited:", StringComparison.Ordinal));
-        Assert.Contains($"exited: {reason},", line, StringComparison.Ordinal);
-        var served = long.Parse(CountRegex().Match(line).Groups[1].Value, CultureInfo.InvariantCulture);
+        var exit = Assert.Single(group.Exited, e => e.Pid == worker);
+        Assert.Equal(reason, exit.Reason);
+        var served = exit.Requests;
         Assert.True(before + 10 == served, $"served {before + 10}, the supervisor says {served}:\n{group.Supervisor.Output}");
     }
-
-    [GeneratedRegex(@"after (\d+) request\(s\)")]
-    private static partial Regex CountRegex();
 }

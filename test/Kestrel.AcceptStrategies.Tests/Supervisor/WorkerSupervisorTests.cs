@@ -93,7 +93,8 @@ public sealed class WorkerSupervisorTests
         Assert.DoesNotContain(group.Supervisor.Id, pids);
 
         // The pid an operator signals, named at start.
-        Assert.Contains($"Supervisor {group.Supervisor.Id} starts 2 worker(s) with ReusePort", group.Supervisor.Output, StringComparison.Ordinal);
+        var started = Assert.Single(group.EventsOf(LogEvents.SupervisorStarted));
+        Assert.Equal((group.Supervisor.Id, 2, "ReusePort"), (started.Int("Pid"), started.Int("Workers"), started["Strategy"]));
     }
 
     [Fact]
@@ -186,7 +187,7 @@ public sealed class WorkerSupervisorTests
         }
 
         Assert.All(workers, pid => Assert.False(WorkerGroup.IsRunning(pid), $"worker {pid} outlived its supervisor by 5 s"));
-        Assert.Contains("the supervisor is gone", group.Supervisor.Output, StringComparison.Ordinal);
+        Assert.Equal(workers.Order(), group.EventsOf(LogEvents.SupervisorLost).Select(e => e.Int("Pid")).Order());
     }
 
     [Fact]

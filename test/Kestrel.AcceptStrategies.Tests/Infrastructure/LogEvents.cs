@@ -1,0 +1,18 @@
+namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
+
+/// <summary>The library's stable log event ids that tests read (see Internal/AcceptStrategyLog.cs).</summary>
+internal static class LogEvents
+{
+    public const int WorkerStarted = 11;
+    public const int WorkerReady = 12;
+    public const int WorkerExited = 13;
+    public const int WorkerRespawnDelayed = 14;
+    public const int WorkerKilled = 15;
+    public const int WorkerSpawnFailed = 17;
+    public const int SupervisorEventFailed = 19;
+    public const int WorkerDraining = 22;
+    public const int SupervisorLost = 23;
+    public const int RecycleDeferred = 24;
+    public const int ReloadRejected = 28;
+    public const int SupervisorStarted = 30;
+}
