@@ -68,7 +68,17 @@ public sealed class AcceptorTests
 
         // Serve first, as a real server has: .NET loads assemblies lazily, and a type whose first use fails for
         // want of a descriptor stays broken for the life of the process, whatever the transport.
-        Assert.Equal(TestServer.Body, await Load.GetAsync(new Uri(address, "/foo?foo=warm")));
+        try
+        {
+            Assert.Equal(TestServer.Body, await Load.GetAsync(new Uri(address, "/foo?foo=warm")));
+        }
+        catch (HttpRequestException e)
+        {
+            // With the server's output, so a runtime abort ("Out of memory.") is retried like any other and the rest fails
+            // with what the server said.
+            await server.WaitForExitAsync(TimeSpan.FromSeconds(2)).ContinueWith(static _ => { }, TaskScheduler.Default);
+            throw new InvalidOperationException($"The warm-up request failed ({e.Message}); the server said:\n{server.Output}", e);
+        }
 
         // More connections than the server has descriptors left, each with half a request so that it is accepted
         // (TCP_DEFER_ACCEPT holds back connections without data) and then held open by Kestrel.
