@@ -11,6 +11,7 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// <remarks>
 /// Read once, as early as <c>UseAcceptStrategy()</c>: the inherited descriptors are marked close-on-exec again and
 /// the variables removed, so no process the worker starts inherits a listening socket or believes it is a worker.
+/// <c>UseAcceptStrategy()</c> registers the result in the services; everything else gets it injected.
 /// </remarks>
 internal sealed class WorkerEnvironment
 {
@@ -21,7 +22,7 @@ internal sealed class WorkerEnvironment
 
     private readonly Dictionary<string, Queue<int[]>> _listenFds;
 
-    private WorkerEnvironment(
+    internal WorkerEnvironment(
         int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int? lockFd, Dictionary<string, Queue<int[]>> listenFds)
     {
         Slot = slot;
@@ -33,8 +34,11 @@ internal sealed class WorkerEnvironment
         _listenFds = listenFds;
     }
 
-    /// <summary>This process's worker environment; null when it is not a worker.</summary>
-    public static WorkerEnvironment? Current => LazyCurrent.Value;
+    /// <summary>
+    /// This process's worker environment, null when it is not a worker. For <c>UseAcceptStrategy()</c> only: the
+    /// variables are gone after the first read, so every later call (another host in the process) gets that result.
+    /// </summary>
+    public static WorkerEnvironment? ReadOnce() => LazyCurrent.Value;
 
     public int Slot { get; }
 
