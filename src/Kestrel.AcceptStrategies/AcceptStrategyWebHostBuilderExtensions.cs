@@ -48,7 +48,7 @@ public static class AcceptStrategyWebHostBuilderExtensions
 
         // A worker takes its inherited descriptors out of reach of anything it starts, as early as possible. This is
         // the one read of the worker environment: the role and every worker part get it from the services.
-        var worker = WorkerEnvironment.ReadOnce();
+        var worker = WorkerIdentity.ReadOnce();
 
         return builder.ConfigureServices((context, services) =>
         {

@@ -1,5 +1,5 @@
 using Kestrel.AcceptStrategies.Internal;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Worker;
 using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Hosting;
@@ -7,7 +7,7 @@ namespace Kestrel.AcceptStrategies.Hosting;
 /// <summary>The one place this process's role is decided; <see cref="AcceptStrategyProcess"/> carries the answer.</summary>
 internal static class ProcessRoles
 {
-    public static (AcceptStrategyRole Role, int Slot, int Generation) Resolve(WorkerEnvironment? worker, AcceptStrategyOptions options, ILogger logger)
+    public static (AcceptStrategyRole Role, int Slot, int Generation) Resolve(WorkerIdentity? worker, AcceptStrategyOptions options, ILogger logger)
     {
         if (worker is not null)
         {

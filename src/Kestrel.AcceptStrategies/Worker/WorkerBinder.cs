@@ -1,6 +1,5 @@
 using System.Net;
 using Kestrel.AcceptStrategies.Listeners;
-using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
 
@@ -11,7 +10,7 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// counting its connections for the drain and not started until the supervisor says so (<see cref="WorkerListeners"/>).
 /// </summary>
 internal sealed class WorkerBinder(
-    WorkerEnvironment worker, IOptions<AcceptStrategyOptions> options, AcceptStrategyListenerFactory transport, WorkerListeners listeners)
+    WorkerIdentity worker, IOptions<AcceptStrategyOptions> options, AcceptStrategyListenerFactory transport, WorkerListeners listeners)
 {
     public IConnectionListener Bind(IPEndPoint ip)
     {

@@ -6,7 +6,7 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// The worker's end of the control socket, in <see cref="ControlMessage"/>s: <c>ready</c>, heartbeats and
 /// <c>budget</c> out; <c>accept</c> and <c>drain</c> in.
 /// </summary>
-internal sealed class WorkerControlClient(WorkerEnvironment worker) : IDisposable
+internal sealed class WorkerControlClient(WorkerIdentity worker) : IDisposable
 {
     private readonly ControlChannel _channel = new(worker.ControlFd);
 

@@ -3,7 +3,7 @@ using Kestrel.AcceptStrategies.Supervisor;
 namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>The requests this worker has started, against the budget the supervisor drew for it.</summary>
-internal sealed class WorkerRequests(WorkerEnvironment worker, WorkerControlClient control)
+internal sealed class WorkerRequests(WorkerIdentity worker, WorkerControlClient control)
 {
     private long _count;
     private int _budgetReported;

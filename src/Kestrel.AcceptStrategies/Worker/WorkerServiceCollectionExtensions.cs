@@ -1,4 +1,3 @@
-using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -7,7 +6,7 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// <summary>The worker's parts, registered only in a process a supervisor started, with its identity.</summary>
 internal static class WorkerServiceCollectionExtensions
 {
-    public static IServiceCollection AddAcceptStrategyWorker(this IServiceCollection services, WorkerEnvironment worker)
+    public static IServiceCollection AddAcceptStrategyWorker(this IServiceCollection services, WorkerIdentity worker)
     {
         services.AddSingleton(worker);
         services.AddSingleton<WorkerBinder>();
