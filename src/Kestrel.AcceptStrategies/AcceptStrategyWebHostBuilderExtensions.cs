@@ -1,8 +1,10 @@
 using System.Runtime.Versioning;
 using Kestrel.AcceptStrategies;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Listeners;
 using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Worker;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
@@ -44,12 +46,13 @@ public static class AcceptStrategyWebHostBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(configure);
 
-        // A worker takes its inherited descriptors out of reach of anything it starts, as early as possible.
-        _ = WorkerEnvironment.Current;
+        // A worker takes its inherited descriptors out of reach of anything it starts, as early as possible. This is
+        // the one read of the worker environment: the role and every worker part get it from the services.
+        var worker = WorkerIdentity.ReadOnce();
 
         return builder.ConfigureServices((context, services) =>
         {
-            if (!services.Any(d => d.ServiceType == typeof(AcceptStrategyListenerFactory)))
+            if (!services.Any(d => d.ServiceType == typeof(RoleListenerFactory)))
             {
                 // Registered before any code configuration so that code runs after the binding and wins.
                 services.AddSingleton<IConfigureOptions<AcceptStrategyOptions>>(
@@ -59,43 +62,28 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 services.AddMetrics();
                 services.TryAddSingleton<AcceptStrategyMetrics>();
                 services.AddSingleton<AcceptStrategyListenerFactory>();
-                services.AddSingleton(static sp =>
+                services.AddSingleton<SupervisorBinder>();
+                services.AddSingleton<RoleListenerFactory>();
+                services.AddSingleton(sp =>
                 {
                     var options = sp.GetRequiredService<IOptions<AcceptStrategyOptions>>();
                     var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger(AcceptStrategyLog.CategoryName);
-                    return new AcceptStrategyProcess(() => Resolve(options.Value, logger));
+                    return new AcceptStrategyProcess(() => ProcessRoles.Resolve(worker, options.Value, logger));
                 });
                 services.AddSingleton<SupervisorSockets>();
-                services.AddSingleton<WorkerListeners>();
-                services.AddSingleton<WorkerAgent>();
-                services.AddHostedService(static sp => sp.GetRequiredService<WorkerAgent>());
+                if (worker is not null)
+                {
+                    services.AddAcceptStrategyWorker(worker);
+                }
+
                 services.AddHostedService<WorkerSupervisor>();
-                services.AddTransient<IStartupFilter, WorkerStartupFilter>();
                 services.AddSingleton<IPostConfigureOptions<KestrelServerOptions>, KestrelReloadGuard>();
 
                 // Kestrel asks its transports last-registered first; ours declines every endpoint that is not IP.
-                services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<AcceptStrategyListenerFactory>());
+                services.AddSingleton<IConnectionListenerFactory>(sp => sp.GetRequiredService<RoleListenerFactory>());
             }
 
             services.Configure(configure);
         });
-    }
-
-    private static (AcceptStrategyRole, int, int) Resolve(AcceptStrategyOptions options, ILogger logger)
-    {
-        if (WorkerEnvironment.Current is { } worker)
-        {
-            return (AcceptStrategyRole.Worker, worker.Slot, worker.Generation);
-        }
-
-        if (options.Workers > 0 && Environment.GetEnvironmentVariable("DOTNET_WATCH") == "1")
-        {
-            // dotnet watch hot-reloads the process it started: a supervisor that serves nothing, while the workers
-            // would keep the old code. One process gets every edit.
-            AcceptStrategyLog.WatchRunsSingleProcess(logger, options.Workers);
-            return (AcceptStrategyRole.SingleProcess, -1, 0);
-        }
-
-        return (options.Workers > 0 ? AcceptStrategyRole.Supervisor : AcceptStrategyRole.SingleProcess, -1, 0);
     }
 }

@@ -41,10 +41,9 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         AcceptStrategyMetrics metrics,
         ILogger logger,
         ILogger transportLogger,
-        ConnectionCounter? connections = null)
+        IAcceptedConnectionObserver? observer = null)
     {
         _sockets = [.. sockets];
-        Connections = connections;
         _mutexFactory = mutexFactory;
         _logger = logger;
         EndPoint = sockets[0].LocalEndPoint!;
@@ -84,7 +83,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 try
                 {
                     _acceptors[i] = new Acceptor(
-                        i, _sockets[i], mutex, _stop, _connectionFactory, _accepted.Writer, socketOptions.NoDelay, strategy, EndPoint, metrics, logger, connections, _disposing.Token);
+                        i, _sockets[i], mutex, _stop, _connectionFactory, _accepted.Writer, socketOptions.NoDelay, strategy, EndPoint, metrics, logger, observer, _disposing.Token);
                 }
                 catch
                 {
@@ -106,7 +105,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         }
     }
 
-    /// <summary>Starts the acceptor threads: at once in one process, when the supervisor says so in a worker.</summary>
+    /// <summary>Starts the acceptor threads. Until then connections wait in the kernel's queue.</summary>
     public void Start()
     {
         lock (_gate)
@@ -148,23 +147,17 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         }
     }
 
-    /// <summary>Connections accepted and still open (workers only).</summary>
-    public ConnectionCounter? Connections { get; }
-
     /// <summary>
-    /// A connection to this listener's Kestrel endpoint that no other process can open: one end of a fresh
-    /// <c>socketpair(2)</c> is handed to Kestrel like an accepted connection, the other is returned for the caller's
-    /// HTTP client. A new worker sends its warm-up request this way before it takes real connections.
+    /// Hands an already connected socket to Kestrel like an accepted connection (the socket is this listener's from
+    /// here on, disposed if it cannot be handed over). No acceptor sees it, and no observer is told.
     /// </summary>
-    public async ValueTask<Stream> ConnectPrivatelyAsync(CancellationToken cancellationToken)
+    public async ValueTask AdoptAsync(Socket connected, CancellationToken cancellationToken)
     {
-        var (server, client) = CreateSocketPair();
         ConnectionContext? connection = null;
         try
         {
-            connection = _connectionFactory.Create(server);
+            connection = _connectionFactory.Create(connected);
             await _accepted.Writer.WriteAsync(connection, cancellationToken).ConfigureAwait(false);
-            return new NetworkStream(client, ownsSocket: true);
         }
         catch
         {
@@ -173,21 +166,9 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 await connection.DisposeAsync().ConfigureAwait(false);
             }
 
-            server.Dispose();
-            client.Dispose();
+            connected.Dispose();
             throw;
         }
-    }
-
-    private static unsafe (Socket Server, Socket Client) CreateSocketPair()
-    {
-        var fds = stackalloc int[2];
-        if (Libc.SocketPair(Libc.AF_UNIX, Libc.SOCK_STREAM | Libc.SOCK_CLOEXEC, 0, fds) != 0)
-        {
-            throw new SocketException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
-        }
-
-        return (new Socket(new SafeSocketHandle(fds[0], ownsHandle: true)), new Socket(new SafeSocketHandle(fds[1], ownsHandle: true)));
     }
 
     public EndPoint EndPoint { get; }

@@ -39,7 +39,7 @@ internal sealed class Acceptor : IDisposable
     private readonly AcceptStrategyMetrics _metrics;
     private readonly ILogger _logger;
     private readonly TagList _tags;
-    private readonly ConnectionCounter? _connections;
+    private readonly IAcceptedConnectionObserver? _observer;
     private readonly AcceptorWaitSet _waitSet;
 
     public Acceptor(
@@ -54,10 +54,10 @@ internal sealed class Acceptor : IDisposable
         EndPoint endPoint,
         AcceptStrategyMetrics metrics,
         ILogger logger,
-        ConnectionCounter? connections,
+        IAcceptedConnectionObserver? observer,
         CancellationToken disposing)
     {
-        _connections = connections;
+        _observer = observer;
         _id = id;
         _listenSocket = listenSocket;
         _mutex = mutex;
@@ -271,7 +271,7 @@ internal sealed class Acceptor : IDisposable
 
             connection = _connectionFactory.Create(socket);
             _metrics.ConnectionAccepted(_tags);
-            _connections?.Accepted(connection);
+            _observer?.Accepted(connection);
 
             if (!_accepted.TryWrite(connection))
             {

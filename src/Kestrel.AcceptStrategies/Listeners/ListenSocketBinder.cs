@@ -139,6 +139,31 @@ internal static class ListenSocketBinder
         return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
     }
 
+    /// <summary>Wraps listening descriptors made elsewhere; if one cannot be, every one of them is closed, not leaked.</summary>
+    public static Socket[] Adopt(int[] fds)
+    {
+        var sockets = new List<Socket>(fds.Length);
+        try
+        {
+            foreach (var fd in fds)
+            {
+                sockets.Add(new Socket(new SafeSocketHandle(fd, ownsHandle: true)));
+            }
+
+            return [.. sockets];
+        }
+        catch
+        {
+            sockets.ForEach(s => s.Dispose());
+            foreach (var fd in fds.Skip(sockets.Count))
+            {
+                _ = Libc.Close(fd);
+            }
+
+            throw;
+        }
+    }
+
     private static unsafe void Prepare(Socket socket, bool deferAccept)
     {
         var fd = (int)socket.SafeHandle.DangerousGetHandle();

@@ -1,142 +1,19 @@
 using System.Globalization;
-using Kestrel.AcceptStrategies.Internal;
 
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
-/// What a supervisor tells a worker through its environment: slot, generation, request budget, the control socket,
-/// the inherited descriptor of the (already unlinked) accept lock file, and which inherited descriptor listens on
-/// which endpoint.
+/// What a supervisor tells a worker through its environment, as the supervisor writes it; the worker reads it back
+/// into its identity once, at <c>UseAcceptStrategy()</c>.
 /// </summary>
-/// <remarks>
-/// Read once, as early as <c>UseAcceptStrategy()</c>: the inherited descriptors are marked close-on-exec again and
-/// the variables removed, so no process the worker starts inherits a listening socket or believes it is a worker.
-/// </remarks>
-internal sealed class WorkerEnvironment
+internal static class WorkerEnvironment
 {
     public const string WorkerVariable = "KESTREL_ACCEPT_STRATEGIES_WORKER";
     public const string ListenFdsVariable = "KESTREL_ACCEPT_STRATEGIES_LISTEN_FDS";
-
-    private static readonly Lazy<WorkerEnvironment?> LazyCurrent = new(ReadAndClear);
-
-    private readonly Dictionary<string, Queue<int[]>> _listenFds;
-
-    private WorkerEnvironment(
-        int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int? lockFd, Dictionary<string, Queue<int[]>> listenFds)
-    {
-        Slot = slot;
-        Generation = generation;
-        Budget = budget;
-        ControlFd = controlFd;
-        Strategy = strategy;
-        LockFd = lockFd;
-        _listenFds = listenFds;
-    }
-
-    /// <summary>This process's worker environment; null when it is not a worker.</summary>
-    public static WorkerEnvironment? Current => LazyCurrent.Value;
-
-    public int Slot { get; }
-
-    public int Generation { get; }
-
-    /// <summary>Requests this worker serves before it asks to be replaced; 0 for no limit.</summary>
-    public long Budget { get; }
-
-    public int ControlFd { get; }
-
-    /// <summary>The supervisor's strategy, which decided how the inherited sockets were made.</summary>
-    public AcceptStrategy Strategy { get; }
-
-    /// <summary>
-    /// The accept lock file, open and unlinked (no path a tmp cleaner could remove). Each acceptor opens
-    /// <c>/proc/self/fd/N</c> for an open file description, and so a flock, of its own.
-    /// </summary>
-    public int? LockFd { get; }
-
-    /// <summary>Takes the descriptors for the next binding of <paramref name="endpoint"/> (as Kestrel asked for it).</summary>
-    public int[]? TakeListenFds(string endpoint) =>
-        _listenFds.TryGetValue(endpoint, out var queue) && queue.TryDequeue(out var fds) ? fds : null;
-
-    public IEnumerable<string> Endpoints => _listenFds.Keys;
 
     public static string Format(int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int? lockFd) =>
         string.Create(CultureInfo.InvariantCulture, $"slot={slot};generation={generation};budget={budget};control={controlFd};strategy={strategy};lockfd={lockFd}");
 
     public static string FormatListenFds(IEnumerable<(string Endpoint, int[] Fds)> endpoints) =>
         string.Join(';', endpoints.Select(e => e.Endpoint + "=" + string.Join(',', e.Fds.Select(f => f.ToString(CultureInfo.InvariantCulture)))));
-
-    private static WorkerEnvironment? ReadAndClear()
-    {
-        var worker = Environment.GetEnvironmentVariable(WorkerVariable);
-        if (worker is null)
-        {
-            return null;
-        }
-
-        // First of all: the terminal's signals, blocked since the spawn, are caught from here on.
-        WorkerSignals.TakeOver();
-
-        var listen = Environment.GetEnvironmentVariable(ListenFdsVariable) ?? "";
-        // .NET's environment is its own copy: native code and children started with system(3) or posix_spawn read
-        // libc's, so the variables go from both.
-        foreach (var variable in new[] { WorkerVariable, ListenFdsVariable })
-        {
-            Environment.SetEnvironmentVariable(variable, null);
-            if (Libc.UnsetEnv(variable) != 0)
-            {
-                throw new IOException($"unsetenv({variable}) failed: {Libc.ErrnoName(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}");
-            }
-        }
-
-        try
-        {
-            var fields = worker.Split(';').Select(f => f.Split('=', 2)).ToDictionary(f => f[0], f => f.Length > 1 ? f[1] : "");
-            var listenFds = new Dictionary<string, Queue<int[]>>();
-            foreach (var entry in listen.Split(';', StringSplitOptions.RemoveEmptyEntries))
-            {
-                var separator = entry.LastIndexOf('=');
-                var fds = entry[(separator + 1)..].Split(',').Select(f => int.Parse(f, CultureInfo.InvariantCulture)).ToArray();
-                var endpoint = entry[..separator];
-                if (!listenFds.TryGetValue(endpoint, out var queue))
-                {
-                    listenFds[endpoint] = queue = new Queue<int[]>();
-                }
-
-                queue.Enqueue(fds);
-            }
-
-            var environment = new WorkerEnvironment(
-                int.Parse(fields["slot"], CultureInfo.InvariantCulture),
-                int.Parse(fields["generation"], CultureInfo.InvariantCulture),
-                long.Parse(fields["budget"], CultureInfo.InvariantCulture),
-                int.Parse(fields["control"], CultureInfo.InvariantCulture),
-                Enum.Parse<AcceptStrategy>(fields["strategy"]),
-                fields.TryGetValue("lockfd", out var lockFd) && lockFd.Length > 0 ? int.Parse(lockFd, CultureInfo.InvariantCulture) : null,
-                listenFds);
-
-            // Inherited without close-on-exec; nothing this worker starts may hold the supervisor's sockets.
-            Libc.SetCloseOnExec(environment.ControlFd, true);
-            if (environment.LockFd is { } inheritedLock)
-            {
-                Libc.SetCloseOnExec(inheritedLock, true);
-            }
-
-            foreach (var fds in listenFds.Values.SelectMany(q => q))
-            {
-                foreach (var fd in fds)
-                {
-                    Libc.SetCloseOnExec(fd, true);
-                }
-            }
-
-            return environment;
-        }
-        catch (Exception e) when (e is FormatException or KeyNotFoundException or ArgumentException or IndexOutOfRangeException or OverflowException)
-        {
-            throw new InvalidOperationException(
-                $"{WorkerVariable}='{worker}' / {ListenFdsVariable}='{listen}' is not a worker environment written by a Kestrel.AcceptStrategies supervisor. Remove these variables unless a supervisor started this process.",
-                e);
-        }
-    }
 }

@@ -186,9 +186,6 @@ public sealed class AcceptStrategyConnectionListenerTests
         services.Configure<AcceptStrategyOptions>(o => { o.Strategy = strategy; o.Acceptors = acceptors; });
         services.AddSingleton<AcceptStrategyMetrics>();
         services.AddSingleton<AcceptStrategyListenerFactory>();
-        services.AddSingleton(new AcceptStrategyProcess(AcceptStrategyRole.SingleProcess, -1, 0));
-        services.AddSingleton<Kestrel.AcceptStrategies.Supervisor.SupervisorSockets>();
-        services.AddSingleton<Kestrel.AcceptStrategies.Supervisor.WorkerListeners>();
         return services.BuildServiceProvider();
     }
 }

@@ -1,23 +1,22 @@
-using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Http;
 
-namespace Kestrel.AcceptStrategies.Supervisor;
+namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
 /// First in a worker's pipeline: counts every request against the worker's budget, marks its connection as having a
 /// request in the app (so a drain does not cut it) and, while the worker drains, answers HTTP/1.x requests with
 /// <c>Connection: close</c> so clients move to another worker without a failed request.
 /// </summary>
-internal sealed class WorkerRequestMiddleware(RequestDelegate next, WorkerAgent agent)
+internal sealed class WorkerRequestMiddleware(RequestDelegate next, WorkerRequests requests, WorkerDrain drain, WorkerListeners listeners)
 {
     public async Task InvokeAsync(HttpContext context)
     {
-        agent.RequestStarted();
+        requests.Started();
         var protocol = context.Request.Protocol;
         var multiplexed = HttpProtocol.IsHttp2(protocol) || HttpProtocol.IsHttp3(protocol);
-        var connection = agent.Connections.Find(context.Connection.Id);
+        var connection = listeners.Connections.Find(context.Connection.Id);
         connection?.RequestStarted(multiplexed);
-        if (agent.IsDraining)
+        if (drain.IsDraining)
         {
             if (multiplexed)
             {

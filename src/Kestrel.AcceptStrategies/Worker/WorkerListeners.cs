@@ -1,8 +1,8 @@
 using Kestrel.AcceptStrategies.Listeners;
 
-namespace Kestrel.AcceptStrategies.Supervisor;
+namespace Kestrel.AcceptStrategies.Worker;
 
-/// <summary>The listeners Kestrel has bound in a worker, started when the supervisor says so.</summary>
+/// <summary>The listeners Kestrel has bound in a worker, started when the supervisor says so, and their connections.</summary>
 internal sealed class WorkerListeners
 {
     private readonly List<AcceptStrategyConnectionListener> _listeners = [];

@@ -1,13 +1,14 @@
 using System.Collections.Concurrent;
+using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Connections;
 
-namespace Kestrel.AcceptStrategies.Listeners;
+namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
 /// Connections a worker has accepted and not yet closed, so a draining worker knows when it is done and which
 /// connections it may close. Only workers count: tracking costs an allocation and a dictionary entry per connection.
 /// </summary>
-internal sealed class ConnectionCounter
+internal sealed class ConnectionCounter : IAcceptedConnectionObserver
 {
     private readonly ConcurrentDictionary<string, TrackedConnection> _open = new(StringComparer.Ordinal);
     private long _openCount;

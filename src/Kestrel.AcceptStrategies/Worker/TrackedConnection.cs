@@ -1,7 +1,7 @@
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 
-namespace Kestrel.AcceptStrategies.Listeners;
+namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
 /// One connection a worker accepted: whether a request on it is in the app, so a draining worker knows which

@@ -1,0 +1,33 @@
+using System.Net;
+using Kestrel.AcceptStrategies.Listeners;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Options;
+
+namespace Kestrel.AcceptStrategies.Worker;
+
+/// <summary>
+/// Binds Kestrel's endpoints in a worker: a listener on the descriptors the supervisor passed for the same endpoint,
+/// counting its connections for the drain and not started until the supervisor says so (<see cref="WorkerListeners"/>).
+/// </summary>
+internal sealed class WorkerBinder(
+    WorkerIdentity worker, IOptions<AcceptStrategyOptions> options, AcceptStrategyListenerFactory transport, WorkerListeners listeners)
+{
+    public IConnectionListener Bind(IPEndPoint ip)
+    {
+        var fds = worker.TakeListenFds(ip.ToString()) ?? throw new InvalidOperationException(
+            $"This worker was asked to bind {ip}, but its supervisor passed sockets only for {string.Join(", ", worker.Endpoints)}. Workers serve the endpoints the supervisor bound at start-up; restart the supervisor to change them.");
+
+        // The supervisor's strategy made the sockets; a reloaded configuration cannot change it.
+        var strategy = worker.Strategy;
+        var mutexFactory = strategy == AcceptStrategy.Serialized
+            ? FlockAcceptMutexFactory.ForInheritedFd(worker.LockFd ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
+            : null;
+        var sockets = ListenSocketBinder.Adopt(fds);
+        var acceptors = strategy == AcceptStrategy.ReusePort ? sockets.Length : options.Value.Acceptors;
+        var listener = transport.Create(sockets, strategy, acceptors, mutexFactory, listeners.Connections);
+
+        // Started by the worker agent once the supervisor tells it to accept.
+        listeners.Add(listener);
+        return listener;
+    }
+}
