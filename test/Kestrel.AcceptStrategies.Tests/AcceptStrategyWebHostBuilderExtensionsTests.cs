@@ -222,7 +222,7 @@ public sealed class AcceptStrategyWebHostBuilderExtensionsTests
         await stopping.WaitAsync(TestServer.Timeout);
         await server.App.DisposeAsync();
 
-        Assert.DoesNotContain(TestServer.ThreadNames(), n => n.StartsWith($"acc:{port}#", StringComparison.Ordinal));
+        await TestServer.AssertNoAcceptorThreadsAsync(port);
         using var rebind = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         rebind.Bind(new IPEndPoint(IPAddress.Loopback, port));
     }

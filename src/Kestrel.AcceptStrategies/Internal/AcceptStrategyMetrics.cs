@@ -86,10 +86,25 @@ internal sealed class AcceptStrategyMetrics
         _errors.Add(1, tags);
     }
 
-    public static TagList CreateTags(int acceptorId, AcceptStrategy strategy, string endpoint) => new()
+    /// <summary>
+    /// In a worker, its slot: every per-acceptor series then carries <c>worker.slot</c>, so a fleet's series can be told
+    /// apart and summed per slot across generations. Null elsewhere.
+    /// </summary>
+    public int? WorkerSlot { get; set; }
+
+    public TagList CreateTags(int acceptorId, AcceptStrategy strategy, string endpoint)
     {
-        { "acceptor", acceptorId },
-        { "strategy", strategy.ToString() },
-        { "endpoint", endpoint },
-    };
+        var tags = new TagList
+        {
+            { "acceptor", acceptorId },
+            { "strategy", strategy.ToString() },
+            { "endpoint", endpoint },
+        };
+        if (WorkerSlot is { } slot)
+        {
+            tags.Add("worker.slot", slot);
+        }
+
+        return tags;
+    }
 }

@@ -69,7 +69,7 @@ internal sealed class Acceptor : IDisposable
         _endPoint = endPoint;
         _metrics = metrics;
         _logger = logger;
-        _tags = AcceptStrategyMetrics.CreateTags(id, strategy, endPoint.ToString()!);
+        _tags = metrics.CreateTags(id, strategy, endPoint.ToString()!);
         _waitSet = new AcceptorWaitSet((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd);
     }
 

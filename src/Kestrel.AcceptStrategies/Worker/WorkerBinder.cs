@@ -1,4 +1,5 @@
 using System.Net;
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Options;
@@ -10,10 +11,11 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// counting its connections for the drain and not started until the supervisor says so (<see cref="WorkerListeners"/>).
 /// </summary>
 internal sealed class WorkerBinder(
-    WorkerIdentity worker, IOptions<AcceptStrategyOptions> options, AcceptStrategyListenerFactory transport, WorkerListeners listeners)
+    WorkerIdentity worker, IOptions<AcceptStrategyOptions> options, AcceptStrategyListenerFactory transport, WorkerListeners listeners, AcceptStrategyMetrics metrics)
 {
     public IConnectionListener Bind(IPEndPoint ip)
     {
+        metrics.WorkerSlot = worker.Slot;
         var fds = worker.TakeListenFds(ip.ToString()) ?? throw new InvalidOperationException(
             $"This worker was asked to bind {ip}, but its supervisor passed sockets only for {string.Join(", ", worker.Endpoints)}. Workers serve the endpoints the supervisor bound at start-up; restart the supervisor to change them.");
 

@@ -95,6 +95,20 @@ internal sealed class TestServer : IAsyncDisposable
             .Select(task => { try { return File.ReadAllText(Path.Combine(task, "comm")).Trim(); } catch (IOException) { return ""; } })
             .ToArray();
 
+    /// <summary>
+    /// Waits (bounded) until no acceptor thread of <paramref name="port"/> is listed: an acceptor reports its exit just
+    /// before its thread ends, and the kernel lists the thread until then, longer on a loaded machine.
+    /// </summary>
+    public static async Task AssertNoAcceptorThreadsAsync(int port)
+    {
+        var deadline = DateTime.UtcNow + Timeout;
+        while (ThreadNames().Any(n => n.StartsWith($"acc:{port}#", StringComparison.Ordinal)))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"acceptor threads of port {port} still running after {Timeout}");
+            await Task.Delay(10);
+        }
+    }
+
     /// <summary>A port that was free a moment ago on both 127.0.0.1 and ::1.</summary>
     public static int FreeLoopbackPort()
     {

@@ -108,7 +108,7 @@ public sealed class AcceptStrategyConnectionListenerTests
         using var rebind = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         rebind.Bind(endPoint);
         rebind.Listen();
-        Assert.DoesNotContain(TestServer.ThreadNames(), n => n.StartsWith($"acc:{endPoint.Port}#", StringComparison.Ordinal));
+        await TestServer.AssertNoAcceptorThreadsAsync(endPoint.Port);
     }
 
     [Fact]

@@ -43,7 +43,7 @@ public sealed class AcceptorFaultTests
         await listener.UnbindAsync().AsTask().WaitAsync(TestServer.Timeout);
         Assert.Null(await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout));
         await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
-        Assert.DoesNotContain(TestServer.ThreadNames(), n => n.StartsWith($"acc:{port}#", StringComparison.Ordinal));
+        await TestServer.AssertNoAcceptorThreadsAsync(port);
     }
 
     [Fact]
@@ -69,7 +69,7 @@ public sealed class AcceptorFaultTests
         await listener.UnbindAsync().AsTask().WaitAsync(TestServer.Timeout);
         Assert.Null(await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout));
         await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
-        Assert.DoesNotContain(TestServer.ThreadNames(), n => n.StartsWith($"acc:{port}#", StringComparison.Ordinal));
+        await TestServer.AssertNoAcceptorThreadsAsync(port);
     }
 
     private static AcceptStrategyConnectionListener CreateListener(

@@ -98,9 +98,13 @@ public sealed class SupervisorRobustnessTests
     [Fact]
     public async Task DescriptorsExhausted_WorkerDies_SpawnFailuresBackOffThenRecover()
     {
-        // The runtime itself needs descriptors for new executable memory (W^X); keep that out of the storm.
+        // The runtime itself needs descriptors now and then (W^X double mapping for new code, the GC's reads of /proc):
+        // keep those out of the seconds without any, as the listener's fd-exhaustion test does.
         await using var group = await WorkerGroup.StartAsync(
-            1, AcceptStrategy.ReusePort, "--AcceptStrategy:RespawnBackoff=00:00:01", new Dictionary<string, string> { ["DOTNET_EnableWriteXorExecute"] = "0" });
+            1,
+            AcceptStrategy.ReusePort,
+            "--AcceptStrategy:RespawnBackoff=00:00:01",
+            new Dictionary<string, string> { ["DOTNET_EnableWriteXorExecute"] = "0", ["DOTNET_gcServer"] = "0", ["DOTNET_GCgen0size"] = "0x10000000" });
         var victim = group.Ready[0].Pid;
 
         // No descriptor number above 2 may be allocated: socketpair, posix_spawn and pidfd_open all fail with EMFILE.
@@ -120,6 +124,8 @@ public sealed class SupervisorRobustnessTests
         }
         finally
         {
+            // A supervisor that died meanwhile has nothing to restore; the output says why.
+            Assert.False(group.Supervisor.HasExited, $"the supervisor died without descriptors:\n{group.Supervisor.Output}");
             Prlimit(group.Supervisor.Id, soft + ":");
         }
 

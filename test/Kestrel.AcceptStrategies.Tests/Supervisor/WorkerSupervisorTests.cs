@@ -98,7 +98,7 @@ public sealed class WorkerSupervisorTests
     }
 
     [Fact]
-    public async Task KillWorker_UnderLoad_ReplacedWithinTwoSecondsOnlyInFlightRequestsFail()
+    public async Task KillWorker_UnderLoad_ReplacedAtOnceOnlyInFlightRequestsFail()
     {
         await using var group = await WorkerGroup.StartAsync(3, AcceptStrategy.ReusePort);
         using var stop = new CancellationTokenSource();
@@ -117,7 +117,11 @@ public sealed class WorkerSupervisorTests
         await stop.CancelAsync();
         var (completed, failures) = await load;
 
-        Assert.True(replacedIn < TimeSpan.FromSeconds(2), $"replaced in {replacedIn.TotalMilliseconds:0} ms");
+        // Replaced at once, with no back-off (it crashed after it was ready): how long the new worker takes to start
+        // depends on the machine, so what is asserted is the decision, and the time only as a generous bound.
+        Assert.True(replacedIn < TimeSpan.FromSeconds(10), $"replaced in {replacedIn.TotalMilliseconds:0} ms");
+        Assert.Contains(group.Started, s => s.Slot == 1 && s.Generation == victim.Generation + 1 && s.Reason == "respawn");
+        Assert.Empty(group.EventsOf(LogEvents.WorkerRespawnDelayed));
         Assert.Contains(group.Exited, e => e.Pid == victim.Pid && e.Reason == "crashed");
         Assert.True(failures.Count <= Clients, $"{failures.Count} of {completed} requests failed; at most the {Clients} in flight may:\n{string.Join('\n', failures.Take(10))}");
         Assert.True(completed > 500, $"only {completed} requests completed");

@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Hosting;
@@ -44,6 +45,26 @@ public sealed class WorkerBinderTests
 
         var listeners = provider.GetRequiredService<WorkerListeners>();
         Assert.Same(listener, Assert.Single(listeners.Snapshot()));
+        var slotTags = new System.Collections.Concurrent.ConcurrentBag<object?>();
+        using var meter = new MeterListener();
+        meter.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == AcceptStrategyMetrics.ConnectionsAcceptedName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        meter.SetMeasurementEventCallback<long>((_, _, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "worker.slot")
+                {
+                    slotTags.Add(tag.Value);
+                }
+            }
+        });
+        meter.Start();
         listeners.Snapshot()[0].Start();
 
         await using var connection = await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout);
@@ -51,6 +72,9 @@ public sealed class WorkerBinderTests
         Assert.Equal(client.LocalEndPoint, connection.RemoteEndPoint);
         Assert.Equal(1, listeners.Connections.Total);
         Assert.NotNull(listeners.Connections.Find(connection.ConnectionId));
+
+        // Per-acceptor series of a worker carry its slot.
+        Assert.Equal([2], slotTags.Distinct());
     }
 
     [Fact]
