@@ -78,8 +78,9 @@ internal sealed class MeterSnapshot
         {
             for (var acceptor = 0; acceptor < acceptors; acceptor++)
             {
-                shares.Add(Delta(before, after, string.Create(
-                    CultureInfo.InvariantCulture, $"{role}/{slot}/{ConnectionsAccepted}\tacceptor={acceptor}")));
+                // A worker's per-acceptor series also carry its slot.
+                var key = string.Create(CultureInfo.InvariantCulture, $"{role}/{slot}/{ConnectionsAccepted}\tacceptor={acceptor}");
+                shares.Add(Delta(before, after, slot < 0 ? key : string.Create(CultureInfo.InvariantCulture, $"{key}\tworker.slot={slot}")));
             }
         }
 

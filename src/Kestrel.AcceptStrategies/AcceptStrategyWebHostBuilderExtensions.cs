@@ -49,14 +49,28 @@ public static class AcceptStrategyWebHostBuilderExtensions
         // A worker takes its inherited descriptors out of reach of anything it starts, as early as possible. This is
         // the one read of the worker environment: the role and every worker part get it from the services.
         var worker = WorkerIdentity.ReadOnce();
+        if (worker is not null)
+        {
+            AtomicConsole.Install();
+        }
 
         return builder.ConfigureServices((context, services) =>
         {
             if (!services.Any(d => d.ServiceType == typeof(RoleListenerFactory)))
             {
+                // A supervisor-to-be shares its output with its workers: its lines must not be split either. Decided
+                // on a throwaway copy of the options (configuration, then code), before the logger takes the console.
+                var section = context.Configuration.GetSection(AcceptStrategyOptions.SectionName);
+                var probe = new AcceptStrategyOptions();
+                new AcceptStrategyConfigureOptions(section).Configure(probe);
+                configure(probe);
+                if (probe.Workers > 0)
+                {
+                    AtomicConsole.Install();
+                }
+
                 // Registered before any code configuration so that code runs after the binding and wins.
-                services.AddSingleton<IConfigureOptions<AcceptStrategyOptions>>(
-                    new AcceptStrategyConfigureOptions(context.Configuration.GetSection(AcceptStrategyOptions.SectionName)));
+                services.AddSingleton<IConfigureOptions<AcceptStrategyOptions>>(new AcceptStrategyConfigureOptions(section));
                 services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AcceptStrategyOptions>, AcceptStrategyOptionsValidator>());
                 services.AddOptions<AcceptStrategyOptions>().ValidateOnStart();
                 services.AddMetrics();
@@ -67,7 +81,7 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 services.AddSingleton(sp =>
                 {
                     var options = sp.GetRequiredService<IOptions<AcceptStrategyOptions>>();
-                    var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger(AcceptStrategyLog.CategoryName);
+                    var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger(AcceptStrategyLog.HostingCategory);
                     return new AcceptStrategyProcess(() => ProcessRoles.Resolve(worker, options.Value, logger));
                 });
                 services.AddSingleton<SupervisorSockets>();

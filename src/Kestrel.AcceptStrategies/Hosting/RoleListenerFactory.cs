@@ -23,7 +23,7 @@ internal sealed class RoleListenerFactory(
     ILoggerFactory loggerFactory,
     WorkerBinder? worker = null) : IConnectionListenerFactory, IConnectionListenerFactorySelector
 {
-    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.HostingCategory);
 
     /// <summary>
     /// In one process, IP endpoints only. In worker mode every endpoint, so that one this transport cannot hand to

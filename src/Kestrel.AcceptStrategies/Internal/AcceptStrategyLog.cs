@@ -6,7 +6,20 @@ namespace Kestrel.AcceptStrategies.Internal;
 /// <summary>Every log message of the library, with stable event ids.</summary>
 internal static partial class AcceptStrategyLog
 {
+    /// <summary>The prefix of every category: one <c>LogLevel</c> key for it covers the whole library.</summary>
     public const string CategoryName = "Kestrel.AcceptStrategies";
+
+    /// <summary>The transport: acceptors and listeners.</summary>
+    public const string ListenersCategory = CategoryName + ".Listeners";
+
+    /// <summary>Role selection and Kestrel integration.</summary>
+    public const string HostingCategory = CategoryName + ".Hosting";
+
+    /// <summary>The supervisor: workers started, ready, exited, signals, reloads.</summary>
+    public const string SupervisorCategory = CategoryName + ".Supervisor";
+
+    /// <summary>A worker's own life: warm-up, drain, the supervisor gone.</summary>
+    public const string WorkerCategory = CategoryName + ".Worker";
 
     [LoggerMessage(1, LogLevel.Information,
         "Accepting on {EndPoint} with {Strategy}: {Acceptors} acceptor(s) on {Sockets} listening socket(s), mutex {Mutex}, TCP_DEFER_ACCEPT {DeferAccept}.",

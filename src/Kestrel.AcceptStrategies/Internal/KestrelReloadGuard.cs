@@ -52,7 +52,7 @@ internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerF
         {
             var section = loader.Configuration;
             var atStart = Snapshot(section);
-            var logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+            var logger = loggerFactory.CreateLogger(AcceptStrategyLog.HostingCategory);
             ChangeToken.OnChange(section.GetReloadToken, () =>
             {
                 if (Snapshot(section) != atStart)

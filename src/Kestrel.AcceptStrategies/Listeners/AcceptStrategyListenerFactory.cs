@@ -34,7 +34,7 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         _options = options;
         _socketOptions = socketOptions;
         _metrics = metrics;
-        _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+        _logger = loggerFactory.CreateLogger(AcceptStrategyLog.ListenersCategory);
         _transportLogger = loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets");
     }
 

@@ -17,7 +17,7 @@ internal sealed class SupervisorBinder(
     SupervisorSockets supervisorSockets,
     ILoggerFactory loggerFactory)
 {
-    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
 
     public IConnectionListener Bind(IPEndPoint ip)
     {

@@ -22,7 +22,7 @@ internal sealed class WorkerSupervisor(
     IOptions<HostOptions> hostOptions,
     ILoggerFactory loggerFactory) : IHostedLifecycleService, IDisposable
 {
-    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
     private readonly List<PosixSignalRegistration> _signals = [];
     private SupervisorLoop? _loop;
     private AcceptLockFile? _lockFile;

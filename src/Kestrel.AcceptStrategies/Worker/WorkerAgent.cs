@@ -22,7 +22,7 @@ internal sealed class WorkerAgent(
     IOptions<HostOptions> hostOptions,
     ILoggerFactory loggerFactory) : IHostedService, IDisposable
 {
-    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.WorkerCategory);
     private readonly CancellationTokenSource _stopping = new();
     private readonly int _pid = Environment.ProcessId;
 

@@ -13,7 +13,7 @@ internal sealed class WorkerDrain(
     // next request within milliseconds and are told to go; one silent this long is idle, or slow on purpose.
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(1);
 
-    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.WorkerCategory);
     private readonly int _pid = Environment.ProcessId;
     private int _draining;
 

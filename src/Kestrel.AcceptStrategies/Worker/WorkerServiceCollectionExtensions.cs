@@ -1,5 +1,8 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
 
 namespace Kestrel.AcceptStrategies.Worker;
 
@@ -9,6 +12,12 @@ internal static class WorkerServiceCollectionExtensions
     public static IServiceCollection AddAcceptStrategyWorker(this IServiceCollection services, WorkerIdentity worker)
     {
         services.AddSingleton(worker);
+
+        // Every line a worker logs names it (it shares the supervisor's output): a scope the logger factory adds.
+        services.AddSingleton<IExternalScopeProvider>(new WorkerLogScopeProvider(new WorkerLogScope(Environment.ProcessId, worker.Slot, worker.Generation)));
+        services.AddSingleton<IPostConfigureOptions<SimpleConsoleFormatterOptions>, WorkerConsoleScopes>();
+        services.AddSingleton<IPostConfigureOptions<JsonConsoleFormatterOptions>, WorkerConsoleScopes>();
+        services.AddSingleton<IPostConfigureOptions<ConsoleFormatterOptions>, WorkerConsoleScopes>();
         services.AddSingleton<WorkerBinder>();
         services.AddSingleton<WorkerListeners>();
         services.AddSingleton<WorkerControlClient>();

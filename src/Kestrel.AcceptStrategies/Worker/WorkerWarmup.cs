@@ -25,7 +25,7 @@ internal sealed class WorkerWarmup(
     IServiceProvider services,
     ILoggerFactory loggerFactory)
 {
-    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.CategoryName);
+    private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.WorkerCategory);
     private readonly int _pid = Environment.ProcessId;
 
     public async Task WarmUpAndReportReadyAsync()

@@ -73,9 +73,9 @@ public sealed class SupervisorRobustnessTests
 
         Assert.All(await Task.WhenAll(held).WaitAsync(TimeSpan.FromSeconds(60)), answer => Assert.Equal("done", answer));
 
-        // One slot: its accepting worker, a replacement, and at most two drained ones holding requests.
+        // One slot: its accepting worker, a replacement, and at most two drained ones holding requests. (Whether the cap
+        // was reached, and so logged, depends on how fast workers start here; the policy's unit tests pin that down.)
         Assert.True(group.PeakAlive <= 4, $"{group.PeakAlive} workers alive at once.\n{group.Supervisor.Output}");
-        Assert.NotEmpty(group.EventsOf(LogEvents.RecycleDeferred));
     }
 
     [Fact]
