@@ -57,7 +57,7 @@ internal sealed class WorkerGroup : IAsyncDisposable
         get
         {
             int alive = 0, peak = 0;
-            foreach (var e in Events)
+            foreach (var e in Events.Where(IsLibrary))
             {
                 alive += e.EventId == LogEvents.WorkerStarted ? 1 : e.EventId == LogEvents.WorkerExited ? -1 : 0;
                 peak = Math.Max(peak, alive);
@@ -88,7 +88,8 @@ internal sealed class WorkerGroup : IAsyncDisposable
         }
     }
 
-    public IReadOnlyList<LogEvent> EventsOf(int eventId) => [.. Events.Where(e => e.EventId == eventId)];
+    /// <summary>The library's events with <paramref name="eventId"/> (other categories reuse the numbers).</summary>
+    public IReadOnlyList<LogEvent> EventsOf(int eventId) => [.. Events.Where(e => e.EventId == eventId && IsLibrary(e))];
 
     /// <summary>Pids of workers started and not yet seen exiting.</summary>
     public IReadOnlyList<int> LivePids => [.. Started.Select(s => s.Pid).Except(Exited.Select(e => e.Pid))];
@@ -170,6 +171,8 @@ internal sealed class WorkerGroup : IAsyncDisposable
             throw;
         }
     }
+
+    private static bool IsLibrary(LogEvent e) => e.Category.StartsWith("Kestrel.AcceptStrategies", StringComparison.Ordinal);
 
     private static long BudgetOf(string text) => text.StartsWith("request budget ", StringComparison.Ordinal) ? long.Parse(text[15..], CultureInfo.InvariantCulture) : 0;
 }
