@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.AspNetCore.Hosting;
@@ -91,6 +92,7 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 }
 
                 services.AddHostedService<WorkerSupervisor>();
+                services.AddSingleton<IConfigureOptions<HostOptions>, HostShutdownTimeout>();
                 services.AddSingleton<IPostConfigureOptions<KestrelServerOptions>, KestrelReloadGuard>();
 
                 // Kestrel asks its transports last-registered first; ours declines every endpoint that is not IP.

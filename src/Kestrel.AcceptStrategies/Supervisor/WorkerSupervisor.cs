@@ -19,7 +19,6 @@ internal sealed class WorkerSupervisor(
     IConfiguration configuration,
     SupervisorSockets sockets,
     AcceptStrategyMetrics metrics,
-    IOptions<HostOptions> hostOptions,
     ILoggerFactory loggerFactory) : IHostedLifecycleService, IDisposable
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
@@ -41,7 +40,6 @@ internal sealed class WorkerSupervisor(
         }
 
         _settings = options.Value;
-        ExtendShutdownTimeout(_settings);
         var endpoints = sockets.Snapshot();
         if (endpoints.Count == 0)
         {
@@ -66,7 +64,7 @@ internal sealed class WorkerSupervisor(
             metrics,
             _logger,
             TimeProvider.System);
-        _loop.SettingsChanged += ExtendShutdownTimeout;
+        _loop.SettingsChanged += settings => _settings = settings;
         metrics.ObserveWorkersAlive(() => _loop.Alive);
         foreach (var (signal, kind) in new[] { (PosixSignal.SIGHUP, SupervisorSignal.Reload), (PosixSignal.SIGTTIN, SupervisorSignal.ScaleUp), (PosixSignal.SIGTTOU, SupervisorSignal.ScaleDown) })
         {
@@ -144,17 +142,5 @@ internal sealed class WorkerSupervisor(
         }
 
         _lockFile?.Dispose();
-    }
-
-    // The host must outlast the workers' drain. Set here, not through options configuration, so that the options are
-    // validated at start-up like every other (the host reads HostOptions while it is being built, and again to stop).
-    private void ExtendShutdownTimeout(AcceptStrategyOptions settings)
-    {
-        _settings = settings;
-        var needed = settings.GracefulShutdownTimeout + SlotPolicy.DrainKillMargin + SlotPolicy.DrainKillMargin;
-        if (hostOptions.Value.ShutdownTimeout < needed)
-        {
-            hostOptions.Value.ShutdownTimeout = needed;
-        }
     }
 }

@@ -2,7 +2,6 @@ using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 
 namespace Kestrel.AcceptStrategies.Worker;
 
@@ -12,14 +11,12 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// reports ready once the app has started, and drains when the supervisor is gone.
 /// </summary>
 internal sealed class WorkerAgent(
-    IOptions<AcceptStrategyOptions> options,
     WorkerControlClient control,
     WorkerListeners listeners,
     WorkerHeartbeat heartbeat,
     WorkerWarmup warmup,
     WorkerDrain drain,
     IHostApplicationLifetime lifetime,
-    IOptions<HostOptions> hostOptions,
     ILoggerFactory loggerFactory) : IHostedService, IDisposable
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.WorkerCategory);
@@ -28,9 +25,6 @@ internal sealed class WorkerAgent(
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        // Kestrel's graceful stop in a worker lasts at most the graceful timeout (the host reads this when it stops).
-        hostOptions.Value.ShutdownTimeout = options.Value.GracefulShutdownTimeout;
-
         if (!OperatingSystem.IsLinux())
         {
             throw new PlatformNotSupportedException("Worker processes need Linux.");
