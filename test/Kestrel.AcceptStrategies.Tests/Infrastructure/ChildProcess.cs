@@ -75,6 +75,26 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         return new ChildProcess(Process.Start(start)!);
     }
 
+    /// <summary>
+    /// Starts the BenchmarkApp with JSON console logs, so tests can wait for the library's events by id
+    /// (<see cref="WaitForEventAsync"/>) rather than by the wording of a message.
+    /// </summary>
+    public static ChildProcess StartBenchmarkAppWithJsonLogs(string arguments, IDictionary<string, string>? environment = null) =>
+        StartBenchmarkApp(arguments, environment: new Dictionary<string, string>(environment ?? new Dictionary<string, string>()) { ["Logging__Console__FormatterName"] = "json" });
+
+    /// <summary>The library's log events so far (JSON console logs only), in order.</summary>
+    public IReadOnlyList<LogEvent> Events =>
+        [.. Lines.Select(l => LogEvent.TryParse(l, out var e) ? e : null).OfType<LogEvent>().Where(e => e.Category.StartsWith("Kestrel.AcceptStrategies", StringComparison.Ordinal))];
+
+    /// <summary>Waits for the library's event <paramref name="eventId"/> matching <paramref name="where"/>.</summary>
+    public async Task<LogEvent> WaitForEventAsync(int eventId, Func<LogEvent, bool>? where, TimeSpan timeout)
+    {
+        var line = await WaitForLineAsync(
+            l => LogEvent.TryParse(l, out var e) && e.EventId == eventId && e.Category.StartsWith("Kestrel.AcceptStrategies", StringComparison.Ordinal) && (where?.Invoke(e) ?? true),
+            timeout);
+        return LogEvent.TryParse(line, out var found) ? found : throw new InvalidOperationException($"Not an event: {line}");
+    }
+
     /// <summary>Waits for the app's "Now listening on" line and returns that address.</summary>
     public async Task<Uri> WaitForListeningAsync()
     {

@@ -3,6 +3,8 @@ namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 /// <summary>The library's stable log event ids that tests read (see Internal/AcceptStrategyLog.cs).</summary>
 internal static class LogEvents
 {
+    public const int AcceptError = 2;
+    public const int AcceptRecovered = 3;
     public const int WorkerStarted = 11;
     public const int WorkerReady = 12;
     public const int WorkerExited = 13;
@@ -15,4 +17,7 @@ internal static class LogEvents
     public const int RecycleDeferred = 24;
     public const int ReloadRejected = 28;
     public const int SupervisorStarted = 30;
+    public const int WatchRunsSingleProcess = 52;
+    public const int KestrelConfigurationChanged = 53;
+    public const int WorkerWarmedUp = 20;
 }

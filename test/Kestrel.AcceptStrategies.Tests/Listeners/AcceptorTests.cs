@@ -62,6 +62,7 @@ public sealed class AcceptorTests
                 ["DOTNET_EnableWriteXorExecute"] = "0",
                 ["DOTNET_gcServer"] = "0",
                 ["DOTNET_GCgen0size"] = "0x10000000",
+                ["Logging__Console__FormatterName"] = "json",
             });
         var address = await server.WaitForListeningAsync();
         var endPoint = new IPEndPoint(IPAddress.Loopback, address.Port);
@@ -94,8 +95,8 @@ public sealed class AcceptorTests
                 await client.SendAsync("GET /foo HTTP/1.1\r\nHost: x\r\n"u8.ToArray());
             }
 
-            var storm = await server.WaitForLineAsync(l => l.Contains("failed to accept", StringComparison.Ordinal), TestServer.Timeout);
-            Assert.Contains("TooManyOpenSockets", storm, StringComparison.Ordinal);
+            var storm = await server.WaitForEventAsync(LogEvents.AcceptError, null, TestServer.Timeout);
+            Assert.Equal("TooManyOpenSockets", storm["Error"]);
         }
         finally
         {
@@ -106,19 +107,15 @@ public sealed class AcceptorTests
         }
 
         // The acceptor that hit EMFILE recovers by itself and the server answers again.
-        await server.WaitForLineAsync(l => l.Contains("is accepting again", StringComparison.Ordinal), TestServer.Timeout);
+        await server.WaitForEventAsync(LogEvents.AcceptRecovered, null, TestServer.Timeout);
         Assert.Equal(TestServer.Body, await Load.GetAsync(new Uri(address, "/foo?foo=bar")));
 
         // Logged once per episode, not once per failed attempt: an acceptor warns again only after it has recovered.
         var failing = new HashSet<string>();
-        foreach (var line in server.Output.Split('\n'))
+        foreach (var e in server.Events.Where(e => e.EventId is LogEvents.AcceptError or LogEvents.AcceptRecovered))
         {
-            var warned = line.Contains("failed to accept", StringComparison.Ordinal);
-            if (warned || line.Contains("is accepting again", StringComparison.Ordinal))
-            {
-                var acceptor = line[line.IndexOf("Acceptor ", StringComparison.Ordinal)..line.IndexOf(" on ", StringComparison.Ordinal)];
-                Assert.True(warned ? failing.Add(acceptor) : failing.Remove(acceptor), $"Out of order: {line}\n{server.Output}");
-            }
+            var warned = e.EventId == LogEvents.AcceptError;
+            Assert.True(warned ? failing.Add(e["Acceptor"]) : failing.Remove(e["Acceptor"]), $"Out of order: {e.Message}\n{server.Output}");
         }
     }
 }

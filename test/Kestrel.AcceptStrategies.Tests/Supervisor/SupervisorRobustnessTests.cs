@@ -82,10 +82,10 @@ public sealed class SupervisorRobustnessTests
     public async Task Sigterm_DuringStartup_ExitsCleanly()
     {
         // A slow warm-up keeps the workers starting, and so the supervisor's start-up waiting, for seconds.
-        var supervisor = ChildProcess.StartBenchmarkApp(
+        var supervisor = ChildProcess.StartBenchmarkAppWithJsonLogs(
             "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2 --AcceptStrategy:WarmupPath=/slow?ms=4000");
         await using var _ = supervisor;
-        await supervisor.WaitForLineAsync(l => l.Contains("started in slot 1", StringComparison.Ordinal), TestServer.Timeout);
+        await supervisor.WaitForEventAsync(LogEvents.WorkerStarted, e => e.Int("Slot") == 1, TestServer.Timeout);
 
         WorkerGroup.Kill(supervisor.Id, "TERM");
         await supervisor.WaitForExitAsync(TestServer.Timeout);

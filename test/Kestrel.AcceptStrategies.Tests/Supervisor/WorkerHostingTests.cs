@@ -30,7 +30,7 @@ public sealed class WorkerHostingTests
     [Fact]
     public async Task DotnetWatch_Workers_RunsSingleProcessWithOneWarning()
     {
-        await using var app = ChildProcess.StartBenchmarkApp(
+        await using var app = ChildProcess.StartBenchmarkAppWithJsonLogs(
             "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2",
             environment: new Dictionary<string, string> { ["DOTNET_WATCH"] = "1" });
         var address = await app.WaitForListeningAsync();
@@ -42,8 +42,8 @@ public sealed class WorkerHostingTests
             Assert.Equal($"SingleProcess {app.Id}", string.Join(' ', answer.Split(' ').Take(2)));
         }
 
-        Assert.Single(app.Output.Split('\n'), l => l.Contains("DOTNET_WATCH=1: running as one process", StringComparison.Ordinal));
-        Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+        Assert.Single(app.Events, e => e.EventId == LogEvents.WatchRunsSingleProcess);
+        Assert.DoesNotContain(app.Events, e => e.EventId == LogEvents.WorkerStarted);
     }
 
     [Fact]
@@ -53,8 +53,10 @@ public sealed class WorkerHostingTests
         var oldPort = TestServer.FreeLoopbackPort();
         using var copy = AppCopy.Create(Endpoint(oldPort));
         {
-            await using var app = ChildProcess.StartBenchmarkApp("--AcceptStrategy:Workers=2", appPath: copy.AppPath);
-            await WaitForCountAsync(app, "is ready after", 2);
+            await using var app = ChildProcess.StartBenchmarkApp(
+                "--AcceptStrategy:Workers=2", environment: new Dictionary<string, string> { ["Logging__Console__FormatterName"] = "json" }, appPath: copy.AppPath);
+            await app.WaitForEventAsync(LogEvents.WorkerReady, e => e.Int("Slot") == 0, TestServer.Timeout);
+            await app.WaitForEventAsync(LogEvents.WorkerReady, e => e.Int("Slot") == 1, TestServer.Timeout);
             using var client = Load.CreateClient();
             Assert.StartsWith("Worker ", await client.GetStringAsync(new Uri($"http://127.0.0.1:{oldPort}/whoami")), StringComparison.Ordinal);
 
@@ -63,7 +65,8 @@ public sealed class WorkerHostingTests
 
             // Before: the supervisor's Kestrel bound the new port (nobody accepting there) and closed the old one.
             await app.WaitForLineAsync(
-                l => l.Contains("needs a restart", StringComparison.Ordinal) || l.Contains($":{newPort}", StringComparison.Ordinal), TestServer.Timeout);
+                l => (LogEvent.TryParse(l, out var e) && e.EventId == LogEvents.KestrelConfigurationChanged) || l.Contains($":{newPort}", StringComparison.Ordinal),
+                TestServer.Timeout);
 
             for (var i = 0; i < 10; i++)
             {
@@ -76,7 +79,7 @@ public sealed class WorkerHostingTests
             using var probe = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
             await Assert.ThrowsAnyAsync<System.Net.Sockets.SocketException>(
                 () => probe.ConnectAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, newPort)));
-            Assert.Single(app.Output.Split('\n'), l => l.Contains("needs a restart", StringComparison.Ordinal));
+            Assert.Single(app.Events, e => e.EventId == LogEvents.KestrelConfigurationChanged);
         }
     }
 
@@ -84,24 +87,4 @@ public sealed class WorkerHostingTests
     {
         ["Kestrel"] = new JsonObject { ["Endpoints"] = new JsonObject { ["E1"] = new JsonObject { ["Url"] = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}" } } },
     };
-
-    private static async Task WaitForCountAsync(ChildProcess app, string text, int count)
-    {
-        using var timeout = new CancellationTokenSource(TestServer.Timeout);
-        while (app.Output.Split('\n').Count(l => l.Contains(text, StringComparison.Ordinal)) < count)
-        {
-            try
-            {
-                await app.WaitForNextLineAsync(TestServer.Timeout);
-            }
-            catch (TimeoutException)
-            {
-            }
-
-            if (timeout.IsCancellationRequested)
-            {
-                throw new TimeoutException($"Fewer than {count} lines with '{text}'. Output:\n{app.Output}");
-            }
-        }
-    }
 }

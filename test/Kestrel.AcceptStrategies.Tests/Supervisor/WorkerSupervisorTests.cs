@@ -197,22 +197,21 @@ public sealed class WorkerSupervisorTests
     [Fact]
     public async Task WorkerCrashesAtStart_BackoffGrowsAndSupervisorStaysUp()
     {
-        var supervisor = ChildProcess.StartBenchmarkApp(
+        var supervisor = ChildProcess.StartBenchmarkAppWithJsonLogs(
             "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:RespawnBackoff=00:00:00.1 --CrashWorkerAtStart=true");
         await using var _ = supervisor;
 
-        var delays = new List<int>();
+        var delays = new List<long>();
         for (var failures = 1; failures <= 4; failures++)
         {
-            var line = await supervisor.WaitForLineAsync(
-                l => l.Contains($"{failures} worker(s) in a row failed to start", StringComparison.Ordinal), TestServer.Timeout);
-            delays.Add(int.Parse(line[(line.IndexOf("next attempt in ", StringComparison.Ordinal) + 16)..].Split(' ')[0], CultureInfo.InvariantCulture));
+            var delayed = await supervisor.WaitForEventAsync(LogEvents.WorkerRespawnDelayed, e => e.Int("Failures") == failures, TestServer.Timeout);
+            delays.Add(delayed.Long("DelayMilliseconds"));
         }
 
         Assert.Equal([100, 200, 400, 800], delays);
         Assert.False(supervisor.HasExited);
         Assert.Contains("CrashWorkerAtStart is set: this worker fails on purpose.", supervisor.Output, StringComparison.Ordinal);
-        Assert.Contains("exited: failed_to_start, killed by signal 6 (SIGABRT)", supervisor.Output, StringComparison.Ordinal);
+        Assert.Contains(supervisor.Events, e => e.EventId == LogEvents.WorkerExited && e["Reason"] == "failed_to_start" && e["Status"] == "killed by signal 6 (SIGABRT)");
     }
 
     [Fact]

@@ -10,7 +10,7 @@ public sealed class WorkerWarmupTests
     [Fact]
     public async Task Warmup_WhileRunning_WorkerListensOnNoTcpPortButTheInheritedOnes()
     {
-        var supervisor = ChildProcess.StartBenchmarkApp(
+        var supervisor = ChildProcess.StartBenchmarkAppWithJsonLogs(
             "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 \"--AcceptStrategy:WarmupPath=/slow?ms=3000\"");
         await using var owned = supervisor;
         var address = await supervisor.WaitForListeningAsync();
@@ -20,7 +20,8 @@ public sealed class WorkerWarmupTests
         var worker = int.Parse(started.Split(' ')[3], CultureInfo.InvariantCulture);
         var listening = ListeningPorts(worker);
 
-        await supervisor.WaitForLineAsync(l => l.Contains($"Worker {worker}: warm-up request GET /slow?ms=3000 answered 200", StringComparison.Ordinal), TestServer.Timeout);
+        await supervisor.WaitForEventAsync(
+            LogEvents.WorkerWarmedUp, e => e.Int("Pid") == worker && e["Path"] == "/slow?ms=3000" && e.Int("StatusCode") == 200, TestServer.Timeout);
         Assert.NotEmpty(listening);
         Assert.All(listening, port => Assert.Equal(address.Port, port));
         Assert.Equal("done", await Load.GetAsync(new Uri(address, "/slow?ms=1")));
