@@ -70,6 +70,12 @@ public static class AcceptStrategyWebHostBuilderExtensions
                     AtomicConsole.Install();
                 }
 
+                if (probe.Workers > 0 || worker is not null)
+                {
+                    // Last registered, so Kestrel asks it before its own QUIC transport.
+                    services.AddSingleton<IMultiplexedConnectionListenerFactory, QuicRefusal>();
+                }
+
                 // Registered before any code configuration so that code runs after the binding and wins.
                 services.AddSingleton<IConfigureOptions<AcceptStrategyOptions>>(new AcceptStrategyConfigureOptions(section));
                 services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AcceptStrategyOptions>, AcceptStrategyOptionsValidator>());
