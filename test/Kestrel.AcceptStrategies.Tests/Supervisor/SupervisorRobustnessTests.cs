@@ -141,17 +141,7 @@ public sealed class SupervisorRobustnessTests
     private static int Draining(WorkerGroup group, string reason) => group.EventsOf(LogEvents.WorkerDraining).Count(e => e["Reason"] == reason);
 
     /// <summary>Lines of the app's own output (not log events) that contain <paramref name="text"/>.</summary>
-    private static int CountOf(WorkerGroup group, string text)
-    {
-        var output = group.Supervisor.Output;
-        var count = 0;
-        for (var at = output.IndexOf(text, StringComparison.Ordinal); at >= 0; at = output.IndexOf(text, at + text.Length, StringComparison.Ordinal))
-        {
-            count++;
-        }
-
-        return count;
-    }
+    private static int CountOf(WorkerGroup group, string text) => group.Supervisor.Lines.Count(l => l.Contains(text, StringComparison.Ordinal));
 
     private static void Prlimit(int pid, string nofile)
     {
