@@ -109,7 +109,7 @@ def main():
         for i, spec in enumerate(a.configs):
             label, _, args = spec.partition("=")
             port = 5100 + i
-            env_assignments = [w for w in args.split() if re.match(r"^[A-Z_][A-Z0-9_]*=", w)]
+            env_assignments = [w for w in args.split() if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w)]
             app_args = [w for w in args.split() if w not in env_assignments]
             cmd = ["env"] + env_assignments + ["dotnet", APP, f"--urls=http://127.0.0.1:{port}"] + app_args
             if netns:
