@@ -108,6 +108,14 @@ public sealed class AcceptStrategyOptions
     /// <remarks>Defaults to <c>/</c>. An empty value skips the warm-up request.</remarks>
     public string WarmupPath { get; set; } = "/";
 
+    /// <summary>
+    /// The runtime settings workers start with: <see cref="WorkerRuntimeProfile.Tuned"/> adds settings measured for
+    /// many processes per machine (no thread-pool spinning, …; see the README) wherever the user set nothing;
+    /// <see cref="WorkerRuntimeProfile.Inherit"/> leaves the workers' environment exactly as the supervisor's.
+    /// </summary>
+    /// <remarks>Defaults to <see cref="WorkerRuntimeProfile.Tuned"/>. A change takes effect at the next start of the app.</remarks>
+    public WorkerRuntimeProfile WorkerRuntimeProfile { get; set; } = WorkerRuntimeProfile.Tuned;
+
     /// <summary>Problems found while binding configuration, reported by validation together with the rest.</summary>
     internal List<string> ConfigurationErrors { get; } = [];
 }

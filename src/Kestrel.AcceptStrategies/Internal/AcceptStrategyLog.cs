@@ -176,6 +176,12 @@ internal static partial class AcceptStrategyLog
         EventName = "KestrelConfigurationChanged")]
     public static partial void KestrelConfigurationChanged(ILogger logger, string section);
 
+    // Event ids 54-57: the workers' runtime profile.
+    [LoggerMessage(54, LogLevel.Information,
+        "Workers start with the {Profile} runtime profile: {Applied}; left to the user's own setting: {Kept}.",
+        EventName = "WorkerRuntimeProfile")]
+    public static partial void WorkerRuntimeProfileApplied(ILogger logger, WorkerRuntimeProfile profile, string applied, string kept);
+
     // Event ids 40-49: the worker side (draining, warm-up, counts, signals).
     [LoggerMessage(40, LogLevel.Information,
         "Worker {Pid} closed {Connections} connection(s) with no request in the app after a drain grace of {GraceMilliseconds} ms.",

@@ -21,6 +21,11 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
             errors.Add($"Kestrel.AcceptStrategies runs on Linux only (its acceptors wait in epoll(7) sets with EPOLLEXCLUSIVE and an eventfd(2), and worker mode uses posix_spawn(3) and pidfds); this is {RuntimeInformation.OSDescription}. Call UseAcceptStrategy() only when OperatingSystem.IsLinux().");
         }
 
+        if (!Enum.IsDefined(options.WorkerRuntimeProfile))
+        {
+            errors.Add($"AcceptStrategy:WorkerRuntimeProfile = {(int)options.WorkerRuntimeProfile} is not a profile: expected one of {string.Join(", ", Enum.GetNames<WorkerRuntimeProfile>())}.");
+        }
+
         if (!Enum.IsDefined(options.Strategy))
         {
             errors.Add($"AcceptStrategy:Strategy = {(int)options.Strategy} is not a strategy: expected one of {string.Join(", ", Enum.GetNames<AcceptStrategy>())}.");

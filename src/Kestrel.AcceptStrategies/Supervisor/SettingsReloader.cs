@@ -8,7 +8,8 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
 /// SIGHUP's first step: reloads the configuration and takes what a running supervisor can change. The sockets were
-/// made for <c>Strategy</c>, <c>Acceptors</c> and <c>DeferAccept</c>, so a change to those is logged and kept for a
+/// made for <c>Strategy</c>, <c>Acceptors</c> and <c>DeferAccept</c>, and the workers' runtime profile was decided
+/// from the supervisor's start-up environment, so a change to those is logged and kept for a
 /// restart; an invalid configuration changes nothing.
 /// </summary>
 internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFactory<AcceptStrategyOptions> factory, ILogger logger)
@@ -48,6 +49,7 @@ internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFac
         fresh.Strategy = KeepForRestart(nameof(fresh.Strategy), current.Strategy, fresh.Strategy);
         fresh.Acceptors = KeepForRestart(nameof(fresh.Acceptors), current.Acceptors, fresh.Acceptors);
         fresh.DeferAccept = KeepForRestart(nameof(fresh.DeferAccept), current.DeferAccept, fresh.DeferAccept);
+        fresh.WorkerRuntimeProfile = KeepForRestart(nameof(fresh.WorkerRuntimeProfile), current.WorkerRuntimeProfile, fresh.WorkerRuntimeProfile);
         if (fresh.Workers == 0)
         {
             fresh.Workers = KeepForRestart(nameof(fresh.Workers), _configuredWorkers, 0);

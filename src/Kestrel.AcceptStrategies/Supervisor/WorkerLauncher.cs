@@ -4,9 +4,14 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
 /// Starts one worker: a control socket pair, the descriptors it inherits (control socket, accept lock, its slot's
-/// listening sockets), the environment that describes them, <c>posix_spawn</c>, and a pidfd on the result.
+/// listening sockets), the environment that describes them plus the runtime profile's settings, <c>posix_spawn</c>,
+/// and a pidfd on the result.
 /// </summary>
-internal sealed class WorkerLauncher(IReadOnlyList<SupervisedEndpoint> endpoints, AcceptStrategy strategy, AcceptLockFile? lockFile)
+internal sealed class WorkerLauncher(
+    IReadOnlyList<SupervisedEndpoint> endpoints,
+    AcceptStrategy strategy,
+    AcceptLockFile? lockFile,
+    IReadOnlyList<KeyValuePair<string, string>> runtimeSettings)
 {
     /// <summary>The new worker's pid and handle; throws (leaving nothing open) when any step fails.</summary>
     public unsafe (int Pid, WorkerHandle Handle) Launch(int slot, int generation, long budget)
@@ -45,6 +50,7 @@ internal sealed class WorkerLauncher(IReadOnlyList<SupervisedEndpoint> endpoints
 
                 return WorkerSpawner.CurrentEnvironment(
                 [
+                    .. runtimeSettings,
                     new(WorkerEnvironment.WorkerVariable, WorkerEnvironment.Format(slot, generation, budget, targets[0], strategy, lockIndex > 0 ? targets[1] : null)),
                     new(WorkerEnvironment.ListenFdsVariable, WorkerEnvironment.FormatListenFds(mapped)),
                 ]);

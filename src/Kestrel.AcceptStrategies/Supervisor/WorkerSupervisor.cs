@@ -59,7 +59,7 @@ internal sealed class WorkerSupervisor(
         _loop = new SupervisorLoop(
             _settings,
             endpoints,
-            new WorkerLauncher(endpoints, _settings.Strategy, _lockFile),
+            new WorkerLauncher(endpoints, _settings.Strategy, _lockFile, DecideRuntimeSettings(_settings.WorkerRuntimeProfile)),
             new SettingsReloader(configuration, optionsFactory, _logger),
             metrics,
             _logger,
@@ -132,6 +132,21 @@ internal sealed class WorkerSupervisor(
         }
 
         _lockFile?.Dispose();
+    }
+
+    private IReadOnlyList<KeyValuePair<string, string>> DecideRuntimeSettings(WorkerRuntimeProfile profile)
+    {
+        var (applied, kept) = WorkerRuntimeSettings.Decide(
+            profile,
+            WorkerRuntimeSettings.Tuned,
+            Environment.GetEnvironmentVariables().Keys.Cast<string>(),
+            AppContext.GetData);
+        AcceptStrategyLog.WorkerRuntimeProfileApplied(
+            _logger,
+            profile,
+            applied.Count == 0 ? "nothing added" : string.Join(", ", applied.Select(s => s.Key + "=" + s.Value)),
+            kept.Count == 0 ? "none" : string.Join(", ", kept));
+        return applied;
     }
 
     public void Dispose()

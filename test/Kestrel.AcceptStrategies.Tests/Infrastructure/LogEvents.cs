@@ -18,5 +18,6 @@ internal static class LogEvents
     public const int SupervisorStarted = 30;
     public const int WatchRunsSingleProcess = 52;
     public const int KestrelConfigurationChanged = 53;
+    public const int WorkerRuntimeProfile = 54;
     public const int WorkerWarmedUp = 20;
 }

@@ -1,0 +1,60 @@
+namespace Kestrel.AcceptStrategies.Supervisor;
+
+/// <summary>
+/// The runtime settings a supervisor adds to its workers' environment under <see cref="WorkerRuntimeProfile.Tuned"/>:
+/// the ones measured to pay when many .NET processes share the machine's cores (README, "Worker runtime profile").
+/// </summary>
+/// <remarks>
+/// A setting the user gave wins: a knob is left out when the supervisor's environment sets it under either prefix
+/// (the runtime reads both) or the app's runtimeconfig.json sets its property (the environment would override that),
+/// except where the SDK writes the property into every app's runtimeconfig.json, so it says nothing of the user.
+/// </remarks>
+internal static class WorkerRuntimeSettings
+{
+    /// <summary>The tuned profile, each knob with why it is there.</summary>
+    public static readonly IReadOnlyList<RuntimeKnob> Tuned =
+    [
+        // Idle thread-pool threads spin before they sleep, which pays with one process per machine; with a process per
+        // core the spinning steals the cores other workers need (sched_yield and context switches in the profile).
+        new("ThreadPool_UnfairSemaphoreSpinLimit", "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", "0"),
+
+        // Workstation GC: one heap and one background GC thread per worker instead of server GC's per-core heaps and
+        // threads, so N workers do not run N × cores GC threads. No runtimeconfig property: the Web SDK writes
+        // System.GC.Server=true into every web app's runtimeconfig.json, so it cannot tell a user's choice; a user
+        // who wants server GC in workers sets DOTNET_gcServer=1 (or WorkerRuntimeProfile=Inherit).
+        new("gcServer", null, "0"),
+    ];
+
+    /// <summary>What to add to a worker's environment, and which knobs the user's own settings kept out.</summary>
+    public static (IReadOnlyList<KeyValuePair<string, string>> Applied, IReadOnlyList<string> KeptByUser) Decide(
+        WorkerRuntimeProfile profile,
+        IReadOnlyList<RuntimeKnob> knobs,
+        IEnumerable<string> environmentNames,
+        Func<string, object?> runtimeConfig)
+    {
+        // Names compared ignoring case: a user who wrote DOTNET_GCSERVER meant it, whatever the runtime makes of it.
+        var given = new HashSet<string>(environmentNames, StringComparer.OrdinalIgnoreCase);
+        var applied = new List<KeyValuePair<string, string>>();
+        var kept = new List<string>();
+        if (profile == WorkerRuntimeProfile.Inherit)
+        {
+            return (applied, kept);
+        }
+
+        foreach (var knob in knobs)
+        {
+            var fromEnvironment = given.Contains("DOTNET_" + knob.EnvironmentName) || given.Contains("COMPlus_" + knob.EnvironmentName);
+            var fromRuntimeConfig = knob.RuntimeConfigProperty is { } property && runtimeConfig(property) is not null;
+            if (fromEnvironment || fromRuntimeConfig)
+            {
+                kept.Add(fromEnvironment ? knob.Variable : knob.RuntimeConfigProperty!);
+            }
+            else
+            {
+                applied.Add(new(knob.Variable, knob.Value));
+            }
+        }
+
+        return (applied, kept);
+    }
+}
