@@ -9,6 +9,11 @@ failed requests, and server CPU milliseconds per 1,000 requests (utime+stime of 
 
   python3 eng/abcompare.py --rounds 8 --tool ab -- \
       'baseline=--Baseline=true' 'reuseport=--AcceptStrategy:Strategy=ReusePort'
+
+A configuration may set environment variables (NAME=value words) and name the app with APP=PATH: an executable (a
+Native AOT publish of BenchmarkApp) runs directly, a .dll runs with `dotnet`; the default is the JIT build below.
+
+  python3 eng/abcompare.py -- 'jit=--AcceptStrategy:Workers=2' 'aot=APP=/tmp/aot/BenchmarkApp --AcceptStrategy:Workers=2'
 """
 import argparse, os, re, signal, statistics, subprocess, sys, threading, time
 
@@ -51,6 +56,18 @@ def memory_kib(pid):
     except OSError:
         pass
     return rss, pss
+
+
+def app_command(app):
+    """How to start an app: a .dll through dotnet, anything else (a Native AOT or app-host executable) directly."""
+    app = os.path.abspath(app)
+    if not os.path.isfile(app):
+        sys.exit(f"APP={app}: no such file")
+    if app.endswith(".dll"):
+        return ["dotnet", app]
+    if not os.access(app, os.X_OK):
+        sys.exit(f"APP={app}: not executable (give a .dll to run it with dotnet)")
+    return [app]
 
 
 def workers_of(args):
@@ -109,13 +126,18 @@ def main():
         for i, spec in enumerate(a.configs):
             label, _, args = spec.partition("=")
             port = 5100 + i
-            env_assignments = [w for w in args.split() if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w)]
-            app_args = [w for w in args.split() if w not in env_assignments]
-            cmd = ["env"] + env_assignments + ["dotnet", APP, f"--urls=http://127.0.0.1:{port}"] + app_args
+            words = args.split()
+            apps = [w[len("APP="):] for w in words if w.startswith("APP=")]
+            if len(apps) > 1:
+                sys.exit(f"{label}: APP= given {len(apps)} times")
+            app = app_command(apps[0] if apps else APP)
+            env_assignments = [w for w in words if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w) and not w.startswith("APP=")]
+            app_args = [w for w in words if w not in env_assignments and not w.startswith("APP=")]
+            cmd = ["env"] + env_assignments + app + [f"--urls=http://127.0.0.1:{port}"] + app_args
             if netns:
                 cmd = ["ip", "netns", "exec", netns] + cmd
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            servers.append({"label": label, "port": port, "proc": p, "rps": [], "failed": 0, "cpu": [], "ratio": [],
+            servers.append({"label": label, "port": port, "proc": p, "app": app[-1], "rps": [], "failed": 0, "cpu": [], "ratio": [],
                             "workers": workers_of(args)})
         for s in servers:
             deadline = time.time() + 60
@@ -128,8 +150,10 @@ def main():
                 if time.time() > deadline:
                     sys.exit(f"{s['label']} did not start")
             threading.Thread(target=lambda f=s["proc"].stdout: [None for _ in f], daemon=True).start()
-            # The oldest process with this command line is the one we started (the supervisor, when there are workers).
-            s["pid"] = int(subprocess.run(["pgrep", "-f", "-o", f"BenchmarkApp.dll --urls=http://127.0.0.1:{s['port']}"], capture_output=True, text=True).stdout.split()[0])
+            # The oldest process with this command line is the one we started (the supervisor, when there are workers);
+            # the app's path then the port match `dotnet X.dll --urls=...` and a native `X --urls=...` alike.
+            pattern = re.sub(r"([.\[\]()*+?{}|^$\\])", r"\\\1", f"{s['app']} --urls=http://127.0.0.1:{s['port']}") + "( |$)"
+            s["pid"] = int(subprocess.run(["pgrep", "-f", "-o", pattern], capture_output=True, text=True).stdout.split()[0])
             procs = [s["pid"]] + children(s["pid"])
             mems = [memory_kib(p) for p in procs]
             s["mem"] = (len(procs), sum(m[0] for m in mems), sum(m[1] for m in mems),

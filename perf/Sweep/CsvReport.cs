@@ -8,7 +8,7 @@ internal static class CsvReport
 {
     public const string Header =
         "mode,configuration,strategy,acceptors,workers,rounds,rps_median,rps_min,rps_max,ratio_to_baseline," +
-        "p50_ms,p99_ms,failed,cpu_s_per_1k,peak_rss_mib,jain_workers,jain_acceptors,errors";
+        "p50_ms,p99_ms,failed,cpu_s_per_1k,peak_rss_mib,jain_workers,jain_acceptors,max_requests,ratio_to_unlimited,errors";
 
     public static string Format(IEnumerable<PointSummary> points)
     {
@@ -35,6 +35,8 @@ internal static class CsvReport
                 F(p.PeakRssKiB / 1024.0, "0.0"),
                 F(p.WorkerFairness, "0.000"),
                 F(p.AcceptorFairness, "0.000"),
+                c.IsBaseline ? "" : N(c.MaxRequests),
+                F(p.RatioToUnlimited, "0.000"),
                 p.Errors.Count == 0 ? "" : "\"" + string.Join(" | ", p.Errors).Replace("\"", "\"\"", StringComparison.Ordinal).ReplaceLineEndings(" ") + "\"",
             ]).Append('\n');
         }

@@ -13,6 +13,7 @@ internal static class MarkdownReport
         var md = new StringBuilder();
         md.Append("# Accept strategy sweep\n\n");
         md.Append(CultureInfo.InvariantCulture, $"Command: `{command}`\n\n");
+        md.Append(CultureInfo.InvariantCulture, $"App: `{options.App ?? ServerProcess.BenchmarkAppPath}`{(options.App is null || options.App.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? " (JIT, run with dotnet)" : " (executable, e.g. Native AOT)")}\n\n");
         md.Append(CultureInfo.InvariantCulture,
             $"Each point: median of {options.Rounds} rounds (min–max beside it), every configuration running at once as its own server, " +
             $"warmed with {options.Warmup:N0} requests per serving process (spread over the load modes), then one unrecorded pass of every " +
@@ -45,6 +46,8 @@ internal static class MarkdownReport
             }
         }
 
+        RecyclingCost(md, points);
+
         var noteList = notes.ToList();
         if (noteList.Count > 0)
         {
@@ -56,6 +59,29 @@ internal static class MarkdownReport
         }
 
         return md.ToString();
+    }
+
+    /// <summary>Each request budget against the same strategy's unlimited point, measured in the same rounds.</summary>
+    private static void RecyclingCost(StringBuilder md, IReadOnlyList<PointSummary> points)
+    {
+        var recycling = points.Where(p => p.Configuration.MaxRequests > 0).ToList();
+        if (recycling.Count == 0)
+        {
+            return;
+        }
+
+        md.Append("\n## Recycling cost\n\n");
+        md.Append("Workers recycled after every N requests each, against the same server without a budget; \"vs unlimited\" is the median of per-round ratios.\n\n");
+        md.Append("| mode | strategy | workers | budget | req/s | unlimited req/s | vs unlimited | failed |\n");
+        md.Append("|---|---|---:|---:|---:|---:|---:|---:|\n");
+        foreach (var p in recycling.OrderBy(p => p.Mode.Name, StringComparer.Ordinal).ThenBy(p => p.Configuration.Strategy, StringComparer.Ordinal).ThenBy(p => p.Configuration.MaxRequests))
+        {
+            var c = p.Configuration;
+            var unlimited = points.FirstOrDefault(u => u.Mode == p.Mode && u.Configuration == c.Unlimited);
+            md.Append(CultureInfo.InvariantCulture,
+                $"| {p.Mode.Name} | {c.Strategy} A{c.Acceptors} | {c.Workers} | {c.MaxRequests:N0} | {CsvReport.F(p.RequestsPerSecond, "0")} " +
+                $"| {CsvReport.F(unlimited?.RequestsPerSecond, "0")} | {CsvReport.F(p.RatioToUnlimited, "0.00")} | {p.Failed} |\n");
+        }
     }
 
     private static string Dash(double? value) => value is null ? "–" : CsvReport.F(value, "0.000");

@@ -16,19 +16,17 @@ internal sealed record PointSummary(
     long PeakRssKiB,
     double? WorkerFairness,
     double? AcceptorFairness,
-    IReadOnlyList<string> Errors)
+    IReadOnlyList<string> Errors,
+    double? RatioToUnlimited = null)
 {
-    public static PointSummary From(IReadOnlyList<Measurement> runs, IReadOnlyList<Measurement> baselineRuns)
+    /// <param name="unlimitedRuns">For a point with a request budget, the same server's runs without one.</param>
+    public static PointSummary From(
+        IReadOnlyList<Measurement> runs, IReadOnlyList<Measurement> baselineRuns, IReadOnlyList<Measurement>? unlimitedRuns = null)
     {
         var first = runs[0];
         var ok = runs.Where(r => r.Error is null).ToList();
-        // Ratio per round against the baseline measured in the same round, then the median: the machine's drift
-        // between rounds cancels out.
-        var ratios = ok
-            .Select(r => (r, b: baselineRuns.FirstOrDefault(b => b.Round == r.Round && b.Error is null)))
-            .Where(p => p.b is not null && p.b.Load.RequestsPerSecond > 0)
-            .Select(p => p.r.Load.RequestsPerSecond / p.b!.Load.RequestsPerSecond)
-            .ToList();
+        var ratios = RoundRatios(ok, baselineRuns);
+        var unlimited = unlimitedRuns is null ? [] : RoundRatios(ok, unlimitedRuns);
         return new PointSummary(
             first.Configuration,
             first.Mode,
@@ -44,8 +42,19 @@ internal sealed record PointSummary(
             runs.Count == 0 ? 0 : runs.Max(r => r.PeakRssKiB),
             NullableMedian(ok.Select(r => r.WorkerFairness)),
             NullableMedian(ok.Select(r => r.AcceptorFairness)),
-            runs.Where(r => r.Error is not null).Select(r => r.Error!).ToList());
+            runs.Where(r => r.Error is not null).Select(r => r.Error!).ToList(),
+            unlimited.Count == 0 ? null : Median(unlimited));
     }
+
+    /// <summary>
+    /// Ratio per round against the reference measured in the same round (then the median is taken): the machine's
+    /// drift between rounds cancels out.
+    /// </summary>
+    private static List<double> RoundRatios(List<Measurement> ok, IReadOnlyList<Measurement> referenceRuns) => ok
+        .Select(r => (r, b: referenceRuns.FirstOrDefault(b => b.Round == r.Round && b.Error is null)))
+        .Where(p => p.b is not null && p.b.Load.RequestsPerSecond > 0)
+        .Select(p => p.r.Load.RequestsPerSecond / p.b!.Load.RequestsPerSecond)
+        .ToList();
 
     internal static double Median(IEnumerable<double> values)
     {

@@ -28,7 +28,7 @@ if (!OperatingSystem.IsLinux())
     return 2;
 }
 
-if (!File.Exists(ServerProcess.BenchmarkAppPath))
+if (options.App is null && !File.Exists(ServerProcess.BenchmarkAppPath))
 {
     Console.Error.WriteLine($"BenchmarkApp is not built at {ServerProcess.BenchmarkAppPath}; run the sweep with `dotnet run -c Release --project perf/Sweep`.");
     return 2;
@@ -98,7 +98,10 @@ var points = (
     from configuration in configurations
     let runs = measurements.Where(m => m.Mode == mode && m.Configuration == configuration).ToList()
     let baselineRuns = measurements.Where(m => m.Mode == mode && m.Configuration.IsBaseline).ToList()
-    select PointSummary.From(runs, baselineRuns)).ToList();
+    let unlimitedRuns = configuration.MaxRequests > 0
+        ? measurements.Where(m => m.Mode == mode && m.Configuration == configuration.Unlimited).ToList()
+        : null
+    select PointSummary.From(runs, baselineRuns, unlimitedRuns)).ToList();
 notes.AddRange(points.SelectMany(p => p.Errors));
 
 var command = "dotnet run -c Release --project perf/Sweep --" + (args.Length == 0 ? "" : " " + string.Join(' ', args));
@@ -111,7 +114,9 @@ await File.WriteAllTextAsync(Path.Combine(options.Output, "results.md"), markdow
 var subtitle = $"{machine.First(m => m.Name == "CPU").Value}, {Environment.ProcessorCount} cores, Linux {machine.First(m => m.Name == "Kernel").Value}; median of {options.Rounds} rounds";
 foreach (var mode in modes)
 {
-    await File.WriteAllTextAsync(Path.Combine(options.Output, $"chart-{mode.Name}.svg"), ChartRenderer.Svg(points, mode, subtitle));
+    // Workers are the charts' x axis; the recycling points (Workers=2 only) are in results.md's own table.
+    await File.WriteAllTextAsync(
+        Path.Combine(options.Output, $"chart-{mode.Name}.svg"), ChartRenderer.Svg(points.Where(p => p.Configuration.MaxRequests == 0).ToList(), mode, subtitle));
 }
 
 Console.WriteLine(markdown);

@@ -5,8 +5,8 @@ using System.Reflection;
 namespace Kestrel.AcceptStrategies.Sweep;
 
 /// <summary>
-/// One BenchmarkApp server (with its workers) on its own loopback port, started through <c>dotnet</c> and stopped with
-/// SIGTERM (graceful) then SIGKILL. Its output is kept for the error message if it fails to start.
+/// One BenchmarkApp server (with its workers) on its own loopback port, started through <c>dotnet</c> (a .dll) or
+/// directly (an executable, such as a Native AOT publish) and stopped with SIGTERM (graceful) then SIGKILL. Its output is kept for the error message if it fails to start.
 /// </summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
@@ -41,11 +41,11 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public string MeterDirectory { get; }
 
-    public static ServerProcess Start(ServerConfiguration configuration, int port, string meterDirectory, NetworkNamespace? ns)
+    public static ServerProcess Start(ServerConfiguration configuration, string app, int port, string meterDirectory, NetworkNamespace? ns)
     {
         IEnumerable<string> command =
         [
-            "dotnet", BenchmarkAppPath,
+            .. app.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? ["dotnet", app] : new[] { app },
             string.Create(CultureInfo.InvariantCulture, $"--urls=http://127.0.0.1:{port}"),
             $"--MeterSnapshotPath={meterDirectory}",
             .. configuration.Arguments,

@@ -28,6 +28,12 @@ internal sealed class SweepOptions
 
     public string Output { get; private set; } = Path.Combine("sweep-results", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
 
+    /// <summary>The app to run: a .dll (through dotnet) or an executable (a Native AOT publish); null = the JIT build.</summary>
+    public string? App { get; private set; }
+
+    /// <summary>Request budgets per worker; each above 0 adds Workers=2 points per strategy (0 = unlimited).</summary>
+    public IReadOnlyList<int> MaxRequests { get; private set; } = [0];
+
     public bool UseNetworkNamespace { get; private set; } = true;
 
     public bool Quick { get; private set; }
@@ -50,6 +56,10 @@ internal sealed class SweepOptions
           --duration S        seconds per wrk run (default 3)
           --warmup N          requests per serving process before measuring (default 40000)
           --out DIR           output directory (default sweep-results/<date-time>)
+          --app PATH          BenchmarkApp to run: a .dll (run with dotnet) or an executable such as a Native AOT
+                              publish (default the JIT build beside the sweep)
+          --max-requests LIST request budgets per worker (default 0 = unlimited); each budget above 0 adds a
+                              Workers=2 point per strategy, reported against the same strategy's unlimited point
           --no-netns          do not use a private network namespace (it needs root and iproute2)
           --quick             smoke check under 2 minutes: workers 1,2, acceptors 1, small counts
           --help              this text
@@ -91,6 +101,8 @@ internal sealed class SweepOptions
                 case "--duration": options.WrkSeconds = Number(name, Value(), min: 1, errors); break;
                 case "--warmup": options.Warmup = Number(name, Value(), min: 0, errors); break;
                 case "--out": options.Output = Value(); break;
+                case "--app": options.App = AppPath(name, Value(), errors); break;
+                case "--max-requests": options.MaxRequests = Numbers(name, Value(), min: 0, errors); break;
                 case "--no-netns": options.UseNetworkNamespace = false; break;
                 case "--quick": options.Quick = true; break;
                 case "--help" or "-h": options.Help = true; break;
@@ -124,6 +136,22 @@ internal sealed class SweepOptions
         }
 
         return options;
+    }
+
+    private static string AppPath(string name, string path, List<string> errors)
+    {
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+        {
+            errors.Add($"{name} '{path}': no such file.");
+        }
+        else if (!full.EndsWith(".dll", StringComparison.OrdinalIgnoreCase)
+            && !OperatingSystem.IsWindows() && (File.GetUnixFileMode(full) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+        {
+            errors.Add($"{name} '{path}' is neither a .dll nor executable.");
+        }
+
+        return full;
     }
 
     private static int Number(string name, string text, int min, List<string> errors)

@@ -14,14 +14,29 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
     private readonly LoadGenerator _load = new(ns, options.Connections, options.AbRequests, options.WrkSeconds);
     private readonly Dictionary<ServerProcess, (int Index, MeterSnapshot Before, DateTimeOffset End)> _pending = [];
 
-    public static IReadOnlyList<ServerConfiguration> Configurations(SweepOptions options) =>
-    [
-        ServerConfiguration.Baseline,
-        .. from strategy in options.Strategies
-           from acceptors in options.Acceptors
-           from workers in options.Workers
-           select new ServerConfiguration(strategy, acceptors, workers),
-    ];
+    /// <summary>Workers of the recycling points: two, so one recycles while the other serves.</summary>
+    public const int RecyclingWorkers = 2;
+
+    public static IReadOnlyList<ServerConfiguration> Configurations(SweepOptions options)
+    {
+        IEnumerable<ServerConfiguration> grid =
+        [
+            ServerConfiguration.Baseline,
+            .. from strategy in options.Strategies
+               from acceptors in options.Acceptors
+               from workers in options.Workers
+               select new ServerConfiguration(strategy, acceptors, workers),
+        ];
+
+        // Each budget with its own unlimited reference (added when --workers lacks 2), so every ratio is same-run.
+        var recycling =
+            from strategy in options.Strategies
+            from budget in options.MaxRequests.Where(b => b > 0)
+            let point = new ServerConfiguration(strategy, options.Acceptors[0], RecyclingWorkers, budget)
+            from configuration in new[] { point.Unlimited, point }
+            select configuration;
+        return grid.Concat(recycling).Distinct().ToList();
+    }
 
     public async Task<IReadOnlyList<Measurement>> RunAsync(CancellationToken cancellationToken)
     {
@@ -36,7 +51,7 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
                 cancellationToken.ThrowIfCancellationRequested();
                 progress.Phase($"starting {configuration.Label}", servers.Count, configurations.Count);
                 var server = ServerProcess.Start(
-                    configuration, FreePort(servers.Count), Path.Combine(meterRoot, $"server{servers.Count}"), ns);
+                    configuration, options.App ?? ServerProcess.BenchmarkAppPath, FreePort(servers.Count), Path.Combine(meterRoot, $"server{servers.Count}"), ns);
                 servers.Add(server);
                 await server.WaitStartedAsync(TimeSpan.FromMinutes(2));
             }

@@ -14,6 +14,48 @@ public sealed class SweepOptionsTests
         Assert.Equal(["Serialized", "ThunderingHerd", "ReusePort"], options.Strategies);
         Assert.Equal(["ab-close", "ab-keepalive", "wrk-close", "wrk-keepalive"], options.Modes.Select(m => m.Name));
         Assert.Equal(3, options.Rounds);
+        Assert.Null(options.App);
+        Assert.Equal([0], options.MaxRequests);
+        Assert.DoesNotContain(SweepRunner.Configurations(options), c => c.MaxRequests > 0);
+    }
+
+    [Fact]
+    public void Parse_MaxRequests_AddsTwoWorkerPointsPerStrategyWithTheirUnlimitedReference()
+    {
+        var options = SweepOptions.Parse(["--workers", "1,4", "--acceptors", "1", "--strategies", "ReusePort,Serialized", "--max-requests", "10000,0,1000"]);
+
+        Assert.Equal([0, 1000, 10000], options.MaxRequests);
+        var labels = SweepRunner.Configurations(options).Select(c => c.Label).ToList();
+        Assert.Equal(
+            ["baseline", "ReusePort A1 W1", "ReusePort A1 W4", "Serialized A1 W1", "Serialized A1 W4",
+             "ReusePort A1 W2", "ReusePort A1 W2 R1000", "ReusePort A1 W2 R10000",
+             "Serialized A1 W2", "Serialized A1 W2 R1000", "Serialized A1 W2 R10000"],
+            labels);
+        var recycling = SweepRunner.Configurations(options).Single(c => c.Label == "Serialized A1 W2 R1000");
+        Assert.Contains("--AcceptStrategy:MaxRequestsPerWorker=1000", recycling.Arguments);
+        Assert.Equal(new ServerConfiguration("Serialized", 1, 2), recycling.Unlimited);
+    }
+
+    [Fact]
+    public void Parse_App_TakesAnExistingDllOrExecutable_AndNamesAMissingOrPlainFile()
+    {
+        var plain = Path.GetTempFileName();
+        try
+        {
+            Assert.Equal(ServerProcess.BenchmarkAppPath, SweepOptions.Parse(["--app", ServerProcess.BenchmarkAppPath]).App);
+            Assert.Equal("/bin/true", SweepOptions.Parse(["--app", "/bin/true"]).App);
+
+            var e = Assert.Throws<ArgumentException>(() => SweepOptions.Parse(["--app", "/nonexistent/BenchmarkApp", "--max-requests", "-5"]));
+            Assert.Contains("--app '/nonexistent/BenchmarkApp': no such file", e.Message, StringComparison.Ordinal);
+            Assert.Contains("--max-requests '-5' must be a whole number of at least 0", e.Message, StringComparison.Ordinal);
+
+            e = Assert.Throws<ArgumentException>(() => SweepOptions.Parse(["--app", plain]));
+            Assert.Contains("is neither a .dll nor executable", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(plain);
+        }
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Kestrel.AcceptStrategies.Sweep;
 using Kestrel.AcceptStrategies.Tests.Supervisor;
 
 namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
@@ -19,7 +20,7 @@ public sealed class SweepProgramTests : IDisposable
 
         Assert.True(exitCode == 0, $"exit {exitCode}\n{stderr}\n{stdout}");
         var csv = File.ReadAllLines(Path.Combine(_output, "results.csv"));
-        Assert.Equal("mode,configuration,strategy,acceptors,workers,rounds,rps_median,rps_min,rps_max,ratio_to_baseline,p50_ms,p99_ms,failed,cpu_s_per_1k,peak_rss_mib,jain_workers,jain_acceptors,errors", csv[0]);
+        Assert.Equal("mode,configuration,strategy,acceptors,workers,rounds,rps_median,rps_min,rps_max,ratio_to_baseline,p50_ms,p99_ms,failed,cpu_s_per_1k,peak_rss_mib,jain_workers,jain_acceptors,max_requests,ratio_to_unlimited,errors", csv[0]);
         var rows = csv.Skip(1).Select(l => l.Split(',')).ToList();
         Assert.Equal(2 * 3, rows.Count); // 2 modes × (baseline + 2 strategies); 24 runs with the settling pass
         foreach (var row in rows)
@@ -50,6 +51,32 @@ public sealed class SweepProgramTests : IDisposable
         }
 
         Assert.Contains("[24/24]", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Main_MaxRequestsWithApp_RecyclesWorkersAndReportsTheCostAgainstUnlimited()
+    {
+        // --app given explicitly (the same JIT build: an AOT publish is too slow to make in a test; eng/aot-check.sh
+        // runs that). 600 requests a run over two workers with a budget of 300 each recycle every run.
+        var (exitCode, stdout, stderr) = await RunSweepAsync(
+            "--app", ServerProcess.BenchmarkAppPath, "--workers", "1", "--acceptors", "1", "--strategies", "ReusePort",
+            "--modes", "ab-close", "--max-requests", "300", "--rounds", "3", "--requests", "600", "--warmup", "200", "--out", _output);
+
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{stderr}\n{stdout}");
+        var rows = File.ReadAllLines(Path.Combine(_output, "results.csv")).Skip(1).Select(l => l.Split(',')).ToList();
+        Assert.Equal(["baseline", "ReusePort A1 W1", "ReusePort A1 W2", "ReusePort A1 W2 R300"], rows.Select(r => r[1]));
+        Assert.All(rows, r => Assert.Equal("0", r[12]));
+        var recycling = rows.Single(r => r[1] == "ReusePort A1 W2 R300");
+        Assert.Equal("300", recycling[17]);
+        Assert.True(double.Parse(recycling[18], CultureInfo.InvariantCulture) > 0, string.Join(',', recycling));
+        Assert.Equal("0", rows.Single(r => r[1] == "ReusePort A1 W2")[17]);
+        Assert.Equal("", rows.Single(r => r[1] == "ReusePort A1 W2")[18]);
+
+        var table = await File.ReadAllTextAsync(Path.Combine(_output, "results.md"));
+        Assert.Contains("## Recycling cost", table, StringComparison.Ordinal);
+        Assert.Contains("| ab-close | ReusePort A1 | 2 | 300 |", table, StringComparison.Ordinal);
+        Assert.Contains($"App: `{ServerProcess.BenchmarkAppPath}` (JIT, run with dotnet)", table, StringComparison.Ordinal);
+        Assert.DoesNotContain("R300", await File.ReadAllTextAsync(Path.Combine(_output, "chart-ab-close.svg")), StringComparison.Ordinal);
     }
 
     [Fact]
