@@ -100,6 +100,7 @@ def main():
     parser.add_argument("--settle", type=float, default=10, help="seconds idle before the window")
     parser.add_argument("--window", type=float, default=60, help="seconds of idle measured")
     parser.add_argument("--maps", action="store_true", help="private dirty of one worker by mapping")
+    parser.add_argument("--app", default=APP, help="BenchmarkApp.dll to run (another build to compare)")
     parser.add_argument("config", nargs="+", help="NAME=VALUE environment assignments, then app arguments")
     a = parser.parse_args()
 
@@ -109,7 +110,7 @@ def main():
         k, v = args.pop(0).split("=", 1)
         env[k] = v
     port = free_port()
-    server = subprocess.Popen(["dotnet", APP, f"--urls=http://127.0.0.1:{port}"] + args, env=env,
+    server = subprocess.Popen(["dotnet", a.app, f"--urls=http://127.0.0.1:{port}"] + args, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
