@@ -28,6 +28,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private readonly TaskCompletionSource _allActive = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _allExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly DeadlineTimer _timer;
+    private long _lastTickPlannedAt;
     private Task _loop = Task.CompletedTask;
     private volatile int _alive;
 
@@ -127,6 +128,8 @@ internal sealed class SupervisorLoop : IAsyncDisposable
             case SupervisorEvent.Message { Worker: var worker, Content: var message }:
                 if (message.Kind == ControlMessageKind.Heartbeat)
                 {
+                    var since = (long)_time.GetElapsedTime(worker.LastHeartbeat).TotalMilliseconds;
+                    AcceptStrategyLog.HeartbeatReceived(_logger, worker.Pid, worker.Slot.Index, since, message.Requests, message.Connections);
                     _metrics.WorkerServed(worker.Slot.Index, message.Requests - worker.Requests, message.Connections - worker.Connections);
                 }
 
@@ -145,6 +148,12 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 OnSignal(signal);
                 break;
             case SupervisorEvent.Tick { PlannedAt: var plannedAt }:
+                if (_lastTickPlannedAt != 0)
+                {
+                    AcceptStrategyLog.SupervisorTimerFired(_logger, (long)_time.GetElapsedTime(_lastTickPlannedAt, plannedAt).TotalMilliseconds);
+                }
+
+                _lastTickPlannedAt = plannedAt;
                 Apply(_policy.Tick(plannedAt));
                 break;
             case SupervisorEvent.Stop:

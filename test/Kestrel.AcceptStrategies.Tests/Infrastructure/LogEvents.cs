@@ -19,4 +19,6 @@ internal static class LogEvents
     public const int WatchRunsSingleProcess = 52;
     public const int KestrelConfigurationChanged = 53;
     public const int WorkerWarmedUp = 20;
+    public const int SupervisorTimerFired = 65;
+    public const int HeartbeatReceived = 66;
 }
