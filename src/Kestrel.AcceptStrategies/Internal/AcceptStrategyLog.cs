@@ -192,4 +192,15 @@ internal static partial class AcceptStrategyLog
         "Worker {Pid}: {Activity} failed unexpectedly; {Consequence}.",
         EventName = "WorkerActivityFailed")]
     public static partial void WorkerActivityFailed(ILogger logger, int pid, string activity, string consequence, Exception exception);
+
+    // Event ids 65-69: footprint (what wakes an idle group).
+    [LoggerMessage(65, LogLevel.Debug,
+        "Supervisor timer fired {IntervalMilliseconds} ms after the previous one (planned; it sleeps until the next deadline or the pause check).",
+        EventName = "SupervisorTimerFired")]
+    public static partial void SupervisorTimerFired(ILogger logger, long intervalMilliseconds);
+
+    [LoggerMessage(66, LogLevel.Debug,
+        "Heartbeat from worker {Pid} (slot {Slot}) {IntervalMilliseconds} ms after its previous message: {Requests} request(s), {Connections} connection(s).",
+        EventName = "HeartbeatReceived")]
+    public static partial void HeartbeatReceived(ILogger logger, int pid, int slot, long intervalMilliseconds, long requests, long connections);
 }

@@ -96,6 +96,19 @@ internal sealed class SlotPolicy
         return _reconciler.Run(Stopping);
     }
 
+    /// <summary>
+    /// When <see cref="Tick"/> next has something to do unless an event comes first: a start, hang or drain timeout
+    /// running out, a back-off or spawn interval ending. Null when nothing is timed (the loop then ticks only to notice
+    /// its own pauses). Recycling needs no clock: request counts arrive as events.
+    /// </summary>
+    public long? NextDeadline()
+    {
+        var now = _time.GetTimestamp();
+        var expiry = WorkerTimeouts.NextExpiry(_state.Workers, Settings, _time);
+        var spawn = Stopping ? null : _reconciler.NextSpawnDeadline(now);
+        return expiry is null ? spawn : spawn is null ? expiry : Math.Min(expiry.Value, spawn.Value);
+    }
+
     /// <summary>A message from a worker; returns the start-up time when it is a first <c>ready</c>.</summary>
     public IReadOnlyList<SupervisorIntent> Received(SupervisedWorker worker, ControlMessage message, out TimeSpan? startup)
     {

@@ -70,6 +70,30 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
         return state.TakeIntents();
     }
 
+    /// <summary>
+    /// The earliest future timestamp at which <see cref="Run"/> could start a worker without any event first: a slot's
+    /// back-off ending, or <c>SpawnInterval</c> since the last start running out. Null when no such clock runs.
+    /// </summary>
+    public long? NextSpawnDeadline(long now)
+    {
+        long? next = null;
+        foreach (var slot in state.Slots.Where(s => !s.Removed && s.Next is null && s.NextSpawnAt > now))
+        {
+            next = Math.Min(next ?? long.MaxValue, slot.NextSpawnAt);
+        }
+
+        if (Settings.SpawnInterval > TimeSpan.Zero && _lastSpawnAt != 0 && _started)
+        {
+            var allowed = WorkerTimeouts.After(_lastSpawnAt, Settings.SpawnInterval, time);
+            if (allowed > now)
+            {
+                next = Math.Min(next ?? long.MaxValue, allowed);
+            }
+        }
+
+        return next;
+    }
+
     // The first workers all start at once; later starts keep SpawnInterval apart.
     private bool SpawnAllowed(long now) =>
         Settings.SpawnInterval == TimeSpan.Zero || _lastSpawnAt == 0 || !_started || time.GetElapsedTime(_lastSpawnAt, now) >= Settings.SpawnInterval;

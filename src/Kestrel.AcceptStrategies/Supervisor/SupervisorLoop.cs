@@ -11,10 +11,11 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// </summary>
 internal sealed class SupervisorLoop : IAsyncDisposable
 {
-    // Fine-grained while something is in motion (starts, standbys, drains, back-offs, reloads); coarse when every slot
-    // has its one accepting worker, so an idle group does not keep a core awake.
-    private static readonly TimeSpan BusyTick = TimeSpan.FromMilliseconds(50);
-    private static readonly TimeSpan SteadyTick = TimeSpan.FromMilliseconds(500);
+    // The loop wakes for events and for the policy's next deadline, and otherwise only this often, to notice its own
+    // pauses (SlotPolicy.PauseThreshold): a pause longer than the sleep plus the threshold is forgiven, so with a
+    // quarter of the hang timeout (the idle heartbeat interval) a paused supervisor never blames a live worker.
+    private static readonly TimeSpan MinSleepCap = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan MaxSleepCap = TimeSpan.FromSeconds(5);
 
     private readonly SlotPolicy _policy;
     private readonly IReadOnlyList<SupervisedEndpoint> _endpoints;
@@ -24,12 +25,11 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly Channel<SupervisorEvent> _events = Channel.CreateUnbounded<SupervisorEvent>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly CancellationTokenSource _shutdown = new();
     private readonly TaskCompletionSource _allActive = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _allExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly DeadlineTimer _timer;
+    private long _lastTickPlannedAt;
     private Task _loop = Task.CompletedTask;
-    private Task _ticker = Task.CompletedTask;
-    private volatile bool _steady;
     private volatile int _alive;
 
     public SupervisorLoop(
@@ -48,6 +48,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         _time = time;
+        _timer = new DeadlineTimer(time, plannedAt => Post(new SupervisorEvent.Tick(plannedAt)));
     }
 
     /// <summary>Settings re-read on SIGHUP and taken; raised on the loop.</summary>
@@ -64,7 +65,6 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     public void Start()
     {
         _loop = Task.Run(RunAsync, CancellationToken.None);
-        _ticker = Task.Run(TickAsync, CancellationToken.None);
         Post(new SupervisorEvent.Start());
     }
 
@@ -72,11 +72,10 @@ internal sealed class SupervisorLoop : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _shutdown.CancelAsync().ConfigureAwait(false);
         _events.Writer.TryComplete();
-        await Task.WhenAll(_loop, _ticker).ConfigureAwait(false);
+        await _loop.ConfigureAwait(false);
+        _timer.Dispose();
         _fleet.Dispose();
-        _shutdown.Dispose();
     }
 
     private async Task RunAsync()
@@ -94,7 +93,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
             }
 
             _alive = _fleet.Count;
-            _steady = _policy.Steady;
+            ScheduleTick();
             if (_policy.AllActive && !_policy.Stopping)
             {
                 _allActive.TrySetResult();
@@ -107,22 +106,17 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         }
     }
 
-    private async Task TickAsync()
+    /// <summary>Sleeps until the policy's next deadline, or the pause-detection cap, whichever is first.</summary>
+    private void ScheduleTick()
     {
-        try
-        {
-            while (true)
-            {
-                var interval = _steady ? SteadyTick : BusyTick;
-                var plannedAt = _time.GetTimestamp() + (long)(interval.TotalSeconds * _time.TimestampFrequency);
-                await Task.Delay(interval, _time, _shutdown.Token).ConfigureAwait(false);
-                Post(new SupervisorEvent.Tick(plannedAt));
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        var cap = SleepCap(_policy.Settings.HangTimeout);
+        var capped = _time.GetTimestamp() + (long)(cap.TotalSeconds * _time.TimestampFrequency);
+        _timer.Request(Math.Min(_policy.NextDeadline() ?? long.MaxValue, capped));
     }
+
+    /// <summary>How long the loop sleeps at most with no deadline and no event.</summary>
+    internal static TimeSpan SleepCap(TimeSpan hangTimeout) =>
+        hangTimeout > TimeSpan.Zero ? TimeSpan.FromTicks(Math.Clamp(hangTimeout.Ticks / 4, MinSleepCap.Ticks, MaxSleepCap.Ticks)) : MaxSleepCap;
 
     private void Handle(SupervisorEvent e)
     {
@@ -134,6 +128,8 @@ internal sealed class SupervisorLoop : IAsyncDisposable
             case SupervisorEvent.Message { Worker: var worker, Content: var message }:
                 if (message.Kind == ControlMessageKind.Heartbeat)
                 {
+                    var since = (long)_time.GetElapsedTime(worker.LastHeartbeat).TotalMilliseconds;
+                    AcceptStrategyLog.HeartbeatReceived(_logger, worker.Pid, worker.Slot.Index, since, message.Requests, message.Connections);
                     _metrics.WorkerServed(worker.Slot.Index, message.Requests - worker.Requests, message.Connections - worker.Connections);
                 }
 
@@ -152,6 +148,12 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 OnSignal(signal);
                 break;
             case SupervisorEvent.Tick { PlannedAt: var plannedAt }:
+                if (_lastTickPlannedAt != 0)
+                {
+                    AcceptStrategyLog.SupervisorTimerFired(_logger, (long)_time.GetElapsedTime(_lastTickPlannedAt, plannedAt).TotalMilliseconds);
+                }
+
+                _lastTickPlannedAt = plannedAt;
                 Apply(_policy.Tick(plannedAt));
                 break;
             case SupervisorEvent.Stop:

@@ -40,6 +40,38 @@ internal static class WorkerTimeouts
         }
     }
 
+    /// <summary>
+    /// The earliest timestamp at which <see cref="Expired"/> could name one of <paramref name="workers"/> (just past its
+    /// timeout, as the comparisons there are strict); null when no clock runs on any of them.
+    /// </summary>
+    public static long? NextExpiry(IEnumerable<SupervisedWorker> workers, AcceptStrategyOptions settings, TimeProvider time)
+    {
+        long? next = null;
+        foreach (var worker in workers.Where(w => !w.Killed))
+        {
+            long? due = worker.State switch
+            {
+                WorkerState.Starting => After(worker.StartedAt, settings.WorkerStartTimeout, time),
+                WorkerState.Standby or WorkerState.Active when settings.HangTimeout > TimeSpan.Zero => After(worker.LastHeartbeat, settings.HangTimeout, time),
+                WorkerState.Draining => After(worker.DrainStartedAt, settings.GracefulShutdownTimeout + SlotPolicy.DrainKillMargin, time),
+                _ => null,
+            };
+            if (due < (next ?? long.MaxValue))
+            {
+                next = due;
+            }
+        }
+
+        return next;
+    }
+
+    /// <summary>The first timestamp more than <paramref name="timeout"/> after <paramref name="start"/>.</summary>
+    public static long After(long start, TimeSpan timeout, TimeProvider time)
+    {
+        var units = (long)Math.Min(timeout.TotalSeconds * time.TimestampFrequency, long.MaxValue / 4);
+        return start + units + 1;
+    }
+
     /// <summary><c>RespawnBackoff</c> doubled per consecutive failure, capped at <c>MaxRespawnBackoff</c>.</summary>
     public static TimeSpan Backoff(AcceptStrategyOptions settings, int failures)
     {

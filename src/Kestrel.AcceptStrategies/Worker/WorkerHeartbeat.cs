@@ -5,12 +5,15 @@ namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
 /// Tells the supervisor this worker is alive, with its request and connection counts: every 100 ms while serving,
-/// from the thread pool, so a starved worker falls silent.
+/// a quarter of the hang timeout when idle, from the thread pool, so a starved worker falls silent.
 /// </summary>
 internal sealed class WorkerHeartbeat(
     WorkerControlClient control, WorkerRequests requests, WorkerListeners listeners, IOptions<AcceptStrategyOptions> options)
 {
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
+
+    // With hang detection off an idle heartbeat serves nothing; the supervisor notices an exit by its pidfd.
+    private static readonly TimeSpan IdleWithoutHangTimeout = TimeSpan.FromSeconds(10);
 
     /// <summary>Sends the counts now, as the last word before an exit the supervisor logs with them.</summary>
     public void SendCounts() => control.TrySend(Counts());
@@ -18,13 +21,7 @@ internal sealed class WorkerHeartbeat(
     /// <summary>Heart-beats until <paramref name="stopping"/> or until the supervisor is gone.</summary>
     public async Task RunAsync(CancellationToken stopping)
     {
-        // Every 100 ms while serving, so the supervisor's request counts (and so recycling) stay current; when nothing
-        // changed, only often enough for the hang detector (a quarter of HangTimeout, at most 1 s), so an idle worker
-        // sleeps.
-        var hang = options.Value.HangTimeout;
-        var idleInterval = hang > TimeSpan.Zero
-            ? TimeSpan.FromTicks(Math.Clamp(hang.Ticks / 4, Interval.Ticks, TimeSpan.TicksPerSecond))
-            : TimeSpan.FromSeconds(1);
+        var idleInterval = IdleInterval(options.Value.HangTimeout);
         ControlMessage? last = null;
         try
         {
@@ -38,13 +35,38 @@ internal sealed class WorkerHeartbeat(
 
                 var changed = message != last;
                 last = message;
-                await Task.Delay(changed ? Interval : idleInterval, stopping).ConfigureAwait(false);
+                if (changed)
+                {
+                    await Task.Delay(Interval, stopping).ConfigureAwait(false);
+                    continue;
+                }
+
+                // Idle: asleep until the next request or the idle interval, so counts are fresh again at once.
+                var next = requests.NextRequest();
+                if (requests.Count == message.Requests)
+                {
+                    try
+                    {
+                        await next.WaitAsync(idleInterval, stopping).ConfigureAwait(false);
+                    }
+                    catch (TimeoutException)
+                    {
+                    }
+                }
             }
         }
         catch (OperationCanceledException)
         {
         }
     }
+
+    /// <summary>
+    /// When nothing changed, only as often as the hang detector needs (a quarter of HangTimeout: three may be lost or
+    /// late before the verdict), so an idle group sleeps; while serving, every 100 ms keeps the supervisor's request
+    /// counts (and so recycling) current.
+    /// </summary>
+    internal static TimeSpan IdleInterval(TimeSpan hangTimeout) =>
+        hangTimeout > TimeSpan.Zero ? TimeSpan.FromTicks(Math.Max(hangTimeout.Ticks / 4, Interval.Ticks)) : IdleWithoutHangTimeout;
 
     private ControlMessage Counts() => ControlMessage.Heartbeat(requests.Count, listeners.Connections.Total);
 }

@@ -7,6 +7,7 @@ internal sealed class WorkerRequests(WorkerIdentity worker, WorkerControlClient 
 {
     private long _count;
     private int _budgetReported;
+    private TaskCompletionSource? _waiter;
 
     public long Count => Interlocked.Read(ref _count);
 
@@ -19,6 +20,20 @@ internal sealed class WorkerRequests(WorkerIdentity worker, WorkerControlClient 
         {
             control.TrySend(ControlMessage.BudgetSpent(count));
         }
+
+        // One volatile read per request; only the first request after an idle spell wakes the heartbeat.
+        if (Volatile.Read(ref _waiter) is { } waiter && Interlocked.CompareExchange(ref _waiter, null, waiter) == waiter)
+        {
+            waiter.TrySetResult();
+        }
+    }
+
+    /// <summary>Completes at the next request: an idle heartbeat sleeps long, but not past the end of the idle spell.</summary>
+    public Task NextRequest()
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _waiter, waiter);
+        return waiter.Task;
     }
 
     /// <summary>Forgets the warm-up, which is not the app's traffic.</summary>

@@ -20,4 +20,6 @@ internal static class LogEvents
     public const int KestrelConfigurationChanged = 53;
     public const int WorkerRuntimeProfile = 54;
     public const int WorkerWarmedUp = 20;
+    public const int SupervisorTimerFired = 65;
+    public const int HeartbeatReceived = 66;
 }
