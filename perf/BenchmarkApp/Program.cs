@@ -86,9 +86,6 @@ app.MapGet("/whoami", () => string.Create(
 // A variable as native code and native children see it (libc getenv), not .NET's copy of the environment.
 app.MapGet("/native-env", (string name) => NativeEnvironment.Describe(name));
 
-// The GC this process runs with, as the runtime decided it (environment over runtimeconfig.json).
-app.MapGet("/gc", () => System.Runtime.GCSettings.IsServerGC ? "server" : "workstation");
-
 // A request that takes ?ms= milliseconds (at most 30 s), for graceful-shutdown checks.
 app.MapGet("/slow", async (int ms, CancellationToken aborted) =>
 {

@@ -1,39 +1,56 @@
+using System.Text.Json.Nodes;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>
-/// The settings the supervisor gives its workers reach them (libc's environment and the runtime's own decision), a
-/// setting the user gave wins, and Inherit leaves the workers as the supervisor is.
+/// The runtime settings the supervisor gives its workers reach them (libc's environment, which the runtime read at
+/// start), a setting the user gave in the environment or runtimeconfig.json wins, and Inherit adds nothing.
 /// </summary>
 [Collection(WorkerProcesses.Name)]
 public sealed class WorkerRuntimeProfileTests
 {
+    private const string Spin = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
+    private const string SpinProperty = "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit";
+
     [Fact]
-    public async Task Tuned_ByDefault_WorkersRunWorkstationGcWithoutSpinning()
+    public async Task Tuned_ByDefault_WorkersStartWithoutThreadPoolSpinning()
     {
         await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort);
 
-        Assert.Equal("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0", await NativeEnvAsync(group, "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"));
-        Assert.Equal("DOTNET_gcServer=0", await NativeEnvAsync(group, "DOTNET_gcServer"));
-
-        // BenchmarkApp's runtimeconfig.json says System.GC.Server=true (the Web SDK's default); the worker runs workstation GC.
-        Assert.Equal("workstation", await Load.GetAsync(new Uri(group.Address, "/gc")));
+        Assert.Equal($"{Spin}=0", await NativeEnvAsync(group, Spin));
         var profile = Assert.Single(group.EventsOf(LogEvents.WorkerRuntimeProfile));
         Assert.Equal("Tuned", profile["Profile"]);
-        Assert.Contains("DOTNET_gcServer=0", profile["Applied"], StringComparison.Ordinal);
+        Assert.Equal($"{Spin}=0", profile["Applied"]);
+        Assert.Equal("none", profile["Kept"]);
     }
 
     [Fact]
-    public async Task Tuned_UserSetGcServerInEnvironment_UsersValueWinsOthersStillApplied()
+    public async Task Tuned_UserSetTheVariable_UsersValueReachesWorkers()
     {
-        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, environment: new Dictionary<string, string> { ["DOTNET_gcServer"] = "1" });
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, environment: new Dictionary<string, string> { [Spin] = "5" });
 
-        Assert.Equal("DOTNET_gcServer=1", await NativeEnvAsync(group, "DOTNET_gcServer"));
-        Assert.Equal("server", await Load.GetAsync(new Uri(group.Address, "/gc")));
-        Assert.Equal("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0", await NativeEnvAsync(group, "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"));
+        Assert.Equal($"{Spin}=5", await NativeEnvAsync(group, Spin));
         var profile = Assert.Single(group.EventsOf(LogEvents.WorkerRuntimeProfile));
-        Assert.Equal("DOTNET_gcServer", profile["Kept"]);
+        Assert.Equal("nothing added", profile["Applied"]);
+        Assert.Equal(Spin, profile["Kept"]);
+    }
+
+    [Fact]
+    public async Task Tuned_RuntimeConfigSetsTheProperty_NothingOverridesIt()
+    {
+        using var app = AppCopy.Create(new JsonObject { ["AcceptStrategy"] = new JsonObject { ["Workers"] = 1 } });
+        var runtimeConfigPath = Path.ChangeExtension(app.AppPath, ".runtimeconfig.json");
+        var runtimeConfig = JsonNode.Parse(File.ReadAllText(runtimeConfigPath))!;
+        runtimeConfig["runtimeOptions"]!["configProperties"]![SpinProperty] = 20;
+        File.WriteAllText(runtimeConfigPath, runtimeConfig.ToJsonString());
+
+        await using var group = await WorkerGroup.StartAsync(app, 1);
+
+        // Set in the environment, the variable would override runtimeconfig.json; it is not set.
+        Assert.Equal($"{Spin} unset", await NativeEnvAsync(group, Spin));
+        var profile = Assert.Single(group.EventsOf(LogEvents.WorkerRuntimeProfile));
+        Assert.Equal(SpinProperty, profile["Kept"]);
     }
 
     [Fact]
@@ -41,10 +58,10 @@ public sealed class WorkerRuntimeProfileTests
     {
         await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "--AcceptStrategy:WorkerRuntimeProfile=Inherit");
 
-        Assert.Equal("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit unset", await NativeEnvAsync(group, "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"));
-        Assert.Equal("DOTNET_gcServer unset", await NativeEnvAsync(group, "DOTNET_gcServer"));
-        Assert.Equal("server", await Load.GetAsync(new Uri(group.Address, "/gc")));
-        Assert.Equal("nothing added", Assert.Single(group.EventsOf(LogEvents.WorkerRuntimeProfile))["Applied"]);
+        Assert.Equal($"{Spin} unset", await NativeEnvAsync(group, Spin));
+        var profile = Assert.Single(group.EventsOf(LogEvents.WorkerRuntimeProfile));
+        Assert.Equal("Inherit", profile["Profile"]);
+        Assert.Equal("nothing added", profile["Applied"]);
     }
 
     private static Task<string> NativeEnvAsync(WorkerGroup group, string name) =>

@@ -8,7 +8,7 @@ public sealed class WorkerRuntimeSettingsTests
     private static readonly RuntimeKnob[] Knobs =
     [
         new("ThreadPool_UnfairSemaphoreSpinLimit", "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", "0"),
-        new("gcServer", null, "0"),
+        new("gcServer", "System.GC.Server", "0"),
     ];
 
     [Fact]
