@@ -15,7 +15,7 @@ namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
 /// A new worker's request to itself before it reports ready, so its first real request does not pay for JIT; then
-/// <c>ready</c>, whatever happened.
+/// <c>ready</c> with its own start-up time and CPU, whatever happened.
 /// </summary>
 internal sealed class WorkerWarmup(
     IOptions<AcceptStrategyOptions> options,
@@ -51,7 +51,7 @@ internal sealed class WorkerWarmup(
         {
             // The warm-up is not the app's traffic.
             requests.Reset();
-            control.TrySend(ControlMessage.Ready);
+            control.TrySend(WorkerStartupTime.Measure() is var (wall, cpu) ? ControlMessage.ReadyAfter(wall, cpu) : ControlMessage.Ready);
         }
     }
 
