@@ -34,9 +34,9 @@ public sealed class WorkerStartupTelemetryTests : IDisposable
             Assert.True(cpu > 0, e.Message);
             Assert.True(cpu <= wall * Environment.ProcessorCount + 50, e.Message);
 
-            // The worker's clock starts at its fork, before the supervisor's spawn returns: the two agree to within
-            // the kernel's 10 ms start-time ticks plus the time the ready message took to arrive.
-            Assert.True(wall <= e.Long("StartupMilliseconds") + 1_000, e.Message);
+            // The worker's clock starts at its fork, a little before the supervisor's (after the spawn returns): it
+            // measures this start, not the machine's uptime or some other process's (generous slack for a loaded box).
+            Assert.True(wall <= e.Long("StartupMilliseconds") + 5_000, e.Message);
             Assert.True(e.Long("StartupMilliseconds") > 0, e.Message);
         }
     }
