@@ -20,6 +20,8 @@ internal sealed class MeterSnapshotWriter(IConfiguration configuration, AcceptSt
         "kestrel.accept_strategies.connections.accepted",
         "kestrel.accept_strategies.worker.connections",
         "kestrel.accept_strategies.worker.requests",
+        "kestrel.accept_strategies.worker.startup.duration",
+        "kestrel.accept_strategies.worker.startup.cpu_time",
     ];
 
     private readonly ConcurrentDictionary<string, long> _counters = new(StringComparer.Ordinal);
@@ -41,29 +43,9 @@ internal sealed class MeterSnapshotWriter(IConfiguration configuration, AcceptSt
                 }
             },
         };
-        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-        {
-            var key = new StringBuilder(instrument.Name);
-            foreach (var tag in tags)
-            {
-                if (tag.Key is "acceptor" or "worker.slot")
-                {
-                    key.Append('\t').Append(tag.Key).Append('=').Append(Convert.ToString(tag.Value, CultureInfo.InvariantCulture));
-                }
-            }
-
-            _counters.AddOrUpdate(key.ToString(), value, (_, old) => old + value);
-            if (_changed.CurrentCount == 0)
-            {
-                try
-                {
-                    _changed.Release();
-                }
-                catch (SemaphoreFullException)
-                {
-                }
-            }
-        });
+        // Histograms (worker start-up times) are written as their count of measurements.
+        listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) => Add(instrument, 1, tags));
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) => Add(instrument, value, tags));
         listener.Start();
 
         await WriteAsync(path);
@@ -81,6 +63,30 @@ internal sealed class MeterSnapshotWriter(IConfiguration configuration, AcceptSt
         }
 
         await WriteAsync(path);
+    }
+
+    private void Add(Instrument instrument, long value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
+    {
+        var key = new StringBuilder(instrument.Name);
+        foreach (var tag in tags)
+        {
+            if (tag.Key is "acceptor" or "worker.slot")
+            {
+                key.Append('\t').Append(tag.Key).Append('=').Append(Convert.ToString(tag.Value, CultureInfo.InvariantCulture));
+            }
+        }
+
+        _counters.AddOrUpdate(key.ToString(), value, (_, old) => old + value);
+        if (_changed.CurrentCount == 0)
+        {
+            try
+            {
+                _changed.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+            }
+        }
     }
 
     private async Task WriteAsync(string path)

@@ -59,10 +59,15 @@ internal static partial class AcceptStrategyLog
     public static void WorkerStarted(ILogger logger, int pid, int slot, int generation, string reason, long budget) =>
         WorkerStarted(logger, pid, slot, generation, reason, budget == 0 ? "no request budget" : "request budget " + budget.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
+    // StartupMilliseconds: spawn to ready as the supervisor saw it. ProcessMilliseconds and CpuMilliseconds: the
+    // worker's own figures at ready (wall since its process started, CPU time); -1 when it did not report them.
     [LoggerMessage(12, LogLevel.Information,
-        "Worker {Pid} (slot {Slot}, generation {Generation}) is ready after {StartupMilliseconds} ms.",
+        "Worker {Pid} (slot {Slot}, generation {Generation}) is ready after {StartupMilliseconds} ms ({ProcessMilliseconds} ms since its process started, {CpuMilliseconds} ms of CPU).",
         EventName = "WorkerReady")]
-    public static partial void WorkerReady(ILogger logger, int pid, int slot, int generation, long startupMilliseconds);
+    private static partial void WorkerReady(ILogger logger, int pid, int slot, int generation, long startupMilliseconds, long processMilliseconds, long cpuMilliseconds);
+
+    public static void WorkerReady(ILogger logger, int pid, int slot, int generation, TimeSpan startup, TimeSpan? process, TimeSpan? cpu) =>
+        WorkerReady(logger, pid, slot, generation, (long)startup.TotalMilliseconds, process is { } p ? (long)p.TotalMilliseconds : -1, cpu is { } c ? (long)c.TotalMilliseconds : -1);
 
     [LoggerMessage(EventId = 13, Message =
         "Worker {Pid} (slot {Slot}, generation {Generation}) exited: {Reason}, {Status}, after {Requests} request(s).",

@@ -18,6 +18,8 @@ internal sealed class AcceptStrategyMetrics
     public const string WorkerRestartsName = "kestrel.accept_strategies.workers.restarts";
     public const string WorkerRequestsName = "kestrel.accept_strategies.worker.requests";
     public const string WorkerConnectionsName = "kestrel.accept_strategies.worker.connections";
+    public const string WorkerStartupDurationName = "kestrel.accept_strategies.worker.startup.duration";
+    public const string WorkerStartupCpuTimeName = "kestrel.accept_strategies.worker.startup.cpu_time";
 
     private readonly Counter<long> _accepted;
     private readonly Histogram<double> _mutexWait;
@@ -26,6 +28,8 @@ internal sealed class AcceptStrategyMetrics
     private readonly Counter<long> _restarts;
     private readonly Counter<long> _workerRequests;
     private readonly Counter<long> _workerConnections;
+    private readonly Histogram<double> _startupDuration;
+    private readonly Histogram<double> _startupCpuTime;
     private Func<int>? _workersAlive;
 
     public AcceptStrategyMetrics(IMeterFactory meterFactory)
@@ -52,6 +56,13 @@ internal sealed class AcceptStrategyMetrics
             WorkerRequestsName, "{request}", "Requests served by workers, by worker slot (supervisor only, from worker heartbeats).");
         _workerConnections = meter.CreateCounter<long>(
             WorkerConnectionsName, "{connection}", "Connections accepted by workers, by worker slot (supervisor only, from worker heartbeats).");
+        var startupBuckets = new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] };
+        _startupDuration = meter.CreateHistogram<double>(
+            WorkerStartupDurationName, "s", "Wall time from a worker's process start to ready, by worker slot (supervisor only, as the worker reports it).",
+            advice: startupBuckets);
+        _startupCpuTime = meter.CreateHistogram<double>(
+            WorkerStartupCpuTimeName, "s", "CPU time a worker used until ready, by worker slot (supervisor only, as the worker reports it).",
+            advice: startupBuckets);
     }
 
     public void ObserveWorkersAlive(Func<int> alive) => _workersAlive = alive;
@@ -69,6 +80,17 @@ internal sealed class AcceptStrategyMetrics
         if (connections > 0)
         {
             _workerConnections.Add(connections, tag);
+        }
+    }
+
+    /// <summary>One start: <paramref name="cpu"/> is null when the worker did not report it.</summary>
+    public void WorkerStartedUp(int slot, TimeSpan duration, TimeSpan? cpu)
+    {
+        var tag = new KeyValuePair<string, object?>("worker.slot", slot);
+        _startupDuration.Record(duration.TotalSeconds, tag);
+        if (cpu is { } cpuTime)
+        {
+            _startupCpuTime.Record(cpuTime.TotalSeconds, tag);
         }
     }
 

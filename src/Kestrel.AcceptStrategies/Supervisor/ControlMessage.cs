@@ -3,13 +3,26 @@ using System.Globalization;
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
-/// One message on the control socket, the same type on both sides. Worker to supervisor: <c>ready</c>,
+/// One message on the control socket, the same type on both sides. Worker to supervisor: <c>ready WALL_MS CPU_MS</c>
+/// (its own start-up: wall time since its process started, CPU time; a bare <c>ready</c> is fine too),
 /// <c>h REQUESTS CONNECTIONS</c> (heartbeat with counts), <c>budget REQUESTS</c>. Supervisor to worker:
 /// <c>accept</c>, <c>drain REASON</c>. Short ASCII text, one message per <c>SOCK_SEQPACKET</c> packet.
 /// </summary>
-internal readonly record struct ControlMessage(ControlMessageKind Kind, long Requests = 0, long Connections = 0, WorkerExitReason Reason = default)
+internal readonly record struct ControlMessage(
+    ControlMessageKind Kind,
+    long Requests = 0,
+    long Connections = 0,
+    WorkerExitReason Reason = default,
+    TimeSpan? StartupWall = null,
+    TimeSpan? StartupCpu = null)
 {
+    /// <summary>Start-up figures past this are not believed (a worker that slow has been killed long before).</summary>
+    private const long MaxStartupMilliseconds = 24 * 60 * 60 * 1000;
+
     public static ControlMessage Ready => new(ControlMessageKind.Ready);
+
+    public static ControlMessage ReadyAfter(TimeSpan wall, TimeSpan cpu) =>
+        new(ControlMessageKind.Ready, StartupWall: wall, StartupCpu: cpu);
 
     public static ControlMessage Accept => new(ControlMessageKind.Accept);
 
@@ -21,6 +34,8 @@ internal readonly record struct ControlMessage(ControlMessageKind Kind, long Req
 
     public override string ToString() => Kind switch
     {
+        ControlMessageKind.Ready when StartupWall is { } wall && StartupCpu is { } cpu =>
+            string.Create(CultureInfo.InvariantCulture, $"ready {(long)wall.TotalMilliseconds} {(long)cpu.TotalMilliseconds}"),
         ControlMessageKind.Ready => "ready",
         ControlMessageKind.Accept => "accept",
         ControlMessageKind.Heartbeat => string.Create(CultureInfo.InvariantCulture, $"h {Requests} {Connections}"),
@@ -36,8 +51,12 @@ internal readonly record struct ControlMessage(ControlMessageKind Kind, long Req
         message = default;
         switch (parts[0])
         {
-            case "ready" when parts.Length == 1:
-                message = Ready;
+            case "ready":
+                // Older workers send a bare "ready", newer ones may add fields: take the two known figures when
+                // both are sound, and ignore the rest.
+                message = parts.Length >= 3 && TryStartup(parts[1], out var wall) && TryStartup(parts[2], out var cpu)
+                    ? ReadyAfter(wall, cpu)
+                    : Ready;
                 return true;
             case "accept" when parts.Length == 1:
                 message = Accept;
@@ -54,6 +73,13 @@ internal readonly record struct ControlMessage(ControlMessageKind Kind, long Req
             default:
                 return false;
         }
+    }
+
+    private static bool TryStartup(string text, out TimeSpan value)
+    {
+        var sound = TryCount(text, out var milliseconds) && milliseconds <= MaxStartupMilliseconds;
+        value = sound ? TimeSpan.FromMilliseconds(milliseconds) : default;
+        return sound;
     }
 
     private static bool TryCount(string text, out long value) =>

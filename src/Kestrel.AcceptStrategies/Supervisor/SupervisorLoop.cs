@@ -136,7 +136,8 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 var intents = _policy.Received(worker, message, out var startup);
                 if (startup is { } took)
                 {
-                    AcceptStrategyLog.WorkerReady(_logger, worker.Pid, worker.Slot.Index, worker.Generation, (long)took.TotalMilliseconds);
+                    AcceptStrategyLog.WorkerReady(_logger, worker.Pid, worker.Slot.Index, worker.Generation, took, message.StartupWall, message.StartupCpu);
+                    _metrics.WorkerStartedUp(worker.Slot.Index, message.StartupWall ?? took, message.StartupCpu);
                 }
 
                 Apply(intents);

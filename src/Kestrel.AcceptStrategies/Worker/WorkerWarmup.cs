@@ -1,7 +1,9 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Text;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Kestrel.AcceptStrategies.Supervisor;
@@ -15,7 +17,7 @@ namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
 /// A new worker's request to itself before it reports ready, so its first real request does not pay for JIT; then
-/// <c>ready</c>, whatever happened.
+/// <c>ready</c> with its own start-up time and CPU, whatever happened.
 /// </summary>
 internal sealed class WorkerWarmup(
     IOptions<AcceptStrategyOptions> options,
@@ -51,7 +53,7 @@ internal sealed class WorkerWarmup(
         {
             // The warm-up is not the app's traffic.
             requests.Reset();
-            control.TrySend(ControlMessage.Ready);
+            control.TrySend(WorkerStartupTime.Measure() is var (wall, cpu) ? ControlMessage.ReadyAfter(wall, cpu) : ControlMessage.Ready);
         }
     }
 
@@ -66,6 +68,16 @@ internal sealed class WorkerWarmup(
         var address = addresses.Select(a => new Uri(a)).FirstOrDefault(u => u.Port == port)
             ?? new Uri("http://" + listener.EndPoint);
 
+        var authority = address.Host is "+" or "*" or "0.0.0.0" or "[::]" ? "localhost:" + port : address.Authority;
+        var uri = new Uri($"{address.Scheme}://{authority}{path}");
+        return uri.Scheme == Uri.UriSchemeHttp
+            ? await SendPlainAsync(listener, uri, timeout).ConfigureAwait(false)
+            : await SendWithHttpClientAsync(listener, uri, timeout).ConfigureAwait(false);
+    }
+
+    /// <summary>HTTPS (TLS, maybe HTTP/2): HttpClient, in a method of its own so plain HTTP never loads it.</summary>
+    private static async Task<int> SendWithHttpClientAsync(AcceptStrategyConnectionListener listener, Uri uri, TimeSpan timeout)
+    {
         using var handler = new SocketsHttpHandler
         {
             UseProxy = false,
@@ -77,9 +89,35 @@ internal sealed class WorkerWarmup(
 #pragma warning restore CA5359
         };
         using var client = new HttpClient(handler) { Timeout = timeout };
-        var authority = address.Host is "+" or "*" or "0.0.0.0" or "[::]" ? "localhost:" + port : address.Authority;
-        using var response = await client.GetAsync(new Uri($"{address.Scheme}://{authority}{path}"), HttpCompletionOption.ResponseContentRead).ConfigureAwait(false);
+        using var response = await client.GetAsync(uri, HttpCompletionOption.ResponseContentRead).ConfigureAwait(false);
         return (int)response.StatusCode;
+    }
+
+    /// <summary>
+    /// Plain HTTP/1.1 by hand: the request warms the server's path, and the worker does not JIT an HTTP client stack
+    /// it never uses again (see README, "Start-up of a JIT worker"). Reads the response to its end (the server
+    /// closes: <c>Connection: close</c>).
+    /// </summary>
+    private static async Task<int> SendPlainAsync(AcceptStrategyConnectionListener listener, Uri uri, TimeSpan timeout)
+    {
+        using var timeoutSource = new CancellationTokenSource(timeout);
+        await using var stream = await ConnectPrivatelyAsync(listener, timeoutSource.Token).ConfigureAwait(false);
+        var request = Encoding.ASCII.GetBytes($"GET {uri.PathAndQuery} HTTP/1.1\r\nHost: {uri.Authority}\r\nConnection: close\r\n\r\n");
+        await stream.WriteAsync(request, timeoutSource.Token).ConfigureAwait(false);
+
+        var buffer = new byte[4096];
+        var head = 0;
+        int read;
+        while ((read = await stream.ReadAsync(buffer.AsMemory(head), timeoutSource.Token).ConfigureAwait(false)) > 0)
+        {
+            // Keep the status line's bytes; discard the rest.
+            head = Math.Min(head + read, 32);
+        }
+
+        // "HTTP/1.1 200 ..."
+        return head >= 12 && int.TryParse(buffer.AsSpan(9, 3), NumberStyles.None, CultureInfo.InvariantCulture, out var status)
+            ? status
+            : throw new InvalidDataException("The warm-up response has no HTTP/1.1 status line.");
     }
 
     /// <summary>

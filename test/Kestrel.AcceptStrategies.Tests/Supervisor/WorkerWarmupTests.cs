@@ -27,6 +27,24 @@ public sealed class WorkerWarmupTests
         Assert.Equal("done", await Load.GetAsync(new Uri(address, "/slow?ms=1")));
     }
 
+    [Fact]
+    public async Task Warmup_PlainHttp_AnsweredWithoutLoadingAnHttpClient()
+    {
+        // An HttpClient for one request would JIT a whole client stack in every new worker, for nothing after.
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "\"--AcceptStrategy:WarmupPath=/foo?foo=warm\"");
+        var worker = group.Ready[0].Pid;
+
+        // The worker logs through its own console queue: its line may come after the supervisor's ready line.
+        await group.WaitUntilAsync(g => g.EventsOf(LogEvents.WorkerWarmedUp).Count > 0, TestServer.Timeout, "the warm-up logged");
+        var warmedUp = Assert.Single(group.EventsOf(LogEvents.WorkerWarmedUp));
+        Assert.Equal(worker, warmedUp.Int("Pid"));
+        Assert.Equal(200, warmedUp.Int("StatusCode"));
+        var loaded = File.ReadAllLines($"/proc/{worker}/maps");
+        Assert.DoesNotContain(loaded, line => line.EndsWith("/System.Net.Http.dll", StringComparison.Ordinal));
+        Assert.Contains(loaded, line => line.EndsWith("/System.Net.Sockets.dll", StringComparison.Ordinal));
+        Assert.Equal(TestServer.Body, await Load.GetAsync(new Uri(group.Address, "/foo?foo=bar")));
+    }
+
     /// <summary>Local ports of the listening TCP sockets <paramref name="pid"/> holds (by inode, from /proc).</summary>
     private static List<int> ListeningPorts(int pid)
     {
