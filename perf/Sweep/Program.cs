@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Sweep;
 
 // The seed's experiment in one command: requests/sec against worker processes for every accept strategy, beside
@@ -67,11 +68,10 @@ if (options.UseNetworkNamespace)
 }
 
 using var cancel = new CancellationTokenSource();
-Console.CancelKeyPress += (_, e) =>
-{
-    e.Cancel = true;
-    cancel.Cancel();
-};
+
+// Ctrl+C, and SIGTERM (kill, a CI timeout, a job started in the background, where SIGINT is ignored): stop every server.
+using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
 
 var configurations = SweepRunner.Configurations(options);
 progress.Note(string.Create(CultureInfo.InvariantCulture,
@@ -122,3 +122,9 @@ foreach (var mode in modes)
 Console.WriteLine(markdown);
 Console.Error.WriteLine($"Wrote results.csv, runs.csv, results.md and {modes.Count} chart(s) to {Path.GetFullPath(options.Output)}");
 return points.Any(p => p.Errors.Count > 0) ? 1 : 0;
+
+void Stop(PosixSignalContext context)
+{
+    context.Cancel = true;
+    cancel.Cancel();
+}
