@@ -11,10 +11,27 @@ internal static partial class AbOutputParser
         var completed = Long(CompleteRegex(), output, "Complete requests");
         // "Failed requests" counts connect, receive, length and exception failures; non-2xx answers are a separate line.
         var failed = Long(FailedRegex(), output, "Failed requests");
+        var kinds = new List<(string Kind, long Count)>();
+        var breakdown = FailureBreakdownRegex().Match(output);
+        if (breakdown.Success)
+        {
+            string[] names = ["connect", "receive", "length", "exceptions"];
+            for (var i = 1; i <= 4; i++)
+            {
+                kinds.Add((names[i - 1], long.Parse(breakdown.Groups[i].Value, CultureInfo.InvariantCulture)));
+            }
+        }
+        else if (failed > 0)
+        {
+            kinds.Add(("failed", failed));
+        }
+
         var non2xx = Non2xxRegex().Match(output);
         if (non2xx.Success)
         {
-            failed += long.Parse(non2xx.Groups[1].Value, CultureInfo.InvariantCulture);
+            var count = long.Parse(non2xx.Groups[1].Value, CultureInfo.InvariantCulture);
+            failed += count;
+            kinds.Add(("non-2xx", count));
         }
 
         return new LoadResult(
@@ -22,8 +39,13 @@ internal static partial class AbOutputParser
             failed,
             Double(RpsRegex(), output, "Requests per second"),
             Percentile(output, "50"),
-            Percentile(output, "99"));
+            Percentile(output, "99"),
+            Describe(kinds));
     }
+
+    /// <summary>"read 1 non-2xx 3": the kinds that happened, in the tool's order.</summary>
+    internal static string Describe(IEnumerable<(string Kind, long Count)> kinds) =>
+        string.Join(' ', kinds.Where(k => k.Count > 0).Select(k => string.Create(CultureInfo.InvariantCulture, $"{k.Kind} {k.Count}")));
 
     private static double Percentile(string output, string percent)
     {
@@ -62,4 +84,7 @@ internal static partial class AbOutputParser
 
     [GeneratedRegex(@"^Requests per second:\s+([\d.]+)", RegexOptions.Multiline)]
     private static partial Regex RpsRegex();
+
+    [GeneratedRegex(@"Failed requests:\s+\d+\s*\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)")]
+    private static partial Regex FailureBreakdownRegex();
 }

@@ -44,7 +44,7 @@ internal static class CsvReport
         return csv.ToString();
     }
 
-    public const string RunsHeader = "mode,round,configuration,rps,completed,failed,p50_ms,p99_ms,cpu_s_per_1k,peak_rss_mib,jain_workers,jain_acceptors,error";
+    public const string RunsHeader = "mode,round,configuration,rps,completed,failed,p50_ms,p99_ms,cpu_s_per_1k,peak_rss_mib,jain_workers,jain_acceptors,error,failures";
 
     /// <summary>runs.csv: every load run in the order it ran, so drift and outliers can be seen, not only medians.</summary>
     public static string FormatRuns(IEnumerable<Measurement> runs)
@@ -67,6 +67,7 @@ internal static class CsvReport
                 F(r.WorkerFairness, "0.000"),
                 F(r.AcceptorFairness, "0.000"),
                 r.Error is null ? "" : "\"" + r.Error.Replace("\"", "\"\"", StringComparison.Ordinal).ReplaceLineEndings(" ") + "\"",
+                r.Load.FailureKinds,
             ]).Append('\n');
         }
 

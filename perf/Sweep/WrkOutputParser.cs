@@ -20,28 +20,30 @@ internal static partial class WrkOutputParser
             throw AbOutputParser.Missing("Requests/sec", output);
         }
 
-        long failed = 0;
+        var kinds = new List<(string Kind, long Count)>();
         var errors = SocketErrorsRegex().Match(output);
         if (errors.Success)
         {
+            string[] names = ["connect", "read", "write", "timeout"];
             for (var i = 1; i <= 4; i++)
             {
-                failed += long.Parse(errors.Groups[i].Value, CultureInfo.InvariantCulture);
+                kinds.Add((names[i - 1], long.Parse(errors.Groups[i].Value, CultureInfo.InvariantCulture)));
             }
         }
 
         var non2xx = Non2xxRegex().Match(output);
         if (non2xx.Success)
         {
-            failed += long.Parse(non2xx.Groups[1].Value, CultureInfo.InvariantCulture);
+            kinds.Add(("non-2xx", long.Parse(non2xx.Groups[1].Value, CultureInfo.InvariantCulture)));
         }
 
         return new LoadResult(
             long.Parse(completed.Groups[1].Value, CultureInfo.InvariantCulture),
-            failed,
+            kinds.Sum(k => k.Count),
             double.Parse(rps.Groups[1].Value, CultureInfo.InvariantCulture),
             Percentile(output, "50"),
-            Percentile(output, "99"));
+            Percentile(output, "99"),
+            AbOutputParser.Describe(kinds));
     }
 
     /// <summary>wrk prints durations as 812.00us, 1.23ms, 2.00s or 1.50m.</summary>

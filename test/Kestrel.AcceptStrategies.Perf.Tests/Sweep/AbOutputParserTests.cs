@@ -36,7 +36,10 @@ public sealed class AbOutputParserTests
         var output = Fixture.Read("ab-close.txt").Replace(
             "Failed requests:        0\n", "Failed requests:        7\n   (Connect: 2, Receive: 0, Length: 5, Exceptions: 0)\nNon-2xx responses:      3\n", StringComparison.Ordinal);
 
-        Assert.Equal(10, AbOutputParser.Parse(output).Failed);
+        var result = AbOutputParser.Parse(output);
+        Assert.Equal(10, result.Failed);
+        Assert.Equal("connect 2 length 5 non-2xx 3", result.FailureKinds);
+        Assert.Equal("", AbOutputParser.Parse(Fixture.Read("ab-close.txt")).FailureKinds);
     }
 
     [Fact]

@@ -27,6 +27,11 @@ public sealed class WrkOutputParserTests
         // /slow?ms=1500 with --timeout 1s: every answer came too late ("Socket errors: ... timeout 8").
         Fixture.AssertResult(WrkOutputParser.Parse(Fixture.Read("wrk-timeouts.txt")), completed: 8, failed: 8, rps: 2.66, p50: 0, p99: 0);
         Fixture.AssertResult(WrkOutputParser.Parse(Fixture.Read("wrk-404.txt")), completed: 73185, failed: 73185, rps: 66575.46, p50: 0.046, p99: 0.639);
+
+        // By kind, so a failure in a long sweep says what it was.
+        Assert.Equal("timeout 8", WrkOutputParser.Parse(Fixture.Read("wrk-timeouts.txt")).FailureKinds);
+        Assert.Equal("non-2xx 73185", WrkOutputParser.Parse(Fixture.Read("wrk-404.txt")).FailureKinds);
+        Assert.Equal("", WrkOutputParser.Parse(Fixture.Read("wrk-close.txt")).FailureKinds);
     }
 
     [Fact]
