@@ -22,4 +22,5 @@ internal static class LogEvents
     public const int WorkerWarmedUp = 20;
     public const int SupervisorTimerFired = 65;
     public const int HeartbeatReceived = 66;
+    public const int WorkerOverMemory = 70;
 }
