@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Kestrel.AcceptStrategies.Supervisor;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
@@ -69,5 +70,20 @@ public sealed class WorkerLimitTests
         Assert.DoesNotContain(group.Exited, e => e.Reason is not ("memory" or "stopped"));
         Assert.True(peak < 320 * Megabyte, $"a worker reached {peak / Megabyte} MB resident with a 200 MB limit");
         Assert.NotEmpty(group.EventsOf(LogEvents.WorkerOverMemory));
+    }
+
+    [Fact]
+    public async Task Sighup_LifetimeAndMemoryReread_NewWorkersRecycledByLifetime()
+    {
+        using var app = AppCopy.Create(new JsonObject { ["AcceptStrategy"] = new JsonObject { ["Workers"] = 1 } });
+        await using var group = await WorkerGroup.StartAsync(app, 1);
+
+        app.Update(new JsonObject { ["AcceptStrategy"] = new JsonObject { ["Workers"] = 1, ["MaxWorkerLifetime"] = "00:00:02", ["MaxWorkerMemoryMegabytes"] = 4096 } });
+        group.Signal("HUP");
+        await group.WaitUntilAsync(g => g.Exited.Any(e => e.Reason == "lifetime"), TimeSpan.FromSeconds(60), "a lifetime recycle after the reload");
+
+        var changes = Assert.Single(group.EventsOf(LogEvents.ConfigurationReloaded))["Changes"];
+        Assert.Contains("MaxWorkerLifetime 00:00:00 -> 00:00:02", changes, StringComparison.Ordinal);
+        Assert.Contains("MaxWorkerMemoryMegabytes 0 -> 4096", changes, StringComparison.Ordinal);
     }
 }
