@@ -1,12 +1,13 @@
 using System.Text.Json.Nodes;
 using Kestrel.AcceptStrategies.Supervisor;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>MaxWorkerLifetime and MaxWorkerMemoryMegabytes with real workers under load: warm replacement, no failure.</summary>
 [Collection(WorkerProcesses.Name)]
-public sealed class WorkerLimitTests
+public sealed class WorkerLimitTests(ITestOutputHelper output)
 {
     private const long Megabyte = 1024 * 1024;
 
@@ -30,6 +31,7 @@ public sealed class WorkerLimitTests
         }
 
         var (completed, failures) = await load;
+        output.WriteLine($"{completed} requests; lifetime recycles per slot: {string.Join(", ", group.Exited.Where(e => e.Reason == "lifetime").GroupBy(e => e.Slot).Select(g => $"{g.Key}: {g.Count()}"))}");
         Assert.Empty(failures);
         Assert.True(completed > 0);
         Assert.DoesNotContain(group.Exited, e => e.Reason is not ("lifetime" or "stopped"));
@@ -64,6 +66,7 @@ public sealed class WorkerLimitTests
         await done.CancelAsync();
         await sampler;
 
+        output.WriteLine($"peak worker VmRSS {peak / Megabyte} MB; exits: {string.Join(", ", group.Exited.Select(e => $"{e.Reason} after {e.Requests} requests"))}");
         Assert.Empty(failures);
         var memory = group.Exited.Count(e => e.Reason == "memory");
         Assert.True(memory >= 2, $"{memory} memory recycles over 30,000 requests leaking 20 KB each.\n{group.Supervisor.Output}");
