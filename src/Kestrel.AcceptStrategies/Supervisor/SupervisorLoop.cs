@@ -143,8 +143,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 Apply(intents);
 
                 // Measured here, not in the worker: a worker that leaks cannot be trusted to report it.
-                if (message.Kind == ControlMessageKind.Heartbeat && _policy.Settings.MaxWorkerMemoryMegabytes > 0 && worker.State == WorkerState.Active
-                    && ResidentMemory.Read(worker.Pid) is { } rss)
+                if (message.Kind == ControlMessageKind.Heartbeat && _policy.Settings.MaxWorkerMemoryMegabytes > 0 && ResidentMemory.Read(worker.Pid) is { } rss)
                 {
                     Apply(_policy.MemoryMeasured(worker, rss));
                 }
