@@ -9,7 +9,7 @@ namespace BenchmarkApp;
 /// </summary>
 internal static class KnownArguments
 {
-    private static readonly string[] s_appKeys = ["urls", "Baseline", "MeterSnapshotPath", "ChildFdProbe", "CrashWorkerAtStart"];
+    private static readonly string[] s_appKeys = ["urls", "Baseline", "MeterSnapshotPath", "ChildFdProbe", "CrashWorkerAtStart", "RetainBytesPerRequest"];
     private static readonly string[] s_prefixes = ["Logging:", "Kestrel:"];
 
     /// <summary>Every key in <paramref name="args"/> that this app would not read.</summary>

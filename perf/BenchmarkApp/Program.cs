@@ -63,6 +63,23 @@ if (process?.Role == AcceptStrategyRole.Worker && app.Configuration.GetValue<boo
 byte[] body = "xxxxxxxxxxxx"u8.ToArray();
 
 app.UseMiddleware<AccessLogMiddleware>();
+
+// Test hook: a modelled leak, for MaxWorkerMemoryMegabytes.
+var retainBytes = app.Configuration.GetValue<int>("RetainBytesPerRequest");
+if (retainBytes < 0)
+{
+    await Console.Error.WriteLineAsync($"BenchmarkApp: RetainBytesPerRequest = {retainBytes} is negative.");
+    return 2;
+}
+
+if (retainBytes > 0)
+{
+    app.Use((context, next) =>
+    {
+        RetainedBytes.Retain(retainBytes);
+        return next(context);
+    });
+}
 app.MapGet("/foo", (HttpContext context) =>
 {
     var foo = context.Request.Query["foo"];

@@ -64,6 +64,22 @@ public sealed class AcceptStrategyOptions
     public int MinRequestsPerWorker { get; set; }
 
     /// <summary>
+    /// The longest a worker lives before it is replaced (uWSGI's <c>max-worker-lifetime</c>), counted from its start.
+    /// Each worker's lifetime is drawn uniformly from [90%, 100%] of this so workers do not recycle together; its
+    /// replacement starts early enough to be ready by then, and the worker keeps accepting until it is.
+    /// </summary>
+    /// <remarks>Defaults to <see cref="TimeSpan.Zero"/>: no limit. At least one second otherwise.</remarks>
+    public TimeSpan MaxWorkerLifetime { get; set; }
+
+    /// <summary>
+    /// A worker whose resident memory (VmRSS, as the kernel counts it, read by the supervisor at each heartbeat)
+    /// passes this many megabytes is replaced (uWSGI's <c>reload-on-rss</c>). It keeps accepting until its replacement
+    /// is ready, so it can pass the limit by what it allocates in a start-up time.
+    /// </summary>
+    /// <remarks>Defaults to 0: no limit.</remarks>
+    public int MaxWorkerMemoryMegabytes { get; set; }
+
+    /// <summary>
     /// The least time between two worker starts after the first set (Starlet's <c>--spawn-interval</c>): a recycle,
     /// respawn or reload starts at most one worker per interval, so a rolling restart is a slow one.
     /// </summary>

@@ -95,19 +95,21 @@ public sealed class AcceptStrategyWebHostBuilderExtensionsTests
         [
             "--AcceptStrategy:Workers=-1", "--AcceptStrategy:MaxRequestsPerWorker=50", "--AcceptStrategy:MinRequestsPerWorker=80",
             "--AcceptStrategy:RespawnBackoff=00:00:00", "--AcceptStrategy:MaxRespawnBackoff=soon", "--AcceptStrategy:HangTimeout=-00:00:01",
-            "--AcceptStrategy:WarmupPath=health",
+            "--AcceptStrategy:WarmupPath=health", "--AcceptStrategy:MaxWorkerLifetime=00:00:00.1", "--AcceptStrategy:MaxWorkerMemoryMegabytes=-200",
         ]);
         await using (app)
         {
             var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
 
-            Assert.Equal(6, error.Failures.Count());
+            Assert.Equal(8, error.Failures.Count());
             Assert.Contains("AcceptStrategy:Workers = -1 is out of range", error.Message, StringComparison.Ordinal);
             Assert.Contains("AcceptStrategy:MinRequestsPerWorker = 80 is above MaxRequestsPerWorker = 50", error.Message, StringComparison.Ordinal);
             Assert.Contains("AcceptStrategy:RespawnBackoff = 00:00:00 must be above zero", error.Message, StringComparison.Ordinal);
             Assert.Contains("AcceptStrategy:MaxRespawnBackoff = 'soon' is not valid: expected a duration", error.Message, StringComparison.Ordinal);
             Assert.Contains("AcceptStrategy:HangTimeout = -00:00:01 is negative", error.Message, StringComparison.Ordinal);
             Assert.Contains("AcceptStrategy:WarmupPath = 'health' must start with '/'", error.Message, StringComparison.Ordinal);
+            Assert.Contains("AcceptStrategy:MaxWorkerLifetime = 00:00:00.1000000 is out of range", error.Message, StringComparison.Ordinal);
+            Assert.Contains("AcceptStrategy:MaxWorkerMemoryMegabytes = -200 is negative", error.Message, StringComparison.Ordinal);
         }
     }
 

@@ -10,6 +10,9 @@ public sealed class OptionsErrorTests
 {
     [Theory]
     [InlineData("--AcceptStrategy:MaxRequestsPerWorker=-5", "AcceptStrategy:MaxRequestsPerWorker = -5 is negative")]
+    [InlineData("--AcceptStrategy:MaxWorkerLifetime=00:00:00.5", "AcceptStrategy:MaxWorkerLifetime = 00:00:00.5000000 is out of range: use 0 for no limit, or at least 00:00:01")]
+    [InlineData("--AcceptStrategy:MaxWorkerLifetime=-00:01:00", "AcceptStrategy:MaxWorkerLifetime = -00:01:00 is out of range")]
+    [InlineData("--AcceptStrategy:MaxWorkerMemoryMegabytes=-1", "AcceptStrategy:MaxWorkerMemoryMegabytes = -1 is negative: use 0 for no limit")]
     [InlineData("--AcceptStrategy:MaxRespawnBackoff=-00:00:01", "AcceptStrategy:MaxRespawnBackoff = -00:00:01 must be above zero")]
     [InlineData("--AcceptStrategy:RespawnBackoff=00:00:00", "AcceptStrategy:RespawnBackoff = 00:00:00 must be above zero")]
     [InlineData("--AcceptStrategy:WorkerStartTimeout=30.00:00:00", "AcceptStrategy:WorkerStartTimeout = 30.00:00:00 is too long")]

@@ -126,7 +126,7 @@ internal static partial class AcceptStrategyLog
 
     // 24-39: the supervisor's policy.
     [LoggerMessage(24, LogLevel.Warning,
-        "Worker {Pid} (slot {Slot}) is past its request budget, but {Draining} earlier worker(s) of its slot are still draining; it keeps serving until one exits.",
+        "Worker {Pid} (slot {Slot}) is past its request budget or another limit, but {Draining} earlier worker(s) of its slot are still draining; it keeps serving until one exits.",
         EventName = "RecycleDeferred")]
     public static partial void RecycleDeferred(ILogger logger, int pid, int slot, int draining);
 
@@ -208,4 +208,10 @@ internal static partial class AcceptStrategyLog
         "Heartbeat from worker {Pid} (slot {Slot}) {IntervalMilliseconds} ms after its previous message: {Requests} request(s), {Connections} connection(s).",
         EventName = "HeartbeatReceived")]
     public static partial void HeartbeatReceived(ILogger logger, int pid, int slot, long intervalMilliseconds, long requests, long connections);
+
+    // Event ids 70-74: lifetime and memory recycling.
+    [LoggerMessage(70, LogLevel.Information,
+        "Worker {Pid} (slot {Slot}) has {RssMegabytes} MB resident, over MaxWorkerMemoryMegabytes = {LimitMegabytes}; it is replaced (reason memory) once its successor is ready.",
+        EventName = "WorkerOverMemory")]
+    public static partial void WorkerOverMemory(ILogger logger, int pid, int slot, long rssMegabytes, int limitMegabytes);
 }

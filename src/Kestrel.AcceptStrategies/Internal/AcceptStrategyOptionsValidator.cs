@@ -11,6 +11,7 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
     public const int MaxAcceptors = 1024;
     public const int MaxWorkers = 1024;
     public static readonly TimeSpan MaxWorkerStartTimeout = TimeSpan.FromMilliseconds(int.MaxValue);
+    public static readonly TimeSpan MinWorkerLifetime = TimeSpan.FromSeconds(1);
 
     public ValidateOptionsResult Validate(string? name, AcceptStrategyOptions options)
     {
@@ -62,6 +63,17 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
         {
             // Only between two valid values: Min = 0 means 90% of Max, and a negative Max is reported above.
             errors.Add($"AcceptStrategy:MinRequestsPerWorker = {options.MinRequestsPerWorker} is above MaxRequestsPerWorker = {options.MaxRequestsPerWorker}.");
+        }
+
+        if (options.MaxWorkerLifetime < TimeSpan.Zero || (options.MaxWorkerLifetime > TimeSpan.Zero && options.MaxWorkerLifetime < MinWorkerLifetime))
+        {
+            // Shorter than a worker's start-up, every worker would be replaced before its successor is ready.
+            errors.Add($"AcceptStrategy:MaxWorkerLifetime = {options.MaxWorkerLifetime} is out of range: use 0 for no limit, or at least {MinWorkerLifetime}.");
+        }
+
+        if (options.MaxWorkerMemoryMegabytes < 0)
+        {
+            errors.Add($"AcceptStrategy:MaxWorkerMemoryMegabytes = {options.MaxWorkerMemoryMegabytes} is negative: use 0 for no limit.");
         }
 
         NotNegative(errors, nameof(options.SpawnInterval), options.SpawnInterval);

@@ -59,6 +59,8 @@ internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFac
         Compare(changes, nameof(fresh.Workers), _configuredWorkers, fresh.Workers);
         Compare(changes, nameof(fresh.MaxRequestsPerWorker), current.MaxRequestsPerWorker, fresh.MaxRequestsPerWorker);
         Compare(changes, nameof(fresh.MinRequestsPerWorker), current.MinRequestsPerWorker, fresh.MinRequestsPerWorker);
+        Compare(changes, nameof(fresh.MaxWorkerLifetime), current.MaxWorkerLifetime, fresh.MaxWorkerLifetime);
+        Compare(changes, nameof(fresh.MaxWorkerMemoryMegabytes), current.MaxWorkerMemoryMegabytes, fresh.MaxWorkerMemoryMegabytes);
         Compare(changes, nameof(fresh.SpawnInterval), current.SpawnInterval, fresh.SpawnInterval);
         Compare(changes, nameof(fresh.RespawnBackoff), current.RespawnBackoff, fresh.RespawnBackoff);
         Compare(changes, nameof(fresh.MaxRespawnBackoff), current.MaxRespawnBackoff, fresh.MaxRespawnBackoff);

@@ -69,7 +69,7 @@ internal sealed class SlotPolicy
     /// <summary>The loop started the worker a <see cref="SupervisorIntent.Spawn"/> asked for.</summary>
     public SupervisedWorker Spawned(SupervisorIntent.Spawn spawn, int pid)
     {
-        var worker = new SupervisedWorker(pid, spawn.Slot, spawn.Generation, spawn.Budget, _time.GetTimestamp());
+        var worker = new SupervisedWorker(pid, spawn.Slot, spawn.Generation, spawn.Budget, _time.GetTimestamp()) { Lifetime = spawn.Lifetime };
         spawn.Slot.Next = worker;
         _state.Workers.Add(worker);
         return worker;
@@ -99,7 +99,7 @@ internal sealed class SlotPolicy
     /// <summary>
     /// When <see cref="Tick"/> next has something to do unless an event comes first: a start, hang or drain timeout
     /// running out, a back-off or spawn interval ending. Null when nothing is timed (the loop then ticks only to notice
-    /// its own pauses). Recycling needs no clock: request counts arrive as events.
+    /// its own pauses). Request budgets and memory need no clock (counts and measurements arrive as events); lifetimes do.
     /// </summary>
     public long? NextDeadline()
     {
@@ -141,6 +141,28 @@ internal sealed class SlotPolicy
             case ControlMessageKind.BudgetSpent:
                 worker.Requests = Math.Max(worker.Requests, message.Requests);
                 break;
+        }
+
+        return _reconciler.Run(Stopping);
+    }
+
+    /// <summary>
+    /// The loop read an accepting worker's resident memory (VmRSS) at a heartbeat. Past <c>MaxWorkerMemoryMegabytes</c>
+    /// it gets a replacement at once (no lead time: nothing predicts when a worker will cross it).
+    /// </summary>
+    public IReadOnlyList<SupervisorIntent> MemoryMeasured(SupervisedWorker worker, long rssBytes)
+    {
+        if (!_state.Workers.Contains(worker))
+        {
+            return [];
+        }
+
+        worker.RssBytes = rssBytes;
+        var limit = Settings.MaxWorkerMemoryMegabytes;
+        if (limit > 0 && !worker.OverMemory && worker.State == WorkerState.Active && rssBytes > limit * WorkerLimits.Megabyte)
+        {
+            worker.OverMemory = true;
+            AcceptStrategyLog.WorkerOverMemory(_logger, worker.Pid, worker.Slot.Index, rssBytes / WorkerLimits.Megabyte, limit);
         }
 
         return _reconciler.Run(Stopping);

@@ -39,7 +39,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
             if (next is not null)
             {
                 // A killed standby (hung, start timeout) is never promoted: its exit empties the slot's Next instead.
-                if (next.State == WorkerState.Standby && !next.Killed && (slot.Active is null || slot.Active.BudgetReached || slot.ReloadRequested))
+                if (next.State == WorkerState.Standby && !next.Killed && (slot.Active is null || WorkerLimits.Due(slot.Active, now, time) is not null || slot.ReloadRequested))
                 {
                     Promote(slot);
                 }
@@ -60,7 +60,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
             {
                 Spawn(slot, SpawnReason.Reload, now);
             }
-            else if (RequestBudget.NearEnd(slot.Active, StartupSeconds * ReplacementLeadFactor) && DrainingCapAllows(slot))
+            else if (ReplacementDue(slot.Active, now) && DrainingCapAllows(slot, now))
             {
                 Spawn(slot, SpawnReason.Recycle, now);
             }
@@ -91,8 +91,25 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
             }
         }
 
+        // A lifetime: its replacement starts a lead time before the end; a standby takes over at the end.
+        foreach (var slot in state.Slots.Where(s => !s.Removed && s.Active is { Lifetime.Ticks: > 0 }))
+        {
+            var end = WorkerLimits.LifetimeEnd(slot.Active!, time);
+            var at = slot.Next is null ? end - (long)(Lead * time.TimestampFrequency) : end;
+            if (at > now)
+            {
+                next = Math.Min(next ?? long.MaxValue, at);
+            }
+        }
+
         return next;
     }
+
+    private double Lead => StartupSeconds * ReplacementLeadFactor;
+
+    // Started early enough to be ready when a limit is reached: the budget's and lifetime's ends are foreseen.
+    private bool ReplacementDue(SupervisedWorker active, long now) =>
+        RequestBudget.NearEnd(active, Lead) || WorkerLimits.LifetimeNearEnd(active, Lead, now, time) || active.OverMemory;
 
     // The first workers all start at once; later starts keep SpawnInterval apart.
     private bool SpawnAllowed(long now) =>
@@ -101,14 +118,14 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
     private void Spawn(WorkerSlot slot, SpawnReason reason, long now)
     {
         _lastSpawnAt = now;
-        state.Add(new SupervisorIntent.Spawn(slot, reason, ++slot.Generations, RequestBudget.Draw(Settings, random)));
+        state.Add(new SupervisorIntent.Spawn(slot, reason, ++slot.Generations, RequestBudget.Draw(Settings, random), WorkerLimits.DrawLifetime(Settings, random)));
     }
 
     /// <summary>
     /// Not while <see cref="MaxDrainingPerSlot"/> earlier workers of the slot still drain: any client can spend budgets,
     /// and clients that hold requests open on every old worker would otherwise grow the group without bound.
     /// </summary>
-    private bool DrainingCapAllows(WorkerSlot slot)
+    private bool DrainingCapAllows(WorkerSlot slot, long now)
     {
         var draining = state.Workers.Count(w => w.Slot == slot && w.State == WorkerState.Draining);
         if (draining < MaxDrainingPerSlot)
@@ -117,10 +134,10 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
             return true;
         }
 
-        if (!slot.RecycleDeferred && slot.Active!.BudgetReached)
+        if (!slot.RecycleDeferred && WorkerLimits.Due(slot.Active!, now, time) is not null)
         {
             slot.RecycleDeferred = true;
-            AcceptStrategyLog.RecycleDeferred(logger, slot.Active.Pid, slot.Index, draining);
+            AcceptStrategyLog.RecycleDeferred(logger, slot.Active!.Pid, slot.Index, draining);
         }
 
         return false;
@@ -137,7 +154,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
         slot.Next = null;
         if (previous is not null)
         {
-            state.Drain(previous, slot.ReloadRequested ? WorkerExitReason.Reload : WorkerExitReason.Recycled);
+            state.Drain(previous, slot.ReloadRequested ? WorkerExitReason.Reload : WorkerLimits.Due(previous, time.GetTimestamp(), time) ?? WorkerExitReason.Recycled);
         }
 
         if (slot.ReloadRequested)

@@ -31,6 +31,15 @@ internal sealed class SupervisedWorker(int pid, WorkerSlot slot, int generation,
 
     public bool BudgetReached => Budget > 0 && Requests >= Budget;
 
+    /// <summary>How long it may live from <see cref="StartedAt"/> (drawn per worker); zero for no limit.</summary>
+    public TimeSpan Lifetime { get; init; }
+
+    /// <summary>Resident memory at the last heartbeat the supervisor measured, in bytes; 0 if never measured.</summary>
+    public long RssBytes { get; set; }
+
+    /// <summary>Its resident memory passed the limit once: it is replaced even if a collection brings it back under.</summary>
+    public bool OverMemory { get; set; }
+
     /// <summary>Why the supervisor ended this worker (drained or killed it); null if it exited on its own.</summary>
     public WorkerExitReason? ExitReason { get; set; }
 

@@ -7,8 +7,9 @@ internal abstract record SupervisorIntent
     {
     }
 
-    /// <summary>Start a worker in <paramref name="Slot"/>; report the outcome with <c>Spawned</c> or <c>SpawnFailed</c>.</summary>
-    public sealed record Spawn(WorkerSlot Slot, SpawnReason Reason, int Generation, long Budget) : SupervisorIntent;
+    /// <summary>Start a worker in <paramref name="Slot"/>; report the outcome with <c>Spawned</c> or <c>SpawnFailed</c>.
+    /// <paramref name="Lifetime"/> is the worker's drawn share of <c>MaxWorkerLifetime</c> (zero: none).</summary>
+    public sealed record Spawn(WorkerSlot Slot, SpawnReason Reason, int Generation, long Budget, TimeSpan Lifetime = default) : SupervisorIntent;
 
     /// <summary>Tell a standby worker to accept: it has just become its slot's active worker.</summary>
     public sealed record Accept(SupervisedWorker Worker) : SupervisorIntent;

@@ -141,6 +141,13 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 }
 
                 Apply(intents);
+
+                // Measured here, not in the worker: a worker that leaks cannot be trusted to report it.
+                if (message.Kind == ControlMessageKind.Heartbeat && _policy.Settings.MaxWorkerMemoryMegabytes > 0 && ResidentMemory.Read(worker.Pid) is { } rss)
+                {
+                    Apply(_policy.MemoryMeasured(worker, rss));
+                }
+
                 break;
             case SupervisorEvent.Exited { Worker: var worker, Status: var status }:
                 OnExited(worker, status);

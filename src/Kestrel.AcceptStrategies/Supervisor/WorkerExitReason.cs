@@ -6,6 +6,12 @@ internal enum WorkerExitReason
     /// <summary>Drained after spending its request budget.</summary>
     Recycled,
 
+    /// <summary>Drained after reaching its drawn share of <c>MaxWorkerLifetime</c>.</summary>
+    Lifetime,
+
+    /// <summary>Drained after its resident memory passed <c>MaxWorkerMemoryMegabytes</c>.</summary>
+    Memory,
+
     /// <summary>Drained by a reload (SIGHUP).</summary>
     Reload,
 

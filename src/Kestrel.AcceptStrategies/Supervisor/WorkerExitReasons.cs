@@ -6,6 +6,8 @@ internal static class WorkerExitReasons
     public static string Name(this WorkerExitReason reason) => reason switch
     {
         WorkerExitReason.Recycled => "recycled",
+        WorkerExitReason.Lifetime => "lifetime",
+        WorkerExitReason.Memory => "memory",
         WorkerExitReason.Reload => "reload",
         WorkerExitReason.Scaled => "scaled",
         WorkerExitReason.Stopped => "stopped",
@@ -19,7 +21,7 @@ internal static class WorkerExitReasons
 
     /// <summary>Whether the supervisor asked for it: logged as information, not a warning.</summary>
     public static bool IsExpected(this WorkerExitReason reason) =>
-        reason is WorkerExitReason.Recycled or WorkerExitReason.Reload or WorkerExitReason.Scaled or WorkerExitReason.Stopped or WorkerExitReason.Superseded;
+        reason is WorkerExitReason.Recycled or WorkerExitReason.Lifetime or WorkerExitReason.Memory or WorkerExitReason.Reload or WorkerExitReason.Scaled or WorkerExitReason.Stopped or WorkerExitReason.Superseded;
 
     public static bool TryParse(string name, out WorkerExitReason reason)
     {

@@ -15,6 +15,7 @@ internal static class LogEvents
     public const int SupervisorLost = 23;
     public const int RecycleDeferred = 24;
     public const int ReloadRejected = 28;
+    public const int ConfigurationReloaded = 26;
     public const int SupervisorStarted = 30;
     public const int WatchRunsSingleProcess = 52;
     public const int KestrelConfigurationChanged = 53;
@@ -22,4 +23,5 @@ internal static class LogEvents
     public const int WorkerWarmedUp = 20;
     public const int SupervisorTimerFired = 65;
     public const int HeartbeatReceived = 66;
+    public const int WorkerOverMemory = 70;
 }
