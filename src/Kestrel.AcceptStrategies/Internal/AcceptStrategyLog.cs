@@ -208,4 +208,20 @@ internal static partial class AcceptStrategyLog
         "Heartbeat from worker {Pid} (slot {Slot}) {IntervalMilliseconds} ms after its previous message: {Requests} request(s), {Connections} connection(s).",
         EventName = "HeartbeatReceived")]
     public static partial void HeartbeatReceived(ILogger logger, int pid, int slot, long intervalMilliseconds, long requests, long connections);
+
+    // Event ids 75-79: systemd socket activation.
+    [LoggerMessage(75, LogLevel.Information,
+        "{EndPoint} is the socket systemd passed (descriptor {Fd}, name '{Name}'): serving it with {Strategy} instead of binding.",
+        EventName = "ActivatedSocketUsed")]
+    public static partial void ActivatedSocketUsed(ILogger logger, System.Net.IPEndPoint endPoint, int fd, string name, AcceptStrategy strategy);
+
+    [LoggerMessage(76, LogLevel.Warning,
+        "LISTEN_PID is {ListenPid}, not this process ({Pid}): the passed sockets are someone else's, ignored as sd_listen_fds(3) says.",
+        EventName = "SocketActivationIgnored")]
+    public static partial void SocketActivationIgnored(ILogger logger, string listenPid, int pid);
+
+    [LoggerMessage(77, LogLevel.Warning,
+        "ReusePort cannot split the one socket systemd passed for {EndPoint} (descriptor {Fd}) into an SO_REUSEPORT group: every acceptor of every process waits on it, as with ThunderingHerd. Choose Serialized or ThunderingHerd to say so, or let the app bind the port itself for ReusePort.",
+        EventName = "ActivatedSocketShared")]
+    public static partial void ActivatedSocketShared(ILogger logger, System.Net.IPEndPoint endPoint, int fd);
 }
