@@ -22,7 +22,7 @@ public sealed class SocketActivationTests
     public async Task ActivatedSocket_Workers2_WorkersAnswerWithNoListenVariables(string strategy)
     {
         var port = TestServer.FreeLoopbackPort();
-        await using var app = await StartActivatedAsync(port, $"--AcceptStrategy:Workers=2 --AcceptStrategy:Strategy={strategy}");
+        await using var app = await StartActivatedAsync(port, $"--AcceptStrategy:Workers=2 --AcceptStrategy:Strategy={strategy} --ChildFdProbe=true");
         var address = new Uri($"http://127.0.0.1:{port}");
 
         // Before: the supervisor bound 127.0.0.1:5000 (or died on the activated port being taken), never serving it.
@@ -46,6 +46,11 @@ public sealed class SocketActivationTests
         Assert.Equal(3, used.Int("Fd"));
         Assert.Equal(strategy == "ReusePort", app.Events.Any(e => e.EventId == ActivatedSocketShared));
         Assert.DoesNotContain("Now listening on: http://127.0.0.1:5000", app.Output, StringComparison.Ordinal);
+
+        // Processes the app starts (every 50 ms in every process) inherit no socket: systemd left descriptor 3 open
+        // across exec, the library marks it close-on-exec.
+        await app.WaitForLineAsync(l => l.Contains($"children checked in pid {app.Id}", StringComparison.Ordinal), TestServer.Timeout);
+        Assert.DoesNotContain("fd-probe: leaked", app.Output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -81,6 +86,27 @@ public sealed class SocketActivationTests
     }
 
     [Fact]
+    public async Task ActivatedUnixSocket_StartupErrorNamingTheDescriptor()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"accept-activated-{Guid.NewGuid():N}.sock");
+        await using var app = await StartActivatedAsync(path, "--AcceptStrategy:Workers=2");
+        try
+        {
+            // The first connection makes systemd-socket-activate start the app.
+            using var trigger = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            await trigger.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+
+            await app.WaitForLineAsync(l => l.Contains("descriptor 3", StringComparison.Ordinal), TestServer.Timeout);
+            Assert.Contains("descriptor 3 (LISTEN_FDNAMES 'unknown') is a Unix Stream socket, listening", app.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public async Task ListenPidNotOurs_IgnoredWithWarning_ServesItsUrls()
     {
         // LISTEN_PID 1 is not the app: the descriptors are someone else's, whatever descriptor 3 is.
@@ -101,17 +127,19 @@ public sealed class SocketActivationTests
     /// -E (here all of the test's); <c>sh -c '"$@"'</c> execs the app in the pid systemd-socket-activate set in
     /// LISTEN_PID. Returned once it listens; JSON logs, so tests wait for event ids.
     /// </summary>
-    private static async Task<ChildProcess> StartActivatedAsync(int port, string arguments)
+    private static Task<ChildProcess> StartActivatedAsync(int port, string arguments) => StartActivatedAsync($"127.0.0.1:{port}", arguments);
+
+    private static async Task<ChildProcess> StartActivatedAsync(string listen, string arguments)
     {
         Assert.True(File.Exists(Activate), $"{Activate} is needed (package systemd)");
         var environment = new Dictionary<string, string> { ["Logging__Console__FormatterName"] = "json" };
         var names = "$(env | cut -d= -f1 | grep -v '[^A-Za-z0-9_]' | sed 's/^/-E /')";
         var app = ChildProcess.StartBenchmarkApp(
-            arguments, shellPrefix: $"exec {Activate} -l 127.0.0.1:{port} {names} /bin/sh -c '\"$@\"' sh ", environment: environment);
+            arguments, shellPrefix: $"exec {Activate} -l {listen} {names} /bin/sh -c '\"$@\"' sh ", environment: environment);
         try
         {
             // Its own line once it listens: only then is a connection queued rather than refused.
-            await app.WaitForLineAsync(l => l.StartsWith($"Listening on 127.0.0.1:{port} as 3", StringComparison.Ordinal), TestServer.Timeout);
+            await app.WaitForLineAsync(l => l.StartsWith($"Listening on {listen} as 3", StringComparison.Ordinal), TestServer.Timeout);
             return app;
         }
         catch
