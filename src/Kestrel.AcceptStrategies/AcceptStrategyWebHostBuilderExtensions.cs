@@ -50,6 +50,7 @@ public static class AcceptStrategyWebHostBuilderExtensions
         // A worker takes its inherited descriptors out of reach of anything it starts, as early as possible. This is
         // the one read of the worker environment: the role and every worker part get it from the services.
         var worker = WorkerIdentity.ReadOnce();
+        var activation = SocketActivation.ReadOnce(worker is not null);
         if (worker is not null)
         {
             AtomicConsole.Install();
@@ -95,6 +96,12 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 if (worker is not null)
                 {
                     services.AddAcceptStrategyWorker(worker);
+                }
+
+                if (activation is not null)
+                {
+                    services.AddSingleton(activation);
+                    services.AddSingleton<IConfigureOptions<KestrelServerOptions>, SocketActivationKestrelSetup>();
                 }
 
                 services.AddHostedService<WorkerSupervisor>();

@@ -214,4 +214,20 @@ internal static partial class AcceptStrategyLog
         "Worker {Pid} (slot {Slot}) has {RssMegabytes} MB resident, over MaxWorkerMemoryMegabytes = {LimitMegabytes}; it is replaced (reason memory) once its successor is ready.",
         EventName = "WorkerOverMemory")]
     public static partial void WorkerOverMemory(ILogger logger, int pid, int slot, long rssMegabytes, int limitMegabytes);
+
+    // Event ids 75-79: systemd socket activation.
+    [LoggerMessage(75, LogLevel.Information,
+        "{EndPoint} is the socket systemd passed (descriptor {Fd}, name '{Name}'): serving it with {Strategy} instead of binding.",
+        EventName = "ActivatedSocketUsed")]
+    public static partial void ActivatedSocketUsed(ILogger logger, System.Net.IPEndPoint endPoint, int fd, string name, AcceptStrategy strategy);
+
+    [LoggerMessage(76, LogLevel.Warning,
+        "LISTEN_PID is {ListenPid}, not this process ({Pid}): the passed sockets are someone else's, ignored as sd_listen_fds(3) says.",
+        EventName = "SocketActivationIgnored")]
+    public static partial void SocketActivationIgnored(ILogger logger, string listenPid, int pid);
+
+    [LoggerMessage(77, LogLevel.Warning,
+        "ReusePort cannot split the one socket systemd passed for {EndPoint} (descriptor {Fd}) into an SO_REUSEPORT group: every acceptor of every process waits on it, as with ThunderingHerd. Choose Serialized or ThunderingHerd to say so, or let the app bind the port itself for ReusePort.",
+        EventName = "ActivatedSocketShared")]
+    public static partial void ActivatedSocketShared(ILogger logger, System.Net.IPEndPoint endPoint, int fd);
 }

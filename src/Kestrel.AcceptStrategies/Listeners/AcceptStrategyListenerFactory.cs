@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -24,13 +25,16 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
     private readonly AcceptStrategyMetrics _metrics;
     private readonly ILogger _logger;
     private readonly ILogger _transportLogger;
+    private readonly SocketActivation? _activation;
 
     public AcceptStrategyListenerFactory(
         IOptions<AcceptStrategyOptions> options,
         IOptions<SocketTransportOptions> socketOptions,
         AcceptStrategyMetrics metrics,
-        ILoggerFactory loggerFactory)
+        ILoggerFactory loggerFactory,
+        SocketActivation? activation = null)
     {
+        _activation = activation;
         _options = options;
         _socketOptions = socketOptions;
         _metrics = metrics;
@@ -50,11 +54,43 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         }
 
         var options = _options.Value;
-        var sockets = ListenSocketBinder.Bind(ip, options.Strategy, options.Acceptors, options.DeferAccept, _socketOptions.Value);
+        var sockets = TakeActivated(ip, options, _logger)
+            ?? ListenSocketBinder.Bind(ip, options.Strategy, options.Acceptors, options.DeferAccept, _socketOptions.Value);
         var mutexFactory = options.Strategy == AcceptStrategy.Serialized ? new InProcessAcceptMutexFactory() : null;
         var listener = Create(sockets, options.Strategy, options.Acceptors, mutexFactory, observer: null);
         listener.Start();
         return new ValueTask<IConnectionListener>(listener);
+    }
+
+    /// <summary>
+    /// The socket systemd passed for <paramref name="ip"/>, prepared like a bound shared one (whatever the strategy); null when
+    /// there is none.
+    /// </summary>
+    public Socket[]? TakeActivated(IPEndPoint ip, AcceptStrategyOptions options, ILogger logger)
+    {
+        if (_activation is null || !_activation.TryTake(ip, out var socket, out var fd, out var name))
+        {
+            return null;
+        }
+
+        try
+        {
+            ListenSocketBinder.Prepare(socket, options.DeferAccept);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        AcceptStrategyLog.ActivatedSocketUsed(logger, ip, fd, name, options.Strategy);
+        if (options.Strategy == AcceptStrategy.ReusePort)
+        {
+            // One socket cannot be split into an SO_REUSEPORT group: every acceptor (of every worker) shares it.
+            AcceptStrategyLog.ActivatedSocketShared(logger, ip, fd);
+        }
+
+        return [socket];
     }
 
     /// <summary>

@@ -164,7 +164,8 @@ internal static class ListenSocketBinder
         }
     }
 
-    private static unsafe void Prepare(Socket socket, bool deferAccept)
+    /// <summary>Non-blocking (several acceptors wait on it), and <c>TCP_DEFER_ACCEPT</c> if asked for.</summary>
+    public static unsafe void Prepare(Socket socket, bool deferAccept)
     {
         var fd = (int)socket.SafeHandle.DangerousGetHandle();
 

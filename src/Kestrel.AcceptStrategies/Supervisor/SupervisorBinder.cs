@@ -15,6 +15,7 @@ internal sealed class SupervisorBinder(
     IOptions<AcceptStrategyOptions> options,
     IOptions<SocketTransportOptions> socketOptions,
     SupervisorSockets supervisorSockets,
+    AcceptStrategyListenerFactory transportFactory,
     ILoggerFactory loggerFactory)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
@@ -26,8 +27,11 @@ internal sealed class SupervisorBinder(
 
         // ReusePort: one group of Acceptors sockets per worker slot; otherwise one socket every worker shares.
         var count = settings.Strategy == AcceptStrategy.ReusePort ? settings.Acceptors * settings.Workers : 1;
-        var sockets = ListenSocketBinder.Bind(ip, settings.Strategy, count, settings.DeferAccept, transport);
-        var endpoint = new SupervisedEndpoint(ip.ToString(), sockets, settings.Strategy, settings.Acceptors, settings.DeferAccept, transport);
+        // A socket systemd passed is one socket every worker shares, whatever the strategy (ReusePort included).
+        var activated = transportFactory.TakeActivated(ip, settings, _logger);
+        var sockets = activated ?? ListenSocketBinder.Bind(ip, settings.Strategy, count, settings.DeferAccept, transport);
+        var layout = activated is null ? settings.Strategy : AcceptStrategy.ThunderingHerd;
+        var endpoint = new SupervisedEndpoint(ip.ToString(), sockets, layout, settings.Acceptors, settings.DeferAccept, transport);
         supervisorSockets.Add(endpoint);
         AcceptStrategyLog.SupervisorBound(_logger, endpoint.BoundEndPoint, settings.Strategy, sockets.Length, settings.Workers);
         return new SupervisorListener(endpoint, supervisorSockets);

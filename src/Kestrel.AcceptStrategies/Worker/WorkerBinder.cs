@@ -25,7 +25,8 @@ internal sealed class WorkerBinder(
             ? FlockAcceptMutexFactory.ForInheritedFd(worker.LockFd ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
             : null;
         var sockets = ListenSocketBinder.Adopt(fds);
-        var acceptors = strategy == AcceptStrategy.ReusePort ? sockets.Length : options.Value.Acceptors;
+        // ReusePort: one acceptor per socket of the slot's group; a lone shared socket (systemd's) gets Acceptors dups.
+        var acceptors = strategy == AcceptStrategy.ReusePort && sockets.Length > 1 ? sockets.Length : options.Value.Acceptors;
         var listener = transport.Create(sockets, strategy, acceptors, mutexFactory, listeners.Connections);
 
         // Started by the worker agent once the supervisor tells it to accept.
