@@ -98,8 +98,7 @@ internal sealed class SocketActivation
 
         foreach (var variable in Variables)
         {
-            Environment.SetEnvironmentVariable(variable, null);
-            _ = Libc.UnsetEnv(variable);
+            Libc.RemoveEnvironmentVariable(variable);
         }
 
         // Read by the workers, which Kestrel must ask for the same endpoints.
@@ -111,8 +110,7 @@ internal sealed class SocketActivation
     private static SocketActivation? ReadForWorker()
     {
         var value = Environment.GetEnvironmentVariable(EndpointsVariable);
-        Environment.SetEnvironmentVariable(EndpointsVariable, null);
-        _ = Libc.UnsetEnv(EndpointsVariable);
+        Libc.RemoveEnvironmentVariable(EndpointsVariable);
         if (string.IsNullOrEmpty(value))
         {
             return null;

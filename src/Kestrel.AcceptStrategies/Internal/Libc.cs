@@ -179,6 +179,19 @@ internal static unsafe partial class Libc
     [LibraryImport(LibraryName, EntryPoint = "unsetenv", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int UnsetEnv(string name);
 
+    /// <summary>
+    /// Removes a variable from .NET's environment and from libc's: .NET's is its own copy, and native code and
+    /// children started with system(3) or posix_spawn read libc's.
+    /// </summary>
+    public static void RemoveEnvironmentVariable(string name)
+    {
+        Environment.SetEnvironmentVariable(name, null);
+        if (UnsetEnv(name) != 0)
+        {
+            throw new IOException($"unsetenv({name}) failed: {ErrnoName(Marshal.GetLastPInvokeError())}");
+        }
+    }
+
     /// <summary>Sets or clears close-on-exec on a descriptor.</summary>
     public static void SetCloseOnExec(int fd, bool value)
     {

@@ -74,16 +74,8 @@ internal sealed class WorkerIdentity
         WorkerSignals.TakeOver();
 
         var listen = Environment.GetEnvironmentVariable(WorkerEnvironment.ListenFdsVariable) ?? "";
-        // .NET's environment is its own copy: native code and children started with system(3) or posix_spawn read
-        // libc's, so the variables go from both.
-        foreach (var variable in new[] { WorkerEnvironment.WorkerVariable, WorkerEnvironment.ListenFdsVariable })
-        {
-            Environment.SetEnvironmentVariable(variable, null);
-            if (Libc.UnsetEnv(variable) != 0)
-            {
-                throw new IOException($"unsetenv({variable}) failed: {Libc.ErrnoName(System.Runtime.InteropServices.Marshal.GetLastPInvokeError())}");
-            }
-        }
+        Libc.RemoveEnvironmentVariable(WorkerEnvironment.WorkerVariable);
+        Libc.RemoveEnvironmentVariable(WorkerEnvironment.ListenFdsVariable);
 
         try
         {
