@@ -105,6 +105,9 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         }
     }
 
+    /// <summary>Connections each acceptor has handed to Kestrel so far, in acceptor order.</summary>
+    public IEnumerable<long> AcceptedPerAcceptor => _acceptors.Select(a => a.Accepted);
+
     /// <summary>Starts the acceptor threads. Until then connections wait in the kernel's queue.</summary>
     public void Start()
     {

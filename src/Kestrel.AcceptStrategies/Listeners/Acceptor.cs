@@ -85,6 +85,12 @@ internal sealed class Acceptor : IDisposable
 
     private volatile bool _inUncancellableWait;
 
+    // Written by this acceptor's thread only; read by a worker's heartbeat.
+    private long _acceptedCount;
+
+    /// <summary>Connections this acceptor has handed to Kestrel.</summary>
+    public long Accepted => Volatile.Read(ref _acceptedCount);
+
     public void Run()
     {
         int backoff = 0, failures = 0, faults = 0;
@@ -271,6 +277,7 @@ internal sealed class Acceptor : IDisposable
 
             connection = _connectionFactory.Create(socket);
             _metrics.ConnectionAccepted(_tags);
+            Volatile.Write(ref _acceptedCount, _acceptedCount + 1);
             _observer?.Accepted(connection);
 
             if (!_accepted.TryWrite(connection))

@@ -5,7 +5,10 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// <summary>
 /// One message on the control socket, the same type on both sides. Worker to supervisor: <c>ready WALL_MS CPU_MS</c>
 /// (its own start-up: wall time since its process started, CPU time; a bare <c>ready</c> is fine too),
-/// <c>h REQUESTS CONNECTIONS</c> (heartbeat with counts), <c>budget REQUESTS</c>. Supervisor to worker:
+/// <c>h REQUESTS CONNECTIONS OPEN INFLIGHT BUSY_MS ACCEPTED</c> (heartbeat: requests started, connections accepted and
+/// still open, requests in flight, milliseconds with at least one request in flight so far, and connections accepted by
+/// each acceptor as <c>N,N,…</c> in endpoint order or <c>-</c>; the first two alone are fine too),
+/// <c>budget REQUESTS</c>. Supervisor to worker:
 /// <c>accept</c>, <c>drain REASON</c>. Short ASCII text, one message per <c>SOCK_SEQPACKET</c> packet.
 /// </summary>
 internal readonly record struct ControlMessage(
@@ -14,7 +17,11 @@ internal readonly record struct ControlMessage(
     long Connections = 0,
     WorkerExitReason Reason = default,
     TimeSpan? StartupWall = null,
-    TimeSpan? StartupCpu = null)
+    TimeSpan? StartupCpu = null,
+    long OpenConnections = 0,
+    long InFlight = 0,
+    long BusyMilliseconds = 0,
+    long[]? Accepted = null)
 {
     /// <summary>Start-up figures past this are not believed (a worker that slow has been killed long before).</summary>
     private const long MaxStartupMilliseconds = 24 * 60 * 60 * 1000;
@@ -28,6 +35,13 @@ internal readonly record struct ControlMessage(
 
     public static ControlMessage Heartbeat(long requests, long connections) => new(ControlMessageKind.Heartbeat, requests, connections);
 
+    public static ControlMessage Heartbeat(long requests, long connections, long open, long inFlight, long busyMilliseconds, long[] accepted) =>
+        new(ControlMessageKind.Heartbeat, requests, connections, OpenConnections: open, InFlight: inFlight, BusyMilliseconds: busyMilliseconds, Accepted: accepted);
+
+    /// <summary>Same figures as <paramref name="other"/>, the per-acceptor counts compared by value.</summary>
+    public bool SameCounts(ControlMessage other) =>
+        this with { Accepted = null } == other with { Accepted = null } && (Accepted ?? []).AsSpan().SequenceEqual(other.Accepted ?? []);
+
     public static ControlMessage BudgetSpent(long requests) => new(ControlMessageKind.BudgetSpent, requests);
 
     public static ControlMessage Drain(WorkerExitReason reason) => new(ControlMessageKind.Drain, Reason: reason);
@@ -38,7 +52,10 @@ internal readonly record struct ControlMessage(
             string.Create(CultureInfo.InvariantCulture, $"ready {(long)wall.TotalMilliseconds} {(long)cpu.TotalMilliseconds}"),
         ControlMessageKind.Ready => "ready",
         ControlMessageKind.Accept => "accept",
-        ControlMessageKind.Heartbeat => string.Create(CultureInfo.InvariantCulture, $"h {Requests} {Connections}"),
+        ControlMessageKind.Heartbeat when Accepted is null => string.Create(CultureInfo.InvariantCulture, $"h {Requests} {Connections}"),
+        ControlMessageKind.Heartbeat => string.Create(
+            CultureInfo.InvariantCulture,
+            $"h {Requests} {Connections} {OpenConnections} {InFlight} {BusyMilliseconds} {(Accepted.Length == 0 ? "-" : string.Join(',', Accepted))}"),
         ControlMessageKind.BudgetSpent => string.Create(CultureInfo.InvariantCulture, $"budget {Requests}"),
         ControlMessageKind.Drain => "drain " + Reason.Name(),
         _ => throw new InvalidOperationException($"Unknown control message kind {Kind}."),
@@ -64,6 +81,11 @@ internal readonly record struct ControlMessage(
             case "h" when parts.Length == 3 && TryCount(parts[1], out var requests) && TryCount(parts[2], out var connections):
                 message = Heartbeat(requests, connections);
                 return true;
+            case "h" when parts.Length == 7 && TryCount(parts[1], out var requests) && TryCount(parts[2], out var connections)
+                && TryCount(parts[3], out var open) && TryCount(parts[4], out var inFlight) && TryCount(parts[5], out var busy)
+                && TryCounts(parts[6], out var accepted):
+                message = Heartbeat(requests, connections, open, inFlight, busy, accepted);
+                return true;
             case "budget" when parts.Length == 2 && TryCount(parts[1], out var spent):
                 message = BudgetSpent(spent);
                 return true;
@@ -80,6 +102,28 @@ internal readonly record struct ControlMessage(
         var sound = TryCount(text, out var milliseconds) && milliseconds <= MaxStartupMilliseconds;
         value = sound ? TimeSpan.FromMilliseconds(milliseconds) : default;
         return sound;
+    }
+
+    private static bool TryCounts(string text, out long[] values)
+    {
+        values = [];
+        if (text == "-")
+        {
+            return true;
+        }
+
+        var parts = text.Split(',');
+        var parsed = new long[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!TryCount(parts[i], out parsed[i]))
+            {
+                return false;
+            }
+        }
+
+        values = parsed;
+        return true;
     }
 
     private static bool TryCount(string text, out long value) =>

@@ -137,6 +137,10 @@ internal sealed class SlotPolicy
 
                 worker.Requests = message.Requests;
                 worker.Connections = message.Connections;
+                worker.OpenConnections = message.OpenConnections;
+                worker.InFlight = message.InFlight;
+                worker.Busy = TimeSpan.FromMilliseconds(message.BusyMilliseconds);
+                worker.Accepted = message.Accepted ?? worker.Accepted;
                 break;
             case ControlMessageKind.BudgetSpent:
                 worker.Requests = Math.Max(worker.Requests, message.Requests);

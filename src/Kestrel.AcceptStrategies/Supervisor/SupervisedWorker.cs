@@ -24,7 +24,20 @@ internal sealed class SupervisedWorker(int pid, WorkerSlot slot, int generation,
 
     public long Requests { get; set; }
 
+    /// <summary>Connections accepted so far.</summary>
     public long Connections { get; set; }
+
+    /// <summary>Connections accepted and not yet closed, at the last heartbeat.</summary>
+    public long OpenConnections { get; set; }
+
+    /// <summary>Requests in flight at the last heartbeat.</summary>
+    public long InFlight { get; set; }
+
+    /// <summary>Time with at least one request in flight since it started, as of the last heartbeat.</summary>
+    public TimeSpan Busy { get; set; }
+
+    /// <summary>Connections each of its acceptors has taken, in endpoint then acceptor order.</summary>
+    public IReadOnlyList<long> Accepted { get; set; } = [];
 
     /// <summary>Requests per second, smoothed over heartbeats; used to start a replacement in time.</summary>
     public double RequestRate { get; set; }

@@ -4,7 +4,8 @@ using Microsoft.Extensions.Options;
 namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
-/// Tells the supervisor this worker is alive, with its request and connection counts: every 100 ms while serving,
+/// Tells the supervisor this worker is alive, with its counts (requests, connections, requests in flight, time busy,
+/// connections per acceptor): every 100 ms while serving,
 /// a quarter of the hang timeout when idle, from the thread pool, so a starved worker falls silent.
 /// </summary>
 internal sealed class WorkerHeartbeat(
@@ -33,7 +34,7 @@ internal sealed class WorkerHeartbeat(
                     return;
                 }
 
-                var changed = message != last;
+                var changed = last is not { } previous || !message.SameCounts(previous);
                 last = message;
                 if (changed)
                 {
@@ -68,5 +69,11 @@ internal sealed class WorkerHeartbeat(
     internal static TimeSpan IdleInterval(TimeSpan hangTimeout) =>
         hangTimeout > TimeSpan.Zero ? TimeSpan.FromTicks(Math.Max(hangTimeout.Ticks / 4, Interval.Ticks)) : IdleWithoutHangTimeout;
 
-    private ControlMessage Counts() => ControlMessage.Heartbeat(requests.Count, listeners.Connections.Total);
+    private ControlMessage Counts() => ControlMessage.Heartbeat(
+        requests.Count,
+        listeners.Connections.Total,
+        listeners.Connections.Open,
+        requests.InFlight,
+        (long)requests.Busy.TotalMilliseconds,
+        [.. listeners.Snapshot().SelectMany(l => l.AcceptedPerAcceptor)]);
 }

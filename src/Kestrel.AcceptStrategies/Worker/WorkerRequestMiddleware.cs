@@ -32,14 +32,14 @@ internal sealed class WorkerRequestMiddleware(RequestDelegate next, WorkerReques
 
         // Ended once the response is complete, not when the app returns: Kestrel still writes the headers of a
         // body-less response and the buffered tail after that, and a drain must not cut a response being sent.
-        if (connection is not null)
+        // OnCompleted runs for aborted requests too, so in-flight counts come back to zero.
+        context.Response.OnCompleted(static state =>
         {
-            context.Response.OnCompleted(static state =>
-            {
-                ((TrackedConnection)state).RequestEnded();
-                return Task.CompletedTask;
-            }, connection);
-        }
+            var (requests, connection) = ((WorkerRequests, TrackedConnection?))state;
+            connection?.RequestEnded();
+            requests.Ended();
+            return Task.CompletedTask;
+        }, (requests, connection));
 
         await next(context).ConfigureAwait(false);
     }

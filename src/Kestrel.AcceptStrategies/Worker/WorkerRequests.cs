@@ -1,19 +1,51 @@
+using System.Diagnostics;
 using Kestrel.AcceptStrategies.Supervisor;
 
 namespace Kestrel.AcceptStrategies.Worker;
 
-/// <summary>The requests this worker has started, against the budget the supervisor drew for it.</summary>
+/// <summary>
+/// The requests this worker has started, against the budget the supervisor drew for it, and how much of the time it had
+/// one in flight: the supervisor's measure of how spare an async worker is.
+/// </summary>
 internal sealed class WorkerRequests(WorkerIdentity worker, WorkerControlClient control)
 {
     private long _count;
+    private long _inFlight;
+    private long _busySince;
+    private long _busyTicks;
     private int _budgetReported;
     private TaskCompletionSource? _waiter;
 
     public long Count => Interlocked.Read(ref _count);
 
+    public long InFlight => Math.Max(0, Interlocked.Read(ref _inFlight));
+
+    /// <summary>
+    /// Time so far with at least one request in flight, the current spell included. Two timestamps per busy spell, not
+    /// per request; a race between a spell's end and the next one's start misplaces a few microseconds, never more.
+    /// </summary>
+    public TimeSpan Busy
+    {
+        get
+        {
+            var busy = Interlocked.Read(ref _busyTicks);
+            if (Interlocked.Read(ref _inFlight) > 0 && Interlocked.Read(ref _busySince) is var since and > 0)
+            {
+                busy += Math.Max(0, Stopwatch.GetTimestamp() - since);
+            }
+
+            return Stopwatch.GetElapsedTime(0, busy);
+        }
+    }
+
     /// <summary>Counts one request (keep-alive ones included); the one that spends the budget tells the supervisor.</summary>
     public void Started()
     {
+        if (Interlocked.Increment(ref _inFlight) == 1)
+        {
+            Interlocked.Exchange(ref _busySince, Stopwatch.GetTimestamp());
+        }
+
         var count = Interlocked.Increment(ref _count);
         var budget = worker.Budget;
         if (count >= budget && budget > 0 && Interlocked.Exchange(ref _budgetReported, 1) == 0)
@@ -25,6 +57,15 @@ internal sealed class WorkerRequests(WorkerIdentity worker, WorkerControlClient 
         if (Volatile.Read(ref _waiter) is { } waiter && Interlocked.CompareExchange(ref _waiter, null, waiter) == waiter)
         {
             waiter.TrySetResult();
+        }
+    }
+
+    /// <summary>The response of a request <see cref="Started"/> counted is complete (or the request was aborted).</summary>
+    public void Ended()
+    {
+        if (Interlocked.Decrement(ref _inFlight) == 0 && Interlocked.Exchange(ref _busySince, 0) is var since and > 0)
+        {
+            Interlocked.Add(ref _busyTicks, Math.Max(0, Stopwatch.GetTimestamp() - since));
         }
     }
 

@@ -56,6 +56,8 @@ public sealed class ControlMessageTests
 
     [Theory]
     [InlineData("h 3 2", nameof(ControlMessageKind.Heartbeat))]
+    [InlineData("h 3 2 1 1 250 1,1", nameof(ControlMessageKind.Heartbeat))]
+    [InlineData("h 0 0 0 0 0 -", nameof(ControlMessageKind.Heartbeat))]
     [InlineData("budget 7", nameof(ControlMessageKind.BudgetSpent))]
     [InlineData("accept", nameof(ControlMessageKind.Accept))]
     public void OtherMessages_Unchanged(string text, string kind)
@@ -70,5 +72,23 @@ public sealed class ControlMessageTests
     [InlineData("readyx")]
     [InlineData("")]
     [InlineData("h 3")]
+    [InlineData("h 3 2 1 1 250")]
+    [InlineData("h 3 2 1 1 250 1,x")]
+    [InlineData("h 3 2 1 1 250 1,,2")]
+    [InlineData("h 3 2 1 -1 250 1")]
+    [InlineData("h 3 2 1 1 250 1 9")]
     public void Unknown_NotParsed(string text) => Assert.False(ControlMessage.TryParse(text, out _));
+
+    [Fact]
+    public void FullHeartbeat_RoundTrips()
+    {
+        var sent = ControlMessage.Heartbeat(10, 4, 2, 3, 1_500, [1, 3]);
+
+        Assert.True(ControlMessage.TryParse(sent.ToString(), out var received));
+
+        Assert.Equal((10, 4, 2, 3, 1_500), (received.Requests, received.Connections, received.OpenConnections, received.InFlight, received.BusyMilliseconds));
+        Assert.Equal([1L, 3L], received.Accepted!);
+        Assert.True(received.SameCounts(sent));
+        Assert.False(received.SameCounts(ControlMessage.Heartbeat(10, 4, 2, 3, 1_500, [2, 2])));
+    }
 }
