@@ -9,6 +9,19 @@ namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 /// </summary>
 internal sealed record LogEvent(int EventId, string Category, string Message, IReadOnlyDictionary<string, string> State)
 {
+    /// <summary>
+    /// Environment for a child whose events should carry the time it logged them (<see cref="Timestamp"/>): the
+    /// process's own clock, not when a busy test process got round to reading the line.
+    /// </summary>
+    public static readonly IReadOnlyDictionary<string, string> TimestampEnvironment = new Dictionary<string, string>
+    {
+        ["Logging__Console__FormatterOptions__TimestampFormat"] = "O",
+        ["Logging__Console__FormatterOptions__UseUtcTimestamp"] = "true",
+    };
+
+    /// <summary>When the process logged it, if it was started with <see cref="TimestampEnvironment"/>.</summary>
+    public DateTimeOffset? Timestamp { get; init; }
+
     public string this[string field] => State[field];
 
     public int Int(string field) => int.Parse(State[field], CultureInfo.InvariantCulture);
@@ -18,7 +31,7 @@ internal sealed record LogEvent(int EventId, string Category, string Message, IR
     public static bool TryParse(string line, out LogEvent logEvent)
     {
         logEvent = null!;
-        if (!line.StartsWith("{\"EventId\":", StringComparison.Ordinal))
+        if (!line.StartsWith("{\"EventId\":", StringComparison.Ordinal) && !line.StartsWith("{\"Timestamp\":", StringComparison.Ordinal))
         {
             return false;
         }
@@ -36,7 +49,10 @@ internal sealed record LogEvent(int EventId, string Category, string Message, IR
                 }
             }
 
-            logEvent = new LogEvent(root.GetProperty(nameof(EventId)).GetInt32(), root.GetProperty(nameof(Category)).GetString()!, root.GetProperty(nameof(Message)).GetString()!, state);
+            logEvent = new LogEvent(root.GetProperty(nameof(EventId)).GetInt32(), root.GetProperty(nameof(Category)).GetString()!, root.GetProperty(nameof(Message)).GetString()!, state)
+            {
+                Timestamp = root.TryGetProperty(nameof(Timestamp), out var timestamp) ? timestamp.GetDateTimeOffset() : null,
+            };
             return true;
         }
         catch (JsonException)
