@@ -204,7 +204,8 @@ internal sealed class StatusServer : IAsyncDisposable
         }
         catch (Exception e)
         {
-            AcceptStrategyLog.StatusRequestRefused(_logger, 500, e.ToString());
+            // A bug here must not take the supervisor down, nor pass unseen.
+            AcceptStrategyLog.SupervisorEventFailed(_logger, e);
         }
         finally
         {
@@ -231,6 +232,11 @@ internal sealed class StatusServer : IAsyncDisposable
             AcceptStrategyLog.StatusSnapshotTimedOut(_logger, (long)Timeout.TotalMilliseconds);
             return Response(503, "text/plain; charset=utf-8", "503 Service Unavailable: the supervisor did not answer in time.\n"u8.ToArray(), false);
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            AcceptStrategyLog.SupervisorEventFailed(_logger, e);
+            return Response(500, "text/plain; charset=utf-8", "500 Internal Server Error: the snapshot failed (logged, event 19).\n"u8.ToArray(), false);
+        }
 
         // Read now, off the loop: what the kernel counts at the moment of asking.
         snapshot = snapshot with { Workers = [.. snapshot.Workers.Select(w => w with { RssBytes = ResidentMemory.Read(w.Pid) })] };
@@ -256,6 +262,7 @@ internal sealed class StatusServer : IAsyncDisposable
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Error",
     };

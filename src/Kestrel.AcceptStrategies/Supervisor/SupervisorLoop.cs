@@ -163,7 +163,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 Apply(_policy.StopDeadlinePassed());
                 break;
             case SupervisorEvent.StatusRequested { Reply: var reply }:
-                reply.TrySetResult(_status.Snapshot(_policy.Settings, _endpoints, _policy.Workers));
+                _status.Reply(reply, _policy.Settings, _endpoints, _policy.Workers);
                 break;
         }
     }

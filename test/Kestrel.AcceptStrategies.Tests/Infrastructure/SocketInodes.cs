@@ -21,19 +21,20 @@ internal static class SocketInodes
         throw new InvalidOperationException($"No socket listens on port {port} in /proc/net/tcp.");
     }
 
-    /// <summary>The inode of the Unix socket bound to <paramref name="path"/>.</summary>
+    /// <summary>The inode of the Unix socket listening on <paramref name="path"/>.</summary>
     public static long Unix(string path)
     {
         foreach (var line in File.ReadLines("/proc/net/unix").Skip(1))
         {
             var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (f.Length >= 8 && f[7] == path)
+            // Flags 00010000 (__SO_ACCEPTCON): the listening socket, not a connection accepted from it, which shows the path too.
+            if (f.Length >= 8 && f[7] == path && f[3] == "00010000")
             {
                 return long.Parse(f[6], CultureInfo.InvariantCulture);
             }
         }
 
-        throw new InvalidOperationException($"No Unix socket is bound to {path} in /proc/net/unix.");
+        throw new InvalidOperationException($"No Unix socket listens on {path} in /proc/net/unix.");
     }
 
     /// <summary>Whether process <paramref name="pid"/> has a descriptor on socket <paramref name="inode"/>.</summary>

@@ -161,6 +161,45 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Ipv6Loopback_PortZero_LoggedAsBoundAndServed()
+    {
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ThunderingHerd, "--AcceptStrategy:StatusEndpoint=http://[::1]:0");
+        using var status = await StatusClient.OfAsync(group.Supervisor);
+
+        Assert.StartsWith("http://[::1]:", status.Address, StringComparison.Ordinal);
+        Assert.NotEqual(0, new Uri(status.Address).Port);
+        var json = await status.WaitUntilAsync(s => StatusClient.Pids(s).SequenceEqual(group.LivePids), TestServer.Timeout, "the live worker");
+        Assert.Equal("ThunderingHerd", (string)json["strategy"]!);
+    }
+
+    [Fact]
+    public async Task UnixSocketSomeoneListensOn_StartupFailsNamingIt_SocketKept()
+    {
+        var dir = Directory.CreateTempSubdirectory("kas-status-");
+        try
+        {
+            var path = Path.Combine(dir.FullName, "status.sock");
+            using var other = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            other.Bind(new UnixDomainSocketEndPoint(path));
+            other.Listen();
+
+            await using var app = ChildProcess.StartBenchmarkApp(
+                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=unix:{path}");
+            await app.WaitForExitAsync(TestServer.Timeout);
+
+            output.WriteLine(app.Output);
+            Assert.NotEqual(0, app.ExitCode);
+            Assert.Contains($"another process listens on {path}", app.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+            Assert.True(File.Exists(path), "a socket someone listens on is not removed");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task UnixPathNotASocket_StartupFailsNamingIt_FileKept()
     {
         var dir = Directory.CreateTempSubdirectory("kas-status-");

@@ -56,6 +56,17 @@ public sealed class StatusFormatTests
     }
 
     [Fact]
+    public async Task Reply_SnapshotFails_FailureGoesToTheAsker()
+    {
+        var status = new SupervisorStatus(new FakeTimeProvider(Start));
+        var reply = new TaskCompletionSource<StatusSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        status.Reply(reply, null!, [], [Worker(new FakeTimeProvider(Start), 1, new WorkerSlot(0), 1)]);
+
+        await Assert.ThrowsAsync<NullReferenceException>(() => reply.Task);
+    }
+
+    [Fact]
     public void Json_EveryField()
     {
         var json = JsonNode.Parse(Encoding.UTF8.GetString(StatusJson.Write(Sample())))!.AsObject();
