@@ -132,6 +132,18 @@ public sealed class AcceptStrategyOptions
     /// <remarks>Defaults to <see cref="WorkerRuntimeProfile.Tuned"/>. A change takes effect at the next start of the app.</remarks>
     public WorkerRuntimeProfile WorkerRuntimeProfile { get; set; } = WorkerRuntimeProfile.Tuned;
 
+    /// <summary>
+    /// Where the supervisor serves its status view (Puma's <c>/stats</c>, uWSGI's stats server, Apache's scoreboard):
+    /// <c>http://127.0.0.1:PORT</c> (any 127.0.0.0/8 address), <c>http://[::1]:PORT</c>, <c>http://localhost:PORT</c>
+    /// (127.0.0.1) or <c>unix:/absolute/path</c> (created with mode 0600). Port 0 picks a free port, logged at start
+    /// (event 60). <c>GET /</c> answers JSON, <c>GET /?format=text</c> a table: every live worker with its state and counts.
+    /// </summary>
+    /// <remarks>
+    /// Defaults to <see langword="null"/> (or empty): no status view. Needs <see cref="Workers"/> &gt; 0; never one of the
+    /// app's endpoints, never inherited by workers. A change takes effect at the next start of the app.
+    /// </remarks>
+    public string? StatusEndpoint { get; set; }
+
     /// <summary>Problems found while binding configuration, reported by validation together with the rest.</summary>
     internal List<string> ConfigurationErrors { get; } = [];
 }

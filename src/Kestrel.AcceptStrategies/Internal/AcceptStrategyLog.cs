@@ -198,6 +198,32 @@ internal static partial class AcceptStrategyLog
         EventName = "WorkerActivityFailed")]
     public static partial void WorkerActivityFailed(ILogger logger, int pid, string activity, string consequence, Exception exception);
 
+    // Event ids 60-64: the status view (StatusEndpoint).
+    [LoggerMessage(60, LogLevel.Information,
+        "Status view of supervisor {Pid} on {Address}: GET / answers JSON, GET /?format=text a table of every worker.",
+        EventName = "StatusEndpointListening")]
+    public static partial void StatusEndpointListening(ILogger logger, string address, int pid);
+
+    [LoggerMessage(61, LogLevel.Information,
+        "Removed the stale status socket {Path}: nobody listened on it (left by a supervisor that was killed).",
+        EventName = "StatusSocketRemoved")]
+    public static partial void StatusSocketRemoved(ILogger logger, string path);
+
+    [LoggerMessage(62, LogLevel.Debug,
+        "Status request refused with {StatusCode}: {Detail}.",
+        EventName = "StatusRequestRefused")]
+    public static partial void StatusRequestRefused(ILogger logger, int statusCode, string detail);
+
+    [LoggerMessage(63, LogLevel.Critical,
+        "Could not listen on the status endpoint {Address}: {Error}. The supervisor does not start.",
+        EventName = "StatusEndpointFailed")]
+    public static partial void StatusEndpointFailed(ILogger logger, string address, string error);
+
+    [LoggerMessage(64, LogLevel.Warning,
+        "The supervisor's loop did not answer a status request within {Milliseconds} ms; answered 503.",
+        EventName = "StatusSnapshotTimedOut")]
+    public static partial void StatusSnapshotTimedOut(ILogger logger, long milliseconds);
+
     // Event ids 65-69: footprint (what wakes an idle group).
     [LoggerMessage(65, LogLevel.Debug,
         "Supervisor timer fired {IntervalMilliseconds} ms after the previous one (planned; it sleeps until the next deadline or the pause check).",

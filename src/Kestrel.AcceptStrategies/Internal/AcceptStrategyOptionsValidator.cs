@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.Extensions.Options;
 
 namespace Kestrel.AcceptStrategies.Internal;
@@ -96,6 +97,19 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
         if (!string.IsNullOrEmpty(options.WarmupPath) && !options.WarmupPath.StartsWith('/'))
         {
             errors.Add($"AcceptStrategy:WarmupPath = '{options.WarmupPath}' must start with '/' (or be empty to skip the warm-up request).");
+        }
+
+        if (!string.IsNullOrEmpty(options.StatusEndpoint))
+        {
+            if (!StatusEndpointAddress.TryParse(options.StatusEndpoint, out _, out var statusError))
+            {
+                errors.Add($"AcceptStrategy:StatusEndpoint = '{options.StatusEndpoint}' is not valid: {statusError}.");
+            }
+
+            if (options.Workers == 0)
+            {
+                errors.Add($"AcceptStrategy:StatusEndpoint = '{options.StatusEndpoint}' needs Workers > 0: the status view is the supervisor's, and one process has no supervisor.");
+            }
         }
 
         return errors.Count == 0

@@ -50,6 +50,7 @@ internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFac
         fresh.Acceptors = KeepForRestart(nameof(fresh.Acceptors), current.Acceptors, fresh.Acceptors);
         fresh.DeferAccept = KeepForRestart(nameof(fresh.DeferAccept), current.DeferAccept, fresh.DeferAccept);
         fresh.WorkerRuntimeProfile = KeepForRestart(nameof(fresh.WorkerRuntimeProfile), current.WorkerRuntimeProfile, fresh.WorkerRuntimeProfile);
+        fresh.StatusEndpoint = KeepForRestart(nameof(fresh.StatusEndpoint), current.StatusEndpoint, fresh.StatusEndpoint);
         if (fresh.Workers == 0)
         {
             fresh.Workers = KeepForRestart(nameof(fresh.Workers), _configuredWorkers, 0);

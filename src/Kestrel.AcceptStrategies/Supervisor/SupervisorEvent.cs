@@ -20,6 +20,9 @@ internal abstract record SupervisorEvent
     /// <summary>A timer tick planned for <paramref name="PlannedAt"/> (a <see cref="TimeProvider"/> timestamp).</summary>
     public sealed record Tick(long PlannedAt) : SupervisorEvent;
 
+    /// <summary>The status view asks for a snapshot: completed on the loop, serialized off it.</summary>
+    public sealed record StatusRequested(TaskCompletionSource<StatusSnapshot> Reply) : SupervisorEvent;
+
     /// <summary>Graceful stop.</summary>
     public sealed record Stop : SupervisorEvent;
 

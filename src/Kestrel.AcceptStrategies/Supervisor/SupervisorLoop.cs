@@ -11,12 +11,6 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// </summary>
 internal sealed class SupervisorLoop : IAsyncDisposable
 {
-    // The loop wakes for events and for the policy's next deadline, and otherwise only this often, to notice its own
-    // pauses (SlotPolicy.PauseThreshold): a pause longer than the sleep plus the threshold is forgiven, so with a
-    // quarter of the hang timeout (the idle heartbeat interval) a paused supervisor never blames a live worker.
-    private static readonly TimeSpan MinSleepCap = TimeSpan.FromMilliseconds(500);
-    private static readonly TimeSpan MaxSleepCap = TimeSpan.FromSeconds(5);
-
     private readonly SlotPolicy _policy;
     private readonly IReadOnlyList<SupervisedEndpoint> _endpoints;
     private readonly WorkerFleet _fleet;
@@ -28,6 +22,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private readonly TaskCompletionSource _allActive = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _allExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly DeadlineTimer _timer;
+    private readonly SupervisorStatus _status;
     private long _lastTickPlannedAt;
     private Task _loop = Task.CompletedTask;
     private volatile int _alive;
@@ -48,6 +43,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         _metrics = metrics;
         _logger = logger;
         _time = time;
+        _status = new SupervisorStatus(time);
         _timer = new DeadlineTimer(time, plannedAt => Post(new SupervisorEvent.Tick(plannedAt)));
     }
 
@@ -109,14 +105,10 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     /// <summary>Sleeps until the policy's next deadline, or the pause-detection cap, whichever is first.</summary>
     private void ScheduleTick()
     {
-        var cap = SleepCap(_policy.Settings.HangTimeout);
+        var cap = LoopSleepCap.For(_policy.Settings.HangTimeout);
         var capped = _time.GetTimestamp() + (long)(cap.TotalSeconds * _time.TimestampFrequency);
         _timer.Request(Math.Min(_policy.NextDeadline() ?? long.MaxValue, capped));
     }
-
-    /// <summary>How long the loop sleeps at most with no deadline and no event.</summary>
-    internal static TimeSpan SleepCap(TimeSpan hangTimeout) =>
-        hangTimeout > TimeSpan.Zero ? TimeSpan.FromTicks(Math.Clamp(hangTimeout.Ticks / 4, MinSleepCap.Ticks, MaxSleepCap.Ticks)) : MaxSleepCap;
 
     private void Handle(SupervisorEvent e)
     {
@@ -170,6 +162,9 @@ internal sealed class SupervisorLoop : IAsyncDisposable
             case SupervisorEvent.StopDeadline:
                 Apply(_policy.StopDeadlinePassed());
                 break;
+            case SupervisorEvent.StatusRequested { Reply: var reply }:
+                _status.Reply(reply, _policy.Settings, _endpoints, _policy.Workers);
+                break;
         }
     }
 
@@ -177,6 +172,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     {
         var intents = _policy.Exited(worker, status, out var reason);
         _fleet.Forget(worker);
+        _status.Exited(worker, reason);
 
         var level = reason.IsExpected() ? LogLevel.Information : LogLevel.Warning;
         var name = reason.Name();
@@ -285,6 +281,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         }
 
         var worker = _policy.Spawned(spawn, launched.Pid);
+        _status.Started(worker);
         AcceptStrategyLog.WorkerStarted(_logger, worker.Pid, spawn.Slot.Index, spawn.Generation, Name(spawn.Reason), spawn.Budget);
         _fleet.Watch(worker, launched.Handle);
     }

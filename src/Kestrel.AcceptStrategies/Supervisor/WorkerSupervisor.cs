@@ -25,6 +25,7 @@ internal sealed class WorkerSupervisor(
     private readonly List<PosixSignalRegistration> _signals = [];
     private SupervisorLoop? _loop;
     private AcceptLockFile? _lockFile;
+    private StatusServer? _status;
     private AcceptStrategyOptions _settings = null!;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -65,6 +66,13 @@ internal sealed class WorkerSupervisor(
             _logger,
             TimeProvider.System);
         _loop.SettingsChanged += settings => _settings = settings;
+
+        // Bound before any worker starts, so a status endpoint that cannot be served fails start-up with nothing to undo.
+        if (!string.IsNullOrEmpty(_settings.StatusEndpoint) && StatusEndpointAddress.TryParse(_settings.StatusEndpoint, out var statusAddress, out _))
+        {
+            _status = StatusServer.Start(statusAddress!, endpoints, SnapshotAsync, _logger);
+        }
+
         metrics.ObserveWorkersAlive(() => _loop.Alive);
         foreach (var (signal, kind) in new[] { (PosixSignal.SIGHUP, SupervisorSignal.Reload), (PosixSignal.SIGTTIN, SupervisorSignal.ScaleUp), (PosixSignal.SIGTTOU, SupervisorSignal.ScaleDown) })
         {
@@ -126,12 +134,26 @@ internal sealed class WorkerSupervisor(
 
     public async Task StoppedAsync(CancellationToken cancellationToken)
     {
+        if (_status is not null)
+        {
+            await _status.DisposeAsync().ConfigureAwait(false);
+            _status = null;
+        }
+
         if (_loop is not null)
         {
             await _loop.DisposeAsync().ConfigureAwait(false);
         }
 
         _lockFile?.Dispose();
+    }
+
+    /// <summary>A snapshot taken on the loop (its state is the loop's alone), to be serialized by the status view.</summary>
+    private async Task<StatusSnapshot> SnapshotAsync(CancellationToken cancellationToken)
+    {
+        var reply = new TaskCompletionSource<StatusSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _loop!.Post(new SupervisorEvent.StatusRequested(reply));
+        return await reply.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private IReadOnlyList<KeyValuePair<string, string>> DecideRuntimeSettings(WorkerRuntimeProfile profile)
@@ -156,6 +178,7 @@ internal sealed class WorkerSupervisor(
             registration.Dispose();
         }
 
+        _status?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _lockFile?.Dispose();
     }
 }

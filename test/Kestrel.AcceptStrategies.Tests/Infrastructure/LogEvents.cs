@@ -24,4 +24,6 @@ internal static class LogEvents
     public const int SupervisorTimerFired = 65;
     public const int HeartbeatReceived = 66;
     public const int WorkerOverMemory = 70;
+    public const int StatusEndpointListening = 60;
+    public const int StatusSocketRemoved = 61;
 }

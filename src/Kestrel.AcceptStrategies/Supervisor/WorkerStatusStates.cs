@@ -1,0 +1,15 @@
+namespace Kestrel.AcceptStrategies.Supervisor;
+
+/// <summary>The stable names of <see cref="WorkerState"/> in the status view.</summary>
+internal static class WorkerStatusStates
+{
+    public static string Name(this WorkerState state) => state switch
+    {
+        WorkerState.Starting => "starting",
+        WorkerState.Standby => "standby",
+        WorkerState.Active => "active",
+        WorkerState.Draining => "draining",
+        // A state added later still shows rather than breaking the whole view.
+        _ => state.ToString().ToLowerInvariant(),
+    };
+}
