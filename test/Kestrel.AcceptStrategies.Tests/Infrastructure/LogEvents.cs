@@ -20,6 +20,8 @@ internal static class LogEvents
     public const int WatchRunsSingleProcess = 52;
     public const int KestrelConfigurationChanged = 53;
     public const int WorkerRuntimeProfile = 54;
+    public const int PoolGrown = 55;
+    public const int PoolShrunk = 56;
     public const int WorkerWarmedUp = 20;
     public const int SupervisorTimerFired = 65;
     public const int HeartbeatReceived = 66;
