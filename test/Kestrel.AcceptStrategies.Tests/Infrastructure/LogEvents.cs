@@ -9,6 +9,7 @@ internal static class LogEvents
     public const int WorkerReady = 12;
     public const int WorkerExited = 13;
     public const int WorkerRespawnDelayed = 14;
+    public const int SignalReceived = 16;
     public const int WorkerSpawnFailed = 17;
     public const int SupervisorEventFailed = 19;
     public const int WorkerDraining = 22;

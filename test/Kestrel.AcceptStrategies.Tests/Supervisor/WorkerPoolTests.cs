@@ -70,6 +70,23 @@ public sealed class WorkerPoolTests(ITestOutputHelper output)
         Assert.DoesNotContain(group.Exited, e => e.Reason is "crashed" or "hung" or "failed_to_start");
     }
 
+    [Fact]
+    public async Task Sigttin_WithThePoolOn_StopsAtMaxWorkers()
+    {
+        // MinSpareWorkers 0 and MaxSpareWorkers 2: two idle workers neither grow nor shrink the pool by themselves.
+        await using var group = await WorkerGroup.StartAsync(
+            1, AcceptStrategy.ThunderingHerd, "--AcceptStrategy:MaxWorkers=2 --AcceptStrategy:MinSpareWorkers=0 --AcceptStrategy:MaxSpareWorkers=2");
+
+        group.Signal("TTIN");
+        await group.WaitUntilAsync(g => g.Ready.Count >= 2 && g.LivePids.Count == 2, TestServer.Timeout, "a second worker");
+        group.Signal("TTIN");
+        await group.WaitUntilAsync(
+            g => g.EventsOf(LogEvents.SignalReceived).Any(e => e["Action"] == "ignored: 2 workers is the maximum"), TestServer.Timeout, "the second SIGTTIN refused");
+
+        Assert.Equal(2, group.Started.Count);
+        Assert.Empty(await Load.RunAsync(group.Address, 200, 10, connectionClose: true));
+    }
+
     /// <summary>The pool's size after its last change, from the supervisor's log (1 before any).</summary>
     private static int Size(WorkerGroup group) =>
         group.Events.LastOrDefault(e => e.EventId is LogEvents.PoolGrown or LogEvents.PoolShrunk && e.Category.StartsWith("Kestrel.AcceptStrategies", StringComparison.Ordinal))?.Int("To") ?? 1;
