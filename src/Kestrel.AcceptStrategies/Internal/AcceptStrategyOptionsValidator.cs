@@ -134,8 +134,10 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
             errors.Add($"AcceptStrategy:MinSpareWorkers = {options.MinSpareWorkers} is above MaxSpareWorkers = {options.MaxSpareWorkers}: the pool would grow and shrink in turn.");
         }
 
-        // A shrink closes a slot's SO_REUSEPORT sockets; only the kernel can move what is queued on them elsewhere.
-        if (options is { MaxWorkers: > 0, Workers: > 0, Strategy: AcceptStrategy.ReusePort } && TcpMigrateReq() is var migrate && migrate != "1")
+        // A shrink closes a slot's SO_REUSEPORT sockets; only the kernel can move what is queued on them elsewhere. The
+        // supervisor decides (at start-up and SIGHUP); a worker, which only accepts, never fails to start over it.
+        if (options is { MaxWorkers: > 0, Workers: > 0, Strategy: AcceptStrategy.ReusePort }
+            && Worker.WorkerIdentity.ReadOnce() is null && TcpMigrateReq() is var migrate && migrate != "1")
         {
             errors.Add($"AcceptStrategy:MaxWorkers = {options.MaxWorkers} with Strategy = ReusePort needs net.ipv4.tcp_migrate_req = 1 (it is {migrate}): a shrinking pool closes a worker slot's SO_REUSEPORT sockets, and without it the kernel resets the connections queued on them. Run 'sysctl -w net.ipv4.tcp_migrate_req=1' (Linux 5.14 or later), or choose Serialized or ThunderingHerd, whose one shared socket outlives any worker.");
         }

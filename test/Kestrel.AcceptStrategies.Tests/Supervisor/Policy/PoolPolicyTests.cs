@@ -70,12 +70,12 @@ public sealed class PoolPolicyTests
 
         // Slot 1 goes idle: 0.6 + 1 + 0.6 = 2.2 spare, and 1.2 is left without it. Held 5 s, not less (the sum passes 2
         // once its share of the 2 s window does 0.8).
-        sim.Run(6 * Second, w => w == idle ? 0 : 0.4);
-        Assert.Empty(sim.Changes);
-        sim.Run(2 * Second, w => w == idle ? 0 : 0.4);
+        var idleFrom = sim.Elapsed;
+        sim.Run(8 * Second, w => w == idle ? 0 : 0.4);
 
         var shrink = Assert.Single(sim.Changes);
         Assert.Equal(2, shrink.Size);
+        Assert.InRange(shrink.At - idleFrom, PoolPolicy.ShrinkHold, PoolPolicy.ShrinkHold + 2 * Second);
         Assert.Contains(new Intent.Drain(idle, WorkerExitReason.Scaled), h.Intents);
         Assert.Contains(new Intent.ReleaseSlot(1), h.Intents);
         Assert.Equal([0, 2], h.Policy.Slots.Where(s => !s.Removed).Select(s => s.Index).Order());
@@ -135,6 +135,21 @@ public sealed class PoolPolicyTests
         // One worker per event (heartbeats): both within the first step.
         Assert.Equal([2], sim.Changes.Select(c => c.Size));
         Assert.Equal(2, h.Intents.OfType<Intent.Drain>().Count(d => d.Reason == WorkerExitReason.Scaled));
+    }
+
+    [Fact]
+    public void SupervisorPaused_HeartbeatsReadTogether_NotCountedAsBusyAtOnce()
+    {
+        // Two workers 45% busy: 1.1 spare, above MinSpareWorkers 1, below MaxSpareWorkers 4: nothing to do.
+        var h = new PolicyHarness(o => (o.Workers, o.MaxWorkers, o.MinSpareWorkers, o.MaxSpareWorkers) = (2, 4, 1, 4));
+        var sim = new PoolSimulation(h);
+        sim.Run(5 * Second, _ => 0.45);
+
+        // 3 s of the same load's heartbeats, read in one moment: 1.35 s of busy time each, not in that moment.
+        sim.Pause(3 * Second, 0.45);
+        sim.Run(3 * Second, _ => 0.45);
+
+        Assert.Empty(sim.Changes);
     }
 
     [Fact]

@@ -59,6 +59,36 @@ internal sealed class PoolSimulation(PolicyHarness h)
         }
     }
 
+    /// <summary>
+    /// The supervisor does not run for <paramref name="pause"/> while the workers serve <paramref name="share"/>: their
+    /// heartbeats wait in the sockets and are read together when it runs again, before its late tick.
+    /// </summary>
+    public void Pause(TimeSpan pause, double share)
+    {
+        var queued = new List<(SupervisedWorker Worker, long BusyMs)>();
+        var accepting = h.Policy.Workers.Where(w => w.State == WorkerState.Active).ToList();
+        var planned = h.Time.GetTimestamp() + (long)(Step.TotalSeconds * h.Time.TimestampFrequency);
+        for (var t = TimeSpan.Zero; t < pause; t += Step)
+        {
+            foreach (var worker in accepting)
+            {
+                var (busyMs, _, sentAt) = _workers[worker];
+                busyMs += share * Step.TotalMilliseconds;
+                _workers[worker] = (busyMs, share, sentAt);
+                queued.Add((worker, (long)busyMs));
+            }
+        }
+
+        h.Time.Advance(pause);
+        Elapsed += pause;
+        foreach (var (worker, busyMs) in queued)
+        {
+            h.Play(h.Policy.Received(worker, ControlMessage.Heartbeat(0, 0, 0, 1, busyMs, []), out _));
+        }
+
+        h.Play(h.Policy.Tick(planned));
+    }
+
     private static bool IsAdded(SupervisedWorker worker) => worker.Slot.EmptyReason == SpawnReason.Scaled;
 
     private void Play(SupervisedWorker worker, Func<SupervisedWorker, double> share)
