@@ -54,7 +54,11 @@ public sealed class AcceptStrategyOptions
     /// while more than <see cref="MaxSpareWorkers"/> are, never below one. A worker's spare share is measured: the part
     /// of the last two seconds it had no request in flight.
     /// </summary>
-    /// <remarks>Defaults to 0: the pool is fixed at <see cref="Workers"/>. At least <see cref="Workers"/> otherwise.</remarks>
+    /// <remarks>
+    /// Defaults to 0: the pool is fixed at <see cref="Workers"/>. At least <see cref="Workers"/> otherwise. With
+    /// <see cref="AcceptStrategy.ReusePort"/> it needs <c>net.ipv4.tcp_migrate_req = 1</c>: a drained worker's slot
+    /// closes its own sockets, and only the kernel can move the connections queued on them to another.
+    /// </remarks>
     public int MaxWorkers { get; set; }
 
     /// <summary>

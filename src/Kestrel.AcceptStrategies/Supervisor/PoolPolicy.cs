@@ -50,10 +50,6 @@ internal sealed class PoolPolicy(SupervisorState state, TimeProvider time, ILogg
         meter.Add(worker.LastHeartbeat, worker.Busy, worker.InFlight, WindowUnits);
     }
 
-    /// <summary>The worker's idle share of the window, or null while not measured.</summary>
-    public double? IdleShare(SupervisedWorker worker) =>
-        _meters.TryGetValue(worker, out var meter) ? meter.IdleShare(time.GetTimestamp(), WindowUnits) : null;
-
     /// <summary>Adds or removes at most one slot. Called before every reconciliation while the supervisor runs.</summary>
     public void Resize(AcceptStrategyOptions settings, long now)
     {
@@ -73,7 +69,7 @@ internal sealed class PoolPolicy(SupervisorState state, TimeProvider time, ILogg
         var spare = Math.Round(shares.Sum(s => s.Idle ?? 1), 2);
         var live = state.LiveSlots;
 
-        // A reload lowered MaxWorkers (or SIGTTIN went past it): back under it at once, one worker per event.
+        // A reload lowered MaxWorkers: back under it at once, one worker per event, no hold.
         if (live > settings.MaxWorkers)
         {
             Shrink(shares, spare, settings, "above_max_workers");
