@@ -76,7 +76,8 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
 
     /// <summary>
     /// The earliest future timestamp at which <see cref="Run"/> could start a worker without any event first: a slot's
-    /// back-off ending, or <c>SpawnInterval</c> since the last start running out. Null when no such clock runs.
+    /// back-off ending, or <c>SpawnInterval</c> since the last start running out, or the adaptive pool's next look (a shrink's
+    /// hold ending, shares still moving). Null when no such clock runs.
     /// </summary>
     public long? NextSpawnDeadline(long now)
     {
