@@ -48,6 +48,35 @@ public sealed class AcceptStrategyOptions
     public int Workers { get; set; }
 
     /// <summary>
+    /// The most workers the adaptive pool grows to (mod_perl's <c>PerlInterpMax</c>, Apache's <c>MaxRequestWorkers</c>,
+    /// uWSGI's <c>workers</c> under its cheaper subsystem). Above 0, the pool starts <see cref="Workers"/> workers and
+    /// then adds one at a time while fewer than <see cref="MinSpareWorkers"/> are spare, and drains the most idle one
+    /// while more than <see cref="MaxSpareWorkers"/> are, never below one. A worker's spare share is measured: the part
+    /// of the last two seconds it had no request in flight.
+    /// </summary>
+    /// <remarks>
+    /// Defaults to 0: the pool is fixed at <see cref="Workers"/>. At least <see cref="Workers"/> otherwise. With
+    /// <see cref="AcceptStrategy.ReusePort"/> it needs <c>net.ipv4.tcp_migrate_req = 1</c>: a drained worker's slot
+    /// closes its own sockets, and only the kernel can move the connections queued on them to another.
+    /// </remarks>
+    public int MaxWorkers { get; set; }
+
+    /// <summary>
+    /// The adaptive pool grows while its workers are together less spare than this many idle workers (mod_perl's
+    /// <c>PerlInterpMinSpare</c>, Apache's <c>MinSpareServers</c>). Acts only when <see cref="MaxWorkers"/> is above 0.
+    /// </summary>
+    /// <remarks>Defaults to 1: one worker's worth of headroom for the next burst.</remarks>
+    public int MinSpareWorkers { get; set; } = 1;
+
+    /// <summary>
+    /// The adaptive pool drains its most idle worker while its workers are together more spare than this many idle
+    /// workers for 5 seconds (mod_perl's <c>PerlInterpMaxSpare</c>, Apache's <c>MaxSpareServers</c>), and only if
+    /// <see cref="MinSpareWorkers"/> are still spare without it. Acts only when <see cref="MaxWorkers"/> is above 0.
+    /// </summary>
+    /// <remarks>Defaults to 2.</remarks>
+    public int MaxSpareWorkers { get; set; } = 2;
+
+    /// <summary>
     /// The most requests a worker serves before it is replaced (Starlet's <c>--max-reqs-per-child</c>, Starman's
     /// <c>--max-requests</c>, gunicorn's <c>--max-requests</c>). Every request counts, keep-alive ones included. Each
     /// worker's budget is drawn uniformly from [<see cref="MinRequestsPerWorker"/>, <see cref="MaxRequestsPerWorker"/>]

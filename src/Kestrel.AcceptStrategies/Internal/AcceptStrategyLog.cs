@@ -187,6 +187,22 @@ internal static partial class AcceptStrategyLog
         EventName = "WorkerRuntimeProfile")]
     public static partial void WorkerRuntimeProfileApplied(ILogger logger, WorkerRuntimeProfile profile, string applied, string kept);
 
+    // Event ids 55-59: the adaptive pool (MaxWorkers, MinSpareWorkers, MaxSpareWorkers).
+    [LoggerMessage(55, LogLevel.Information,
+        "Adaptive pool grows {From} -> {To} worker(s), reason {Reason}: the accepting workers are {Spare} spare (the share of the last 2 s each had no request in flight, summed), below MinSpareWorkers = {MinSpare}.",
+        EventName = "PoolGrown")]
+    public static partial void PoolGrown(ILogger logger, int from, int to, string reason, double spare, int minSpare);
+
+    [LoggerMessage(56, LogLevel.Information,
+        "Adaptive pool shrinks {From} -> {To} worker(s), reason {Reason}: the accepting workers are {Spare} spare (MinSpareWorkers = {MinSpare}, MaxSpareWorkers = {MaxSpare}); draining the most idle, worker {Pid} (slot {Slot}, {Idle} of the last 2 s idle).",
+        EventName = "PoolShrunk")]
+    public static partial void PoolShrunk(ILogger logger, int from, int to, string reason, double spare, int minSpare, int maxSpare, int pid, int slot, double idle);
+
+    [LoggerMessage(57, LogLevel.Warning,
+        "Adaptive pool at MaxWorkers = {MaxWorkers}: the accepting workers are {Spare} spare, below MinSpareWorkers = {MinSpare}, and it cannot grow; raise MaxWorkers if this lasts.",
+        EventName = "PoolAtMaximum")]
+    public static partial void PoolAtMaximum(ILogger logger, int maxWorkers, double spare, int minSpare);
+
     // Event ids 40-49: the worker side (draining, warm-up, counts, signals).
     [LoggerMessage(40, LogLevel.Information,
         "Worker {Pid} closed {Connections} connection(s) with no request in the app after a drain grace of {GraceMilliseconds} ms.",

@@ -20,6 +20,7 @@ internal sealed class AcceptStrategyMetrics
     public const string WorkerConnectionsName = "kestrel.accept_strategies.worker.connections";
     public const string WorkerStartupDurationName = "kestrel.accept_strategies.worker.startup.duration";
     public const string WorkerStartupCpuTimeName = "kestrel.accept_strategies.worker.startup.cpu_time";
+    public const string PoolResizesName = "kestrel.accept_strategies.pool.resizes";
 
     private readonly Counter<long> _accepted;
     private readonly Histogram<double> _mutexWait;
@@ -30,6 +31,7 @@ internal sealed class AcceptStrategyMetrics
     private readonly Counter<long> _workerConnections;
     private readonly Histogram<double> _startupDuration;
     private readonly Histogram<double> _startupCpuTime;
+    private readonly Counter<long> _poolResizes;
     private Func<int>? _workersAlive;
 
     public AcceptStrategyMetrics(IMeterFactory meterFactory)
@@ -63,7 +65,12 @@ internal sealed class AcceptStrategyMetrics
         _startupCpuTime = meter.CreateHistogram<double>(
             WorkerStartupCpuTimeName, "s", "CPU time a worker used until ready, by worker slot (supervisor only, as the worker reports it).",
             advice: startupBuckets);
+        _poolResizes = meter.CreateCounter<long>(
+            PoolResizesName, "{resize}", "Adaptive pool size changes (supervisor only), by direction (grow, shrink) and reason.");
     }
+
+    public void PoolResized(string direction, string reason) =>
+        _poolResizes.Add(1, new KeyValuePair<string, object?>("direction", direction), new KeyValuePair<string, object?>("reason", reason));
 
     public void ObserveWorkersAlive(Func<int> alive) => _workersAlive = alive;
 

@@ -47,6 +47,8 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
             errors.Add($"AcceptStrategy:Workers = {options.Workers} is out of range: it must be between 0 (one process) and {MaxWorkers}.");
         }
 
+        ValidatePool(errors, options);
+
         if (options.MaxRequestsPerWorker < 0)
         {
             errors.Add($"AcceptStrategy:MaxRequestsPerWorker = {options.MaxRequestsPerWorker} is negative: use 0 for no limit.");
@@ -115,6 +117,57 @@ internal sealed class AcceptStrategyOptionsValidator : IValidateOptions<AcceptSt
         return errors.Count == 0
             ? ValidateOptionsResult.Success
             : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void ValidatePool(List<string> errors, AcceptStrategyOptions options)
+    {
+        if (options.MaxWorkers is < 0 or > MaxWorkers)
+        {
+            errors.Add($"AcceptStrategy:MaxWorkers = {options.MaxWorkers} is out of range: it must be between 0 (a pool fixed at Workers) and {MaxWorkers}.");
+        }
+        else if (options.MaxWorkers > 0 && options.Workers == 0)
+        {
+            errors.Add($"AcceptStrategy:MaxWorkers = {options.MaxWorkers} needs worker mode: with Workers = 0 the app is one process and has no pool. Set Workers to the number of workers to start (at least 1).");
+        }
+        else if (options.MaxWorkers > 0 && options.Workers > options.MaxWorkers)
+        {
+            errors.Add($"AcceptStrategy:MaxWorkers = {options.MaxWorkers} is below Workers = {options.Workers}, the number started: raise MaxWorkers, or use 0 for a pool fixed at Workers.");
+        }
+
+        if (options.MinSpareWorkers < 0)
+        {
+            errors.Add($"AcceptStrategy:MinSpareWorkers = {options.MinSpareWorkers} is negative.");
+        }
+
+        if (options.MaxSpareWorkers < 0)
+        {
+            errors.Add($"AcceptStrategy:MaxSpareWorkers = {options.MaxSpareWorkers} is negative.");
+        }
+        else if (options.MinSpareWorkers > options.MaxSpareWorkers)
+        {
+            errors.Add($"AcceptStrategy:MinSpareWorkers = {options.MinSpareWorkers} is above MaxSpareWorkers = {options.MaxSpareWorkers}: the pool would grow and shrink in turn.");
+        }
+
+        // A shrink closes a slot's SO_REUSEPORT sockets; only the kernel can move what is queued on them elsewhere. The
+        // supervisor decides (at start-up and SIGHUP); a worker, which only accepts, never fails to start over it.
+        if (options is { MaxWorkers: > 0, Workers: > 0, Strategy: AcceptStrategy.ReusePort }
+            && Worker.WorkerIdentity.ReadOnce() is null && TcpMigrateReq() is var migrate && migrate != "1")
+        {
+            errors.Add($"AcceptStrategy:MaxWorkers = {options.MaxWorkers} with Strategy = ReusePort needs net.ipv4.tcp_migrate_req = 1 (it is {migrate}): a shrinking pool closes a worker slot's SO_REUSEPORT sockets, and without it the kernel resets the connections queued on them. Run 'sysctl -w net.ipv4.tcp_migrate_req=1' (Linux 5.14 or later), or choose Serialized or ThunderingHerd, whose one shared socket outlives any worker.");
+        }
+    }
+
+    /// <summary>The sysctl as this network namespace has it; "missing" before Linux 5.14.</summary>
+    internal static string TcpMigrateReq()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/sys/net/ipv4/tcp_migrate_req").Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "missing";
+        }
     }
 
     private static void NotNegative(List<string> errors, string name, TimeSpan value)

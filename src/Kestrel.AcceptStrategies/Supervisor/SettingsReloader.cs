@@ -58,6 +58,9 @@ internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFac
 
         var changes = new List<string>();
         Compare(changes, nameof(fresh.Workers), _configuredWorkers, fresh.Workers);
+        Compare(changes, nameof(fresh.MaxWorkers), current.MaxWorkers, fresh.MaxWorkers);
+        Compare(changes, nameof(fresh.MinSpareWorkers), current.MinSpareWorkers, fresh.MinSpareWorkers);
+        Compare(changes, nameof(fresh.MaxSpareWorkers), current.MaxSpareWorkers, fresh.MaxSpareWorkers);
         Compare(changes, nameof(fresh.MaxRequestsPerWorker), current.MaxRequestsPerWorker, fresh.MaxRequestsPerWorker);
         Compare(changes, nameof(fresh.MinRequestsPerWorker), current.MinRequestsPerWorker, fresh.MinRequestsPerWorker);
         Compare(changes, nameof(fresh.MaxWorkerLifetime), current.MaxWorkerLifetime, fresh.MaxWorkerLifetime);

@@ -28,12 +28,13 @@ internal sealed class SlotPolicy
     private readonly SupervisorState _state;
     private readonly SlotReconciler _reconciler;
 
-    public SlotPolicy(AcceptStrategyOptions settings, TimeProvider time, Random random, ILogger logger)
+    public SlotPolicy(AcceptStrategyOptions settings, TimeProvider time, Random random, ILogger logger, AcceptStrategyMetrics? metrics = null)
     {
         _time = time;
         _logger = logger;
         _state = new SupervisorState(time);
         _reconciler = new SlotReconciler(_state, time, random, logger) { Settings = settings };
+        _reconciler.Pool.Metrics = metrics;
     }
 
     public AcceptStrategyOptions Settings
@@ -141,6 +142,7 @@ internal sealed class SlotPolicy
                 worker.InFlight = message.InFlight;
                 worker.Busy = TimeSpan.FromMilliseconds(message.BusyMilliseconds);
                 worker.Accepted = message.Accepted ?? worker.Accepted;
+                _reconciler.Pool.Measured(worker);
                 break;
             case ControlMessageKind.BudgetSpent:
                 worker.Requests = Math.Max(worker.Requests, message.Requests);

@@ -18,6 +18,9 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
 
     public AcceptStrategyOptions Settings { get; set; } = null!;
 
+    /// <summary>The adaptive pool: adds and removes slots before each reconciliation (off while MaxWorkers is 0).</summary>
+    public PoolPolicy Pool { get; } = new(state, time, logger);
+
     /// <summary>Measured start-up time, smoothed: how early a replacement must start.</summary>
     public double StartupSeconds { get; set; } = 1;
 
@@ -31,6 +34,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
 
         var now = time.GetTimestamp();
 
+        Pool.Resize(Settings, now);
         AdvanceReloadQueue();
 
         foreach (var slot in state.Slots.Where(s => !s.Removed))
@@ -72,7 +76,8 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
 
     /// <summary>
     /// The earliest future timestamp at which <see cref="Run"/> could start a worker without any event first: a slot's
-    /// back-off ending, or <c>SpawnInterval</c> since the last start running out. Null when no such clock runs.
+    /// back-off ending, or <c>SpawnInterval</c> since the last start running out, or the adaptive pool's next look (a shrink's
+    /// hold ending, shares still moving). Null when no such clock runs.
     /// </summary>
     public long? NextSpawnDeadline(long now)
     {
@@ -102,7 +107,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
             }
         }
 
-        return next;
+        return Pool.NextDeadline(Settings, now) is { } pool ? Math.Min(next ?? long.MaxValue, pool) : next;
     }
 
     private double Lead => StartupSeconds * ReplacementLeadFactor;

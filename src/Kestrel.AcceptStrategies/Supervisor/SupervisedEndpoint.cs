@@ -13,7 +13,8 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 internal sealed class SupervisedEndpoint : IDisposable
 {
     private readonly Socket? _shared;
-    private readonly List<Socket[]> _slots = [];
+    // Null where a slot was released (the adaptive pool drained a middle slot) and not yet taken again.
+    private readonly List<Socket[]?> _slots = [];
     private readonly int _acceptorsPerSlot;
     private readonly bool _deferAccept;
     private readonly SocketTransportOptions _socketOptions;
@@ -61,6 +62,11 @@ internal sealed class SupervisedEndpoint : IDisposable
 
             while (_slots.Count <= slot)
             {
+                _slots.Add(null);
+            }
+
+            if (_slots[slot] is null)
+            {
                 var group = new List<Socket>(_acceptorsPerSlot);
                 try
                 {
@@ -75,30 +81,31 @@ internal sealed class SupervisedEndpoint : IDisposable
                     throw;
                 }
 
-                _slots.Add([.. group]);
+                _slots[slot] = [.. group];
             }
 
-            return [.. _slots[slot].Select(Fd)];
+            return [.. _slots[slot]!.Select(Fd)];
         }
     }
 
     /// <summary>
-    /// Closes the supervisor's copies of the highest slot's sockets (scaling down); the slot's worker holds the last
+    /// Closes the supervisor's copies of a removed slot's sockets (scaling down); the slot's worker holds the last
     /// ones. A connection the kernel queued on them after that worker's last accept is reset when it closes them,
-    /// unless <c>net.ipv4.tcp_migrate_req</c> is 1, which moves it to another socket of the group.
+    /// unless <c>net.ipv4.tcp_migrate_req</c> is 1, which moves it to another socket of the group (the adaptive pool
+    /// requires it with ReusePort). A later slot of the same index binds a new group.
     /// </summary>
     public void ReleaseSlot(int slot)
     {
         lock (_gate)
         {
-            if (_shared is null && slot < _slots.Count && slot == _slots.Count - 1)
+            if (_shared is null && slot < _slots.Count && _slots[slot] is { } group)
             {
-                foreach (var socket in _slots[slot])
+                foreach (var socket in group)
                 {
                     socket.Dispose();
                 }
 
-                _slots.RemoveAt(slot);
+                _slots[slot] = null;
             }
         }
     }
@@ -109,7 +116,7 @@ internal sealed class SupervisedEndpoint : IDisposable
         {
             _disposed = true;
             _shared?.Dispose();
-            foreach (var socket in _slots.SelectMany(s => s))
+            foreach (var socket in _slots.SelectMany(s => s ?? []))
             {
                 socket.Dispose();
             }

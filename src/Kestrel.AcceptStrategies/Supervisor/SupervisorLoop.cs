@@ -36,7 +36,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         ILogger logger,
         TimeProvider time)
     {
-        _policy = new SlotPolicy(settings, time, Random.Shared, logger);
+        _policy = new SlotPolicy(settings, time, Random.Shared, logger, metrics);
         _endpoints = endpoints;
         _fleet = new WorkerFleet(launcher, Post, logger);
         _reloader = reloader;
@@ -204,7 +204,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 AcceptStrategyLog.SignalReceived(_logger, "SIGHUP", $"replacing {replacing} worker(s) one at a time{(added != 0 ? $", {added:+#;-#} new" : "")}");
                 Apply(reload);
                 break;
-            case SupervisorSignal.ScaleUp when live >= AcceptStrategyOptionsValidator.MaxWorkers:
+            case SupervisorSignal.ScaleUp when live >= (_policy.Settings.MaxWorkers > 0 ? _policy.Settings.MaxWorkers : AcceptStrategyOptionsValidator.MaxWorkers):
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTIN", $"ignored: {live} workers is the maximum");
                 break;
             case SupervisorSignal.ScaleUp:

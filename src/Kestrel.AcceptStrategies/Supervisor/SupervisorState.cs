@@ -44,13 +44,25 @@ internal sealed class SupervisorState(TimeProvider time)
         _intents.Add(new SupervisorIntent.Kill(worker, reason, detail));
     }
 
-    /// <summary>One slot more. Live slots are always 0..n-1 (removal takes the highest), so the new one is n.</summary>
-    public void AddSlot() => Slots.Add(new WorkerSlot(LiveSlots) { EmptyReason = SpawnReason.Scaled });
-
-    /// <summary>Removes the highest slot, so ReusePort socket groups stay contiguous.</summary>
-    public void RemoveSlot()
+    /// <summary>
+    /// One slot more, with the lowest index no live slot has: n while slots are 0..n-1 (SIGTTOU removes the highest), the
+    /// gap the adaptive pool left when it drained a worker in the middle.
+    /// </summary>
+    public void AddSlot()
     {
-        var removed = Slots.Where(s => !s.Removed).MaxBy(s => s.Index)!;
+        var index = 0;
+        while (Slots.Exists(s => !s.Removed && s.Index == index))
+        {
+            index++;
+        }
+
+        Slots.Add(new WorkerSlot(index) { EmptyReason = SpawnReason.Scaled });
+    }
+
+    /// <summary>Removes <paramref name="slot"/>, by default the highest (so ReusePort socket groups stay contiguous).</summary>
+    public void RemoveSlot(WorkerSlot? slot = null)
+    {
+        var removed = slot ?? Slots.Where(s => !s.Removed).MaxBy(s => s.Index)!;
         removed.Removed = true;
         if (removed.Next is { } next)
         {

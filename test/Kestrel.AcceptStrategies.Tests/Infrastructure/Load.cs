@@ -43,11 +43,12 @@ internal static class Load
     /// <summary>
     /// Keeps <paramref name="concurrency"/> clients sending GET /foo until <paramref name="stop"/> fires (at most
     /// <paramref name="limit"/>); returns how many requests completed and the failures. <paramref name="progress"/>
-    /// completes once <paramref name="progressAfter"/> requests have.
+    /// completes once <paramref name="progressAfter"/> requests have. <paramref name="path"/>(client, i) and
+    /// <paramref name="expectedBody"/> replace /foo and its body.
     /// </summary>
     public static async Task<(long Completed, IReadOnlyList<string> Failures)> RunUntilAsync(
         Uri baseAddress, int concurrency, bool connectionClose, TimeSpan limit, CancellationToken stop,
-        TaskCompletionSource? progress = null, int progressAfter = 0)
+        TaskCompletionSource? progress = null, int progressAfter = 0, Func<int, int, string>? path = null, string? expectedBody = null)
     {
         using var client = CreateClient();
         var failures = new System.Collections.Concurrent.ConcurrentQueue<string>();
@@ -59,7 +60,8 @@ internal static class Load
             for (var i = 0; !bounded.IsCancellationRequested; i++)
             {
                 // A request under way when the load stops still completes and is checked.
-                if (await SendAsync(client, new Uri(baseAddress, $"/foo?foo={c}-{i}"), connectionClose, TestServer.Body, CancellationToken.None) is { } failure)
+                var uri = new Uri(baseAddress, path?.Invoke(c, i) ?? $"/foo?foo={c}-{i}");
+                if (await SendAsync(client, uri, connectionClose, expectedBody ?? TestServer.Body, CancellationToken.None) is { } failure)
                 {
                     failures.Enqueue($"client {c} request {i}: {failure}");
                 }

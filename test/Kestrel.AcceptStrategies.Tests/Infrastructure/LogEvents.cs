@@ -9,6 +9,7 @@ internal static class LogEvents
     public const int WorkerReady = 12;
     public const int WorkerExited = 13;
     public const int WorkerRespawnDelayed = 14;
+    public const int SignalReceived = 16;
     public const int WorkerSpawnFailed = 17;
     public const int SupervisorEventFailed = 19;
     public const int WorkerDraining = 22;
@@ -20,6 +21,8 @@ internal static class LogEvents
     public const int WatchRunsSingleProcess = 52;
     public const int KestrelConfigurationChanged = 53;
     public const int WorkerRuntimeProfile = 54;
+    public const int PoolGrown = 55;
+    public const int PoolShrunk = 56;
     public const int WorkerWarmedUp = 20;
     public const int SupervisorTimerFired = 65;
     public const int HeartbeatReceived = 66;

@@ -1,3 +1,4 @@
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
@@ -12,11 +13,11 @@ internal sealed class PolicyHarness
 {
     private int _nextPid = 1000;
 
-    public PolicyHarness(Action<AcceptStrategyOptions>? configure = null)
+    public PolicyHarness(Action<AcceptStrategyOptions>? configure = null, AcceptStrategyMetrics? metrics = null)
     {
         Settings = new AcceptStrategyOptions { Workers = 2, RespawnBackoff = TimeSpan.FromSeconds(1), MaxRespawnBackoff = TimeSpan.FromSeconds(8) };
         configure?.Invoke(Settings);
-        Policy = new SlotPolicy(Settings, Time, new Random(42), NullLogger.Instance);
+        Policy = new SlotPolicy(Settings, Time, new Random(42), NullLogger.Instance, metrics);
     }
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 23, 0, 0, 0, TimeSpan.Zero));
