@@ -5,7 +5,10 @@ Each configuration runs as its own server process at the same time as the others
 (clean TIME_WAIT table; falls back to the host namespace when `ip netns` is unavailable). Every server is warmed,
 then the load runs go round-robin forward and backward (A B C C B A ...), and the report gives for each
 configuration the median requests/sec with min-max, the median of per-round ratios against the first configuration,
-failed requests, and server CPU milliseconds per 1,000 requests (utime+stime of the server's process tree).
+failed requests, server CPU milliseconds per 1,000 requests (utime+stime of the server's process tree) and context
+switches per request (voluntary + involuntary, every thread of the tree). With --syscalls each run is also counted with
+`perf stat -e raw_syscalls:sys_enter` on the server's processes, for system calls per request (perf's own overhead is
+small but not nil: compare configurations measured the same way).
 
   python3 eng/abcompare.py --rounds 8 --tool ab -- \
       'baseline=--Baseline=true' 'reuseport=--AcceptStrategy:Strategy=ReusePort'
@@ -41,6 +44,34 @@ def tree_cpu_ms(pid):
         except OSError:
             pass
     return total * 1000 // TICK
+
+
+def tree_switches(pid):
+    """Context switches so far of every thread of a server's live processes (voluntary + involuntary)."""
+    total = 0
+    for p in [pid] + children(pid):
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/status") as f:
+                    total += sum(int(l.split()[1]) for l in f if l.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")))
+        except OSError:
+            pass
+    return total
+
+
+def count_syscalls(pid):
+    """Starts counting system calls of a server's processes; returns a function that stops and returns the count."""
+    pids = ",".join(str(p) for p in [pid] + children(pid))
+    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pids],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.2)  # perf attaches before the load starts
+
+    def stop():
+        perf.send_signal(signal.SIGINT)
+        out = perf.communicate(timeout=30)[1]
+        counts = [int(l.split(",")[0]) for l in out.splitlines() if "raw_syscalls:sys_enter" in l and l.split(",")[0].isdigit()]
+        return sum(counts) if counts else None
+    return stop
 
 
 def memory_kib(pid):
@@ -111,6 +142,7 @@ def main():
     ap.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
     ap.add_argument("--warmup", type=int, default=40000, help="requests per server before measuring")
     ap.add_argument("--no-netns", action="store_true")
+    ap.add_argument("--syscalls", action="store_true", help="count system calls per request with perf stat")
     ap.add_argument("configs", nargs="+", help="label=arg1 arg2 ...")
     a = ap.parse_args()
 
@@ -137,7 +169,7 @@ def main():
             if netns:
                 cmd = ["ip", "netns", "exec", netns] + cmd
             p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-            servers.append({"label": label, "port": port, "proc": p, "app": app[-1], "rps": [], "failed": 0, "cpu": [], "ratio": [],
+            servers.append({"label": label, "port": port, "proc": p, "app": app[-1], "rps": [], "failed": 0, "cpu": [], "ratio": [], "cs": [], "sys": [],
                             "workers": workers_of(args)})
         for s in servers:
             deadline = time.time() + 60
@@ -166,9 +198,13 @@ def main():
             this_round = {}
             for i in seq:
                 s = servers[i]
-                c0 = tree_cpu_ms(s["pid"])
+                stop = count_syscalls(s["pid"]) if a.syscalls else None
+                c0, x0 = tree_cpu_ms(s["pid"]), tree_switches(s["pid"])
                 rps, failed, done = run_load(a.tool, s["port"], a.n, a.c, a.k, a.duration, netns)
                 s["cpu"].append((tree_cpu_ms(s["pid"]) - c0) * 1000 / max(done, 1))
+                s["cs"].append((tree_switches(s["pid"]) - x0) / max(done, 1))
+                if stop and (calls := stop()) is not None:
+                    s["sys"].append(calls / max(done, 1))
                 s["rps"].append(rps)
                 s["failed"] += failed
                 this_round[i] = rps
@@ -177,11 +213,14 @@ def main():
             print(f"round {r + 1}/{a.rounds}: " + "  ".join(f"{servers[i]['label']}={this_round[i]:.0f}" for i in order), file=sys.stderr, flush=True)
         mode = f"{a.tool} -c {a.c}" + (f" -n {a.n}" if a.tool == "ab" else f" -d {a.duration}s") + (" keep-alive" if a.k else " connection-close")
         print(f"\n{mode}, {a.rounds} rounds interleaved, netns={'yes' if netns else 'no'}")
-        print("| configuration | req/s median | min-max | ratio vs first (median of per-round) | failed | server CPU ms / 1k req |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| configuration | req/s median | min-max | ratio vs first (median of per-round) | failed | server CPU ms / 1k req | "
+              "CPU ratio vs first | context switches / req" + (" | syscalls / req |" if a.syscalls else " |"))
+        print("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if a.syscalls else ""))
         for s in servers:
+            cpu_ratio = statistics.median(c / f for c, f in zip(s["cpu"], servers[0]["cpu"]) if f > 0)
             print(f"| {s['label']} | {statistics.median(s['rps']):.0f} | {min(s['rps']):.0f}-{max(s['rps']):.0f} | "
-                  f"{statistics.median(s['ratio']):.3f} | {s['failed']} | {statistics.median(s['cpu']):.0f} |")
+                  f"{statistics.median(s['ratio']):.3f} | {s['failed']} | {statistics.median(s['cpu']):.0f} | {cpu_ratio:.2f} | "
+                  f"{statistics.median(s['cs']):.2f}" + (f" | {statistics.median(s['sys']):.1f} |" if a.syscalls and s["sys"] else " |"))
         print("\nMemory right after start-up, before any load (KiB; PSS counts shared pages once across the group):")
         print("| configuration | processes | RSS total | PSS total | RSS of one serving process (median) |")
         print("|---|---:|---:|---:|---:|")
