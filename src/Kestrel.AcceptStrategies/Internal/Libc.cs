@@ -57,6 +57,7 @@ internal static unsafe partial class Libc
     public const int TCP_DEFER_ACCEPT = 9;
 
     public const int ESRCH = 3;
+    public const int ENOENT = 2;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int ENOMEM = 12;
@@ -67,6 +68,7 @@ internal static unsafe partial class Libc
 
     public const int EPOLL_CLOEXEC = 0x80000;
     public const int EPOLL_CTL_ADD = 1;
+    public const int EPOLL_CTL_DEL = 2;
     public const uint EPOLLIN = 0x1;
     public const uint EPOLLEXCLUSIVE = 1u << 28;
 

@@ -70,7 +70,7 @@ internal sealed class Acceptor : IDisposable
         _metrics = metrics;
         _logger = logger;
         _tags = metrics.CreateTags(id, strategy, endPoint.ToString()!);
-        _waitSet = new AcceptorWaitSet((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd);
+        _waitSet = new AcceptorWaitSet((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd, strategy);
     }
 
     /// <summary>Releases the mutex and the epoll set; called once the thread has left <see cref="Run"/> (or never ran).</summary>
