@@ -22,61 +22,31 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// acceptors behind each other. Accept errors never end the loop; see <see cref="AcceptorWaitSet"/> for the wait.
 /// </para>
 /// </remarks>
-internal sealed class Acceptor : IDisposable
+internal sealed class Acceptor(
+    int id,
+    Socket listenSocket,
+    IAcceptMutex? mutex,
+    StopSignal stop,
+    SocketConnectionContextFactory connectionFactory,
+    ChannelWriter<ConnectionContext> accepted,
+    bool noDelay,
+    AcceptStrategy strategy,
+    EndPoint endPoint,
+    AcceptStrategyMetrics metrics,
+    ILogger logger,
+    IAcceptedConnectionObserver? observer,
+    CancellationToken disposing) : IDisposable
 {
     private const int FirstBackoffMilliseconds = 5;
     private const int MaxBackoffMilliseconds = 500;
 
-    private readonly int _id;
-    private readonly Socket _listenSocket;
-    private readonly IAcceptMutex? _mutex;
-    private readonly StopSignal _stop;
-    private readonly CancellationToken _disposing;
-    private readonly SocketConnectionContextFactory _connectionFactory;
-    private readonly ChannelWriter<ConnectionContext> _accepted;
-    private readonly bool _noDelay;
-    private readonly EndPoint _endPoint;
-    private readonly AcceptStrategyMetrics _metrics;
-    private readonly ILogger _logger;
-    private readonly TagList _tags;
-    private readonly IAcceptedConnectionObserver? _observer;
-    private readonly AcceptorWaitSet _waitSet;
-
-    public Acceptor(
-        int id,
-        Socket listenSocket,
-        IAcceptMutex? mutex,
-        StopSignal stop,
-        SocketConnectionContextFactory connectionFactory,
-        ChannelWriter<ConnectionContext> accepted,
-        bool noDelay,
-        AcceptStrategy strategy,
-        EndPoint endPoint,
-        AcceptStrategyMetrics metrics,
-        ILogger logger,
-        IAcceptedConnectionObserver? observer,
-        CancellationToken disposing)
-    {
-        _observer = observer;
-        _id = id;
-        _listenSocket = listenSocket;
-        _mutex = mutex;
-        _stop = stop;
-        _disposing = disposing;
-        _connectionFactory = connectionFactory;
-        _accepted = accepted;
-        _noDelay = noDelay;
-        _endPoint = endPoint;
-        _metrics = metrics;
-        _logger = logger;
-        _tags = metrics.CreateTags(id, strategy, endPoint.ToString()!);
-        _waitSet = new AcceptorWaitSet((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd, strategy);
-    }
+    private readonly TagList _tags = metrics.CreateTags(id, strategy, endPoint.ToString()!);
+    private readonly AcceptorWaitSet _waitSet = new((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd, strategy);
 
     /// <summary>Releases the mutex and the epoll set; called once the thread has left <see cref="Run"/> (or never ran).</summary>
     public void Dispose()
     {
-        _mutex?.Dispose();
+        mutex?.Dispose();
         _waitSet.Dispose();
     }
 
@@ -94,7 +64,7 @@ internal sealed class Acceptor : IDisposable
     public void Run()
     {
         int backoff = 0, failures = 0, faults = 0;
-        while (!_stop.IsSet)
+        while (!stop.IsSet)
         {
             try
             {
@@ -107,14 +77,14 @@ internal sealed class Acceptor : IDisposable
             {
                 // Nothing expected throws here; whatever did must not end the process (an unhandled exception on this
                 // thread would) nor leave the listener unable to unbind. Logged once per episode, then retried.
-                _metrics.AcceptError("unexpected", _tags);
+                metrics.AcceptError("unexpected", _tags);
                 backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
                 if (faults++ == 0)
                 {
-                    AcceptStrategyLog.AcceptorFailed(_logger, _id, _endPoint, backoff, e);
+                    AcceptStrategyLog.AcceptorFailed(logger, id, endPoint, backoff, e);
                 }
 
-                if (_stop.Wait(backoff))
+                if (stop.Wait(backoff))
                 {
                     break;
                 }
@@ -127,7 +97,7 @@ internal sealed class Acceptor : IDisposable
     {
         Socket? socket;
         SocketError error;
-        if (_mutex is null)
+        if (mutex is null)
         {
             socket = AcceptOne(out error);
         }
@@ -142,19 +112,19 @@ internal sealed class Acceptor : IDisposable
                 }
 
                 // The lock file went away or the system is out of locks: a failed accept as far as callers can tell.
-                _metrics.AcceptError("mutex", _tags);
+                metrics.AcceptError("mutex", _tags);
                 backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
                 if (failures++ == 0)
                 {
-                    AcceptStrategyLog.AcceptError(_logger, _id, _endPoint, mutexError, backoff);
+                    AcceptStrategyLog.AcceptError(logger, id, endPoint, mutexError, backoff);
                 }
 
-                return !_stop.Wait(backoff);
+                return !stop.Wait(backoff);
             }
 
-            if (_metrics.MutexWaitEnabled)
+            if (metrics.MutexWaitEnabled)
             {
-                _metrics.MutexWaited(Stopwatch.GetElapsedTime(waitStart), _tags);
+                metrics.MutexWaited(Stopwatch.GetElapsedTime(waitStart), _tags);
             }
 
             try
@@ -163,7 +133,7 @@ internal sealed class Acceptor : IDisposable
             }
             finally
             {
-                _mutex.Exit();
+                mutex.Exit();
             }
         }
 
@@ -171,7 +141,7 @@ internal sealed class Acceptor : IDisposable
         {
             if (failures + faults > 0)
             {
-                AcceptStrategyLog.AcceptRecovered(_logger, _id, _endPoint, failures + faults);
+                AcceptStrategyLog.AcceptRecovered(logger, id, endPoint, failures + faults);
                 (failures, faults, backoff) = (0, 0, 0);
             }
 
@@ -179,7 +149,7 @@ internal sealed class Acceptor : IDisposable
             return true;
         }
 
-        if (_stop.IsSet)
+        if (stop.IsSet)
         {
             return false;
         }
@@ -187,29 +157,29 @@ internal sealed class Acceptor : IDisposable
         if (error is SocketError.ConnectionAborted or SocketError.ConnectionReset)
         {
             // That connection died in the queue; the next one is unaffected, so no back-off.
-            _metrics.AcceptError(error.ToString(), _tags);
+            metrics.AcceptError(error.ToString(), _tags);
             return true;
         }
 
         // Out of descriptors (EMFILE, ENFILE) or buffers (ENOBUFS, ENOMEM): the pending connection stays queued,
         // so retrying at once would spin. Log the first failure of an episode, back off, resume.
-        _metrics.AcceptError(error.ToString(), _tags);
+        metrics.AcceptError(error.ToString(), _tags);
         backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
         if (failures++ == 0)
         {
-            AcceptStrategyLog.AcceptError(_logger, _id, _endPoint, error.ToString(), backoff);
+            AcceptStrategyLog.AcceptError(logger, id, endPoint, error.ToString(), backoff);
         }
 
-        return !_stop.Wait(backoff);
+        return !stop.Wait(backoff);
     }
 
     /// <summary>Takes the accept mutex; false with a null error when stopping.</summary>
     private bool TryEnterMutex(out string? error)
     {
         error = null;
-        if (_mutex!.IsCancellable)
+        if (mutex!.IsCancellable)
         {
-            return _mutex.TryEnter(_stop.Token);
+            return mutex.TryEnter(stop.Token);
         }
 
         // Flagged before stopping is checked inside TryEnter, so an unbinding listener either sees the flag or sees
@@ -217,7 +187,7 @@ internal sealed class Acceptor : IDisposable
         _inUncancellableWait = true;
         try
         {
-            return _mutex.TryEnter(_stop.Token);
+            return mutex.TryEnter(stop.Token);
         }
         catch (IOException e)
         {
@@ -234,7 +204,7 @@ internal sealed class Acceptor : IDisposable
     private Socket? AcceptOne(out SocketError error)
     {
         var errno = _waitSet.Wait();
-        if (errno != 0 || _stop.IsSet)
+        if (errno != 0 || stop.IsSet)
         {
             error = errno == 0 ? SocketError.OperationAborted : SocketError.SocketError;
             return null;
@@ -242,12 +212,12 @@ internal sealed class Acceptor : IDisposable
 
         try
         {
-            var accept = _listenSocket.AcceptAsync(_stop.Token);
+            var accept = listenSocket.AcceptAsync(stop.Token);
             if (!accept.IsCompleted)
             {
                 // Another acceptor (or process) took the connection this wake-up was for. The accept stays queued in
                 // .NET's epoll engine and completes with a later connection, or is cancelled by the stop signal.
-                _metrics.SpuriousWakeup(_tags);
+                metrics.SpuriousWakeup(_tags);
             }
 
             error = SocketError.Success;
@@ -270,21 +240,21 @@ internal sealed class Acceptor : IDisposable
         ConnectionContext? connection = null;
         try
         {
-            if (_noDelay)
+            if (noDelay)
             {
                 socket.NoDelay = true;
             }
 
-            connection = _connectionFactory.Create(socket);
-            _metrics.ConnectionAccepted(_tags);
+            connection = connectionFactory.Create(socket);
+            metrics.ConnectionAccepted(_tags);
             Volatile.Write(ref _acceptedCount, _acceptedCount + 1);
-            _observer?.Accepted(connection);
+            observer?.Accepted(connection);
 
-            if (!_accepted.TryWrite(connection))
+            if (!accepted.TryWrite(connection))
             {
                 // Kestrel is behind (or at its connection limit): stop taking connections until it catches up, so
                 // they wait in the kernel queue where other acceptors and processes can still take them.
-                _accepted.WriteAsync(connection, _disposing).AsTask().GetAwaiter().GetResult();
+                accepted.WriteAsync(connection, disposing).AsTask().GetAwaiter().GetResult();
             }
         }
         catch (Exception ex)
@@ -298,9 +268,9 @@ internal sealed class Acceptor : IDisposable
                 connection.Abort();
             }
 
-            if (!_disposing.IsCancellationRequested)
+            if (!disposing.IsCancellationRequested)
             {
-                AcceptStrategyLog.HandoffFailed(_logger, _id, _endPoint, ex);
+                AcceptStrategyLog.HandoffFailed(logger, id, endPoint, ex);
             }
         }
     }
