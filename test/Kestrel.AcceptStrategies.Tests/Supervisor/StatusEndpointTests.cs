@@ -183,14 +183,10 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
             other.Bind(new UnixDomainSocketEndPoint(path));
             other.Listen();
 
-            await using var app = ChildProcess.StartBenchmarkApp(
-                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=unix:{path}");
-            await app.WaitForExitAsync(TestServer.Timeout);
-
-            output.WriteLine(app.Output);
-            Assert.NotEqual(0, app.ExitCode);
-            Assert.Contains($"another process listens on {path}", app.Output, StringComparison.Ordinal);
-            Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+            await AssertStartupFailsAsync(
+                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=unix:{path}",
+                $"another process listens on {path}",
+                StringComparison.Ordinal);
             Assert.True(File.Exists(path), "a socket someone listens on is not removed");
         }
         finally
@@ -207,14 +203,10 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
         {
             var path = Path.Combine(dir.FullName, "notes.txt");
             await File.WriteAllTextAsync(path, "keep me");
-            await using var app = ChildProcess.StartBenchmarkApp(
-                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=unix:{path}");
-            await app.WaitForExitAsync(TestServer.Timeout);
-
-            output.WriteLine(app.Output);
-            Assert.NotEqual(0, app.ExitCode);
-            Assert.Contains($"{path} exists and is not a socket", app.Output, StringComparison.Ordinal);
-            Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+            await AssertStartupFailsAsync(
+                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=unix:{path}",
+                $"{path} exists and is not a socket",
+                StringComparison.Ordinal);
             Assert.Equal("keep me", await File.ReadAllTextAsync(path));
         }
         finally
@@ -231,27 +223,31 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
         taken.Listen();
         var port = ((IPEndPoint)taken.LocalEndPoint!).Port;
 
-        await using var app = ChildProcess.StartBenchmarkApp(
-            $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=http://127.0.0.1:{port}");
-        await app.WaitForExitAsync(TestServer.Timeout);
-
-        output.WriteLine(app.Output);
-        Assert.NotEqual(0, app.ExitCode);
-        Assert.Contains($"status endpoint http://127.0.0.1:{port}", app.Output, StringComparison.OrdinalIgnoreCase);
-        Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
+        await AssertStartupFailsAsync(
+            $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=http://127.0.0.1:{port}",
+            $"status endpoint http://127.0.0.1:{port}",
+            StringComparison.OrdinalIgnoreCase);
     }
 
     [Fact]
     public async Task SameAsAppEndpoint_StartupFailsNamingIt()
     {
         var port = TestServer.FreeLoopbackPort();
-        await using var app = ChildProcess.StartBenchmarkApp(
-            $"--urls=http://127.0.0.1:{port} --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=http://127.0.0.1:{port}");
+        await AssertStartupFailsAsync(
+            $"--urls=http://127.0.0.1:{port} --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=http://127.0.0.1:{port}",
+            "is one of the app's endpoints",
+            StringComparison.Ordinal);
+    }
+
+    /// <summary>The app exits non-zero naming the problem, before any worker starts.</summary>
+    private async Task AssertStartupFailsAsync(string arguments, string expected, StringComparison comparison)
+    {
+        await using var app = ChildProcess.StartBenchmarkApp(arguments);
         await app.WaitForExitAsync(TestServer.Timeout);
 
         output.WriteLine(app.Output);
         Assert.NotEqual(0, app.ExitCode);
-        Assert.Contains("is one of the app's endpoints", app.Output, StringComparison.Ordinal);
+        Assert.Contains(expected, app.Output, comparison);
         Assert.DoesNotContain("started in slot", app.Output, StringComparison.Ordinal);
     }
 
