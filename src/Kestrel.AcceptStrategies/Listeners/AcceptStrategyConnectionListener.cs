@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
+using Kestrel.AcceptStrategies.Connections;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -23,6 +24,9 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
     private readonly SocketConnectionContextFactory _connectionFactory;
     private readonly Channel<ConnectionContext> _accepted;
     private readonly StopSignal _stop = new();
+    private readonly StopSignal? _shutdown;
+    private readonly System.Buffers.MemoryPool<byte>? _memoryPool;
+    private readonly TaskCompletionSource[] _threadExits;
     private readonly CancellationTokenSource _disposing = new();
     private readonly Acceptor[] _acceptors;
     private readonly TaskCompletionSource[] _acceptorExits;
@@ -41,7 +45,8 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         AcceptStrategyMetrics metrics,
         ILogger logger,
         ILogger transportLogger,
-        IAcceptedConnectionObserver? observer = null)
+        IAcceptedConnectionObserver? observer = null,
+        IMemoryPoolFactory<byte>? memoryPoolFactory = null)
     {
         _sockets = [.. sockets];
         _mutexFactory = mutexFactory;
@@ -66,6 +71,19 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             FullMode = BoundedChannelFullMode.Wait,
         });
 
+        // Without an accept mutex each acceptor is an event loop that serves its own connections (Acceptor.Loop.cs).
+        // An acceptor waiting for a mutex cannot, so Serialized keeps Kestrel's socket connections.
+        NativeConnectionSettings? native = null;
+        if (mutexFactory is null)
+        {
+            _shutdown = new StopSignal();
+            _memoryPool = memoryPoolFactory?.Create(new MemoryPoolOptions { Owner = "kestrel.accept_strategies" })
+                ?? System.Buffers.MemoryPool<byte>.Shared;
+            native = new NativeConnectionSettings(_memoryPool, socketOptions);
+        }
+
+        _threadExits = new TaskCompletionSource[acceptors];
+
         // Every descriptor first, so a failed dup leaves no thread behind. A failure half-way closes every descriptor
         // made here (dups, epoll sets, flock files, the eventfd); the caller's sockets stay the caller's.
         _acceptors = new Acceptor[acceptors];
@@ -83,7 +101,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 try
                 {
                     _acceptors[i] = new Acceptor(
-                        i, _sockets[i], mutex, _stop, _connectionFactory, _accepted.Writer, socketOptions.NoDelay, strategy, EndPoint, metrics, logger, observer, _disposing.Token);
+                        i, _sockets[i], mutex, _stop, _connectionFactory, _accepted.Writer, socketOptions.NoDelay, strategy, EndPoint, metrics, logger, observer, _disposing.Token, native, _shutdown);
                 }
                 catch
                 {
@@ -91,7 +109,14 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                     throw;
                 }
 
-                _acceptorExits[i] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                _acceptorExits[i] = native is null ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : _acceptors[i].ListeningEnded;
+                _threadExits[i] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+
+            if (native is not null && socketOptions.NoDelay)
+            {
+                // Accepted sockets inherit TCP_NODELAY from the listening socket on Linux: one call here instead of one per connection.
+                _sockets.ForEach(s => s.NoDelay = true);
             }
         }
         catch
@@ -99,8 +124,14 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             Array.ForEach(_acceptors, a => a?.Dispose());
             _sockets.Skip(sockets.Length).ToList().ForEach(s => s.Dispose());
             _stop.Dispose();
+            _shutdown?.Dispose();
             _disposing.Dispose();
             _connectionFactory.Dispose();
+            if (_memoryPool is not null && _memoryPool != System.Buffers.MemoryPool<byte>.Shared)
+            {
+                _memoryPool.Dispose();
+            }
+
             throw;
         }
     }
@@ -127,6 +158,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             var acceptor = _acceptors[i];
             var socket = _sockets[i];
             var exited = _acceptorExits[i];
+            var threadExited = _threadExits[i];
             var thread = new Thread(() =>
             {
                 try
@@ -138,7 +170,8 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                     // The acceptor closes its own descriptor: one left waiting in flock(2) at unbind still uses it.
                     socket.Dispose();
                     acceptor.Dispose();
-                    exited.SetResult();
+                    exited.TrySetResult();
+                    threadExited.SetResult();
                 }
             })
             {
@@ -224,7 +257,8 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             {
                 _sockets[i].Dispose();
                 _acceptors[i].Dispose();
-                _acceptorExits[i].SetResult();
+                _acceptorExits[i].TrySetResult();
+                _threadExits[i].TrySetResult();
             }
         }
 
@@ -254,6 +288,18 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         while (_accepted.Reader.TryRead(out var orphan))
         {
             await orphan.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_shutdown is not null)
+        {
+            // The event loops have served their connections until now; Kestrel is done with them.
+            _shutdown.Set();
+            await Task.WhenAll(_threadExits.Select(e => e.Task)).ConfigureAwait(false);
+            _shutdown.Dispose();
+            if (_memoryPool != System.Buffers.MemoryPool<byte>.Shared)
+            {
+                _memoryPool!.Dispose();
+            }
         }
 
         _mutexFactory?.Dispose();

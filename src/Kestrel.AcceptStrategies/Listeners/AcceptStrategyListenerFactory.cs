@@ -26,15 +26,18 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
     private readonly ILogger _logger;
     private readonly ILogger _transportLogger;
     private readonly SocketActivation? _activation;
+    private readonly IMemoryPoolFactory<byte>? _memoryPoolFactory;
 
     public AcceptStrategyListenerFactory(
         IOptions<AcceptStrategyOptions> options,
         IOptions<SocketTransportOptions> socketOptions,
         AcceptStrategyMetrics metrics,
         ILoggerFactory loggerFactory,
-        SocketActivation? activation = null)
+        SocketActivation? activation = null,
+        IMemoryPoolFactory<byte>? memoryPoolFactory = null)
     {
         _activation = activation;
+        _memoryPoolFactory = memoryPoolFactory;
         _options = options;
         _socketOptions = socketOptions;
         _metrics = metrics;
@@ -104,7 +107,7 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         try
         {
             listener = new AcceptStrategyConnectionListener(
-                sockets, strategy, acceptors, mutexFactory, _socketOptions.Value, _metrics, _logger, _transportLogger, observer);
+                sockets, strategy, acceptors, mutexFactory, _socketOptions.Value, _metrics, _logger, _transportLogger, observer, _memoryPoolFactory);
         }
         catch
         {

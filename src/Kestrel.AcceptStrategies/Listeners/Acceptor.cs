@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
+using Kestrel.AcceptStrategies.Connections;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -22,7 +23,7 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// acceptors behind each other. Accept errors never end the loop; see <see cref="AcceptorWaitSet"/> for the wait.
 /// </para>
 /// </remarks>
-internal sealed class Acceptor(
+internal sealed partial class Acceptor(
     int id,
     Socket listenSocket,
     IAcceptMutex? mutex,
@@ -35,13 +36,15 @@ internal sealed class Acceptor(
     AcceptStrategyMetrics metrics,
     ILogger logger,
     IAcceptedConnectionObserver? observer,
-    CancellationToken disposing) : IDisposable
+    CancellationToken disposing,
+    NativeConnectionSettings? connections = null,
+    StopSignal? shutdown = null) : IDisposable
 {
     private const int FirstBackoffMilliseconds = 5;
     private const int MaxBackoffMilliseconds = 500;
 
     private readonly TagList _tags = metrics.CreateTags(id, strategy, endPoint.ToString()!);
-    private readonly AcceptorWaitSet _waitSet = new((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd, strategy);
+    private readonly AcceptorWaitSet _waitSet = new((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd, strategy, shutdown?.Fd ?? -1);
 
     /// <summary>Releases the mutex and the epoll set; called once the thread has left <see cref="Run"/> (or never ran).</summary>
     public void Dispose()
@@ -63,6 +66,12 @@ internal sealed class Acceptor(
 
     public void Run()
     {
+        if (connections is not null)
+        {
+            RunLoop(connections, shutdown!);
+            return;
+        }
+
         int backoff = 0, failures = 0, faults = 0;
         while (!stop.IsSet)
         {
@@ -237,7 +246,7 @@ internal sealed class Acceptor(
 
     private void HandOff(Socket socket)
     {
-        ConnectionContext? connection = null;
+        ConnectionContext connection;
         try
         {
             if (noDelay)
@@ -246,6 +255,26 @@ internal sealed class Acceptor(
             }
 
             connection = connectionFactory.Create(socket);
+        }
+        catch (Exception ex)
+        {
+            socket.Dispose();
+            if (!disposing.IsCancellationRequested)
+            {
+                AcceptStrategyLog.HandoffFailed(logger, id, endPoint, ex);
+            }
+
+            return;
+        }
+
+        Deliver(connection);
+    }
+
+    /// <summary>Counts a new connection and queues it for Kestrel's accept loop (aborting it if that fails).</summary>
+    private void Deliver(ConnectionContext connection)
+    {
+        try
+        {
             metrics.ConnectionAccepted(_tags);
             Volatile.Write(ref _acceptedCount, _acceptedCount + 1);
             observer?.Accepted(connection);
@@ -259,15 +288,7 @@ internal sealed class Acceptor(
         }
         catch (Exception ex)
         {
-            if (connection is null)
-            {
-                socket.Dispose();
-            }
-            else
-            {
-                connection.Abort();
-            }
-
+            connection.Abort();
             if (!disposing.IsCancellationRequested)
             {
                 AcceptStrategyLog.HandoffFailed(logger, id, endPoint, ex);

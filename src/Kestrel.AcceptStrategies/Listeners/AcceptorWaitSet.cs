@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Kestrel.AcceptStrategies.Connections;
 using Kestrel.AcceptStrategies.Internal;
 
 namespace Kestrel.AcceptStrategies.Listeners;
@@ -29,12 +30,18 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
     /// <summary>Wake-ups between re-registrations (ThunderingHerd); measured against 1, 4, 64, 256 and 1024 in the README.</summary>
     public const int RearmEvery = 16;
 
+    /// <summary>The epoll data of the listening socket, the stop signal and the shutdown signal; connections carry tokens above these.</summary>
+    public const ulong ListenToken = 0, StopToken = 1, ShutdownToken = 2;
+
     private readonly int _listenFd;
     private readonly int _rearmEvery;
     private int _epoll;
     private int _wakeups;
 
-    public AcceptorWaitSet(int listenFd, int stopFd, AcceptStrategy strategy)
+    /// <summary>The epoll set's descriptor, for the connections an event loop registers in it.</summary>
+    public int EpollFd => _epoll;
+
+    public AcceptorWaitSet(int listenFd, int stopFd, AcceptStrategy strategy, int shutdownFd = -1)
     {
         _listenFd = listenFd;
         _rearmEvery = strategy == AcceptStrategy.ThunderingHerd ? RearmEvery : 0;
@@ -44,7 +51,8 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
             throw new IOException($"epoll_create1 failed: {Libc.ErrnoName(Marshal.GetLastPInvokeError())}.");
         }
 
-        if (!Add(listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE) || !Add(stopFd, Libc.EPOLLIN))
+        if (!Add(listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken) || !Add(stopFd, Libc.EPOLLIN, StopToken)
+            || (shutdownFd >= 0 && !Add(shutdownFd, Libc.EPOLLIN, ShutdownToken)))
         {
             var errno = Marshal.GetLastPInvokeError();
             Dispose();
@@ -109,14 +117,81 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
             }
         }
 
-        return Add(_listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE) ? 0 : Marshal.GetLastPInvokeError();
+        return Add(_listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken) ? 0 : Marshal.GetLastPInvokeError();
     }
 
-    private bool Add(int fd, uint events)
+    /// <summary>
+    /// An event loop's wait: up to <paramref name="max"/> events into <paramref name="events"/>, their count, or the
+    /// negated errno. Re-registers the listening socket first when its turn has come (see <see cref="Wait"/>).
+    /// </summary>
+    public int WaitMany(byte* events, int max, int timeoutMilliseconds)
+    {
+        if (_rearmEvery > 0 && _wakeups >= _rearmEvery && _listening)
+        {
+            var failed = Rearm();
+            if (failed != 0)
+            {
+                return -failed;
+            }
+
+            _wakeups = 0;
+        }
+
+        while (true)
+        {
+            var n = Libc.EpollWait(_epoll, events, max, timeoutMilliseconds);
+            if (n >= 0)
+            {
+                return n;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != Libc.EINTR)
+            {
+                return -errno;
+            }
+        }
+    }
+
+    /// <summary>Counts a wake-up that brought a connection, for the ThunderingHerd rotation.</summary>
+    public void CountWakeup() => _wakeups++;
+
+    private bool _listening = true;
+
+    /// <summary>Takes the listening socket (and the stop signal, once set) out of the set; connections stay. 0 or the errno.</summary>
+    public int StopListening(int stopFd)
+    {
+        _listening = false;
+        var listen = Libc.EpollCtl(_epoll, Libc.EPOLL_CTL_DEL, _listenFd, null) == 0 ? 0 : Marshal.GetLastPInvokeError();
+        if (stopFd >= 0)
+        {
+            _ = Libc.EpollCtl(_epoll, Libc.EPOLL_CTL_DEL, stopFd, null);
+        }
+
+        return listen == Libc.ENOENT ? 0 : listen;
+    }
+
+    /// <summary>Puts the listening socket back after <see cref="StopListening"/> (an accept back-off); 0 or the errno.</summary>
+    public int ResumeListening()
+    {
+        _listening = true;
+        return Add(_listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken) ? 0 : Marshal.GetLastPInvokeError();
+    }
+
+    /// <summary>The data and events of event <paramref name="index"/> of a <see cref="WaitMany"/> result.</summary>
+    public static ulong EventData(byte* events, int index, out uint flags)
+    {
+        var ev = events + (index * SocketCalls.EpollEventStride);
+        flags = *(uint*)ev;
+        return *(ulong*)(ev + SocketCalls.EpollDataOffset);
+    }
+
+    private bool Add(int fd, uint events, ulong data)
     {
         var ev = stackalloc byte[Libc.EpollEventBytes];
         new Span<byte>(ev, Libc.EpollEventBytes).Clear();
         *(uint*)ev = events;
+        *(ulong*)(ev + SocketCalls.EpollDataOffset) = data;
         return Libc.EpollCtl(_epoll, Libc.EPOLL_CTL_ADD, fd, ev) == 0;
     }
 }
