@@ -14,6 +14,9 @@ internal sealed partial class Acceptor
 {
     private const int MaxEvents = 64;
 
+    // How often a loop holding a connection Kestrel has no room for offers it again (it serves I/O meanwhile).
+    private const int PendingRetryMilliseconds = 5;
+
     private readonly ConnectionTable _connections = new();
 
     /// <summary>Set once this acceptor has stopped taking connections (its listening socket closed); its loop goes on.</summary>
@@ -28,11 +31,13 @@ internal sealed partial class Acceptor
         var listening = true;
         int backoff = 0, failures = 0;
         long resumeAt = 0;
+        NativeConnection? pending = null;
         try
         {
             while (true)
             {
-                var timeout = resumeAt == 0 ? -1 : (int)Math.Max(0, (resumeAt - Environment.TickCount64));
+                var timeout = pending is not null ? PendingRetryMilliseconds
+                    : resumeAt == 0 ? -1 : (int)Math.Max(0, resumeAt - Environment.TickCount64);
                 var n = _waitSet.WaitMany(events, MaxEvents, timeout);
                 if (n < 0)
                 {
@@ -47,7 +52,17 @@ internal sealed partial class Acceptor
                     continue;
                 }
 
-                if (resumeAt != 0 && Environment.TickCount64 >= resumeAt && listening && !stop.IsSet)
+                if (pending is not null && (accepted.TryWrite(pending) || disposing.IsCancellationRequested))
+                {
+                    if (disposing.IsCancellationRequested)
+                    {
+                        pending.Abort();
+                    }
+
+                    pending = null;
+                }
+
+                if (resumeAt != 0 && Environment.TickCount64 >= resumeAt && listening && !stop.IsSet && pending is null)
                 {
                     resumeAt = 0;
                     _ = _waitSet.ResumeListening();
@@ -76,28 +91,43 @@ internal sealed partial class Acceptor
                     listening = false;
                     _ = _waitSet.StopListening(stop.Fd);
                     listenSocket.Dispose();
-                    ListeningEnded.TrySetResult();
                 }
-                else if (accept && listening && resumeAt == 0)
+                else if (accept && listening && resumeAt == 0 && pending is null)
                 {
                     _waitSet.CountWakeup();
-                    if (!AcceptNative(settings, ref backoff, ref failures))
+                    if (!AcceptNative(settings, ref backoff, ref failures, out pending))
                     {
                         // Out of descriptors or memory: stop polling the socket (level-triggered, it would spin) and
                         // come back after the back-off, serving connections meanwhile.
                         _ = _waitSet.StopListening(-1);
                         resumeAt = Environment.TickCount64 + backoff;
                     }
+                    else if (pending is not null)
+                    {
+                        // Kestrel is behind (or at its connection limit): take no more until it has room for this one,
+                        // so they wait in the kernel queue where other acceptors and processes can still take them.
+                        // Never a blocking write: this thread serves every connection it accepted.
+                        _ = _waitSet.StopListening(-1);
+                        resumeAt = Environment.TickCount64;
+                    }
+                }
+
+                // Unbinding waits for this: every connection taken has been handed to Kestrel (or given up at dispose).
+                if (!listening && pending is null)
+                {
+                    ListeningEnded.TrySetResult();
                 }
             }
         }
         finally
         {
+            pending?.Abort();
             if (listening)
             {
                 listenSocket.Dispose();
-                ListeningEnded.TrySetResult();
             }
+
+            ListeningEnded.TrySetResult();
 
             // The listener is being disposed: Kestrel has already given up on whatever is still open.
             foreach (var connection in _connections.Snapshot())
@@ -107,9 +137,13 @@ internal sealed partial class Acceptor
         }
     }
 
-    /// <summary>Takes one connection; false when the caller must back off for <paramref name="backoff"/> ms.</summary>
-    private unsafe bool AcceptNative(NativeConnectionSettings settings, ref int backoff, ref int failures)
+    /// <summary>
+    /// Takes one connection and offers it to Kestrel; false when the caller must back off for <paramref name="backoff"/>
+    /// ms. <paramref name="pending"/> is a connection Kestrel had no room for.
+    /// </summary>
+    private unsafe bool AcceptNative(NativeConnectionSettings settings, ref int backoff, ref int failures, out NativeConnection? pending)
     {
+        pending = null;
         var address = stackalloc byte[SocketCalls.SocketAddressBytes];
         var length = (uint)SocketCalls.SocketAddressBytes;
         var fd = SocketCalls.Accept4((int)listenSocket.SafeHandle.DangerousGetHandle(), address, &length, SocketCalls.SOCK_NONBLOCK | SocketCalls.SOCK_CLOEXEC);
@@ -162,7 +196,12 @@ internal sealed partial class Acceptor
         }
 
         connection.Start(_waitSet.EpollFd, _connections);
-        Deliver(connection);
+        Count(connection);
+        if (!accepted.TryWrite(connection))
+        {
+            pending = connection;
+        }
+
         return true;
     }
 

@@ -275,10 +275,7 @@ internal sealed partial class Acceptor(
     {
         try
         {
-            metrics.ConnectionAccepted(_tags);
-            Volatile.Write(ref _acceptedCount, _acceptedCount + 1);
-            observer?.Accepted(connection);
-
+            Count(connection);
             if (!accepted.TryWrite(connection))
             {
                 // Kestrel is behind (or at its connection limit): stop taking connections until it catches up, so
@@ -294,5 +291,12 @@ internal sealed partial class Acceptor(
                 AcceptStrategyLog.HandoffFailed(logger, id, endPoint, ex);
             }
         }
+    }
+
+    private void Count(ConnectionContext connection)
+    {
+        metrics.ConnectionAccepted(_tags);
+        Volatile.Write(ref _acceptedCount, _acceptedCount + 1);
+        observer?.Accepted(connection);
     }
 }

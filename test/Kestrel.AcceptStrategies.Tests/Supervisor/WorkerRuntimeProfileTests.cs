@@ -14,9 +14,13 @@ public sealed class WorkerRuntimeProfileTests
     private const string SpinProperty = "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit";
 
     [Fact]
-    public async Task Tuned_ByDefault_WorkersStartWithoutThreadPoolSpinning()
+    public async Task Tuned_AppBuiltWithoutTheProfile_WorkersStartWithoutThreadPoolSpinning()
     {
-        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort);
+        // An app built with AcceptStrategyRuntimeProfile=Inherit: its runtimeconfig.json says nothing of spinning.
+        using var app = AppCopy.Create(new JsonObject { ["AcceptStrategy"] = new JsonObject { ["Workers"] = 1 } });
+        EditRuntimeConfig(app, properties => properties.Remove(SpinProperty));
+
+        await using var group = await WorkerGroup.StartAsync(app, 1);
 
         Assert.Equal($"{Spin}=0", await NativeEnvAsync(group, Spin));
         var profile = Assert.Single(group.EventsOf(LogEvents.WorkerRuntimeProfile));
@@ -37,13 +41,29 @@ public sealed class WorkerRuntimeProfileTests
     }
 
     [Fact]
+    public void PackageProfile_AppsRuntimeConfigTurnsSpinningOff()
+    {
+        // BenchmarkApp imports the package's buildTransitive targets, as a PackageReference does.
+        var path = Path.ChangeExtension(ChildProcess.BenchmarkAppPath, ".runtimeconfig.json");
+        var properties = JsonNode.Parse(File.ReadAllText(path))!["runtimeOptions"]!["configProperties"]!.AsObject();
+        Assert.Equal(0, properties[SpinProperty]?.GetValue<int>());
+    }
+
+    [Fact]
+    public async Task Tuned_AppBuiltWithTheProfile_WorkersReadItFromRuntimeConfig()
+    {
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort);
+
+        Assert.Equal($"{Spin} unset", await NativeEnvAsync(group, Spin));
+        var profile = Assert.Single(group.EventsOf(LogEvents.WorkerRuntimeProfile));
+        Assert.Equal(SpinProperty, profile["Kept"]);
+    }
+
+    [Fact]
     public async Task Tuned_RuntimeConfigSetsTheProperty_NothingOverridesIt()
     {
         using var app = AppCopy.Create(new JsonObject { ["AcceptStrategy"] = new JsonObject { ["Workers"] = 1 } });
-        var runtimeConfigPath = Path.ChangeExtension(app.AppPath, ".runtimeconfig.json");
-        var runtimeConfig = JsonNode.Parse(File.ReadAllText(runtimeConfigPath))!;
-        runtimeConfig["runtimeOptions"]!["configProperties"]![SpinProperty] = 20;
-        File.WriteAllText(runtimeConfigPath, runtimeConfig.ToJsonString());
+        EditRuntimeConfig(app, properties => properties[SpinProperty] = 20);
 
         await using var group = await WorkerGroup.StartAsync(app, 1);
 
@@ -66,4 +86,12 @@ public sealed class WorkerRuntimeProfileTests
 
     private static Task<string> NativeEnvAsync(WorkerGroup group, string name) =>
         Load.GetAsync(new Uri(group.Address, "/native-env?name=" + name));
+
+    private static void EditRuntimeConfig(AppCopy app, Action<JsonObject> edit)
+    {
+        var path = Path.ChangeExtension(app.AppPath, ".runtimeconfig.json");
+        var runtimeConfig = JsonNode.Parse(File.ReadAllText(path))!;
+        edit(runtimeConfig["runtimeOptions"]!["configProperties"]!.AsObject());
+        File.WriteAllText(path, runtimeConfig.ToJsonString());
+    }
 }
