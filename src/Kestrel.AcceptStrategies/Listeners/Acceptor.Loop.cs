@@ -14,8 +14,6 @@ internal sealed partial class Acceptor
 {
     private const int MaxEvents = 64;
 
-    // How often a loop holding a connection Kestrel has no room for offers it again (it serves I/O meanwhile).
-    private const int PendingRetryMilliseconds = 5;
 
     private readonly ConnectionTable _connections = new();
 
@@ -36,8 +34,7 @@ internal sealed partial class Acceptor
         {
             while (true)
             {
-                var timeout = pending is not null ? PendingRetryMilliseconds
-                    : resumeAt == 0 ? -1 : (int)Math.Max(0, resumeAt - Environment.TickCount64);
+                var timeout = resumeAt == 0 || pending is not null ? -1 : (int)Math.Max(0, resumeAt - Environment.TickCount64);
                 var n = _waitSet.WaitMany(events, MaxEvents, timeout);
                 if (n < 0)
                 {
@@ -52,14 +49,21 @@ internal sealed partial class Acceptor
                     continue;
                 }
 
-                if (pending is not null && (accepted.TryWrite(pending) || disposing.IsCancellationRequested))
+                if (pending is not null)
                 {
                     if (disposing.IsCancellationRequested)
                     {
                         pending.Abort();
+                        pending = null;
                     }
-
-                    pending = null;
+                    else if (accepted.TryWrite(pending))
+                    {
+                        pending = null;
+                    }
+                    else
+                    {
+                        WakeWhenWritable();
+                    }
                 }
 
                 if (resumeAt != 0 && Environment.TickCount64 >= resumeAt && listening && !stop.IsSet && pending is null)
@@ -79,6 +83,10 @@ internal sealed partial class Acceptor
                     else if (token == AcceptorWaitSet.ShutdownToken)
                     {
                         return;
+                    }
+                    else if (token == AcceptorWaitSet.WakeToken)
+                    {
+                        _waitSet.ResetWake();
                     }
                     else if (token != AcceptorWaitSet.StopToken)
                     {
@@ -106,9 +114,11 @@ internal sealed partial class Acceptor
                     {
                         // Kestrel is behind (or at its connection limit): take no more until it has room for this one,
                         // so they wait in the kernel queue where other acceptors and processes can still take them.
-                        // Never a blocking write: this thread serves every connection it accepted.
+                        // Never a blocking write: this thread serves every connection it accepted. Room (or disposal)
+                        // wakes the loop through the wait set.
                         _ = _waitSet.StopListening(-1);
                         resumeAt = Environment.TickCount64;
+                        WakeWhenWritable();
                     }
                 }
 
@@ -135,6 +145,17 @@ internal sealed partial class Acceptor
                 connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException("The listener was disposed."));
             }
         }
+    }
+
+    private void WakeWhenWritable()
+    {
+        // Completes when the channel has room, is completed, or the listener is disposed: each wakes the loop once.
+        _ = accepted.WaitToWriteAsync(disposing).AsTask().ContinueWith(
+            static (_, state) => ((AcceptorWaitSet)state!).Wake(),
+            _waitSet,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
     }
 
     /// <summary>

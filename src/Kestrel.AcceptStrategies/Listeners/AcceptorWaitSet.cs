@@ -31,7 +31,7 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
     public const int RearmEvery = 16;
 
     /// <summary>The epoll data of the listening socket, the stop signal and the shutdown signal; connections carry tokens above these.</summary>
-    public const ulong ListenToken = 0, StopToken = 1, ShutdownToken = 2;
+    public const ulong ListenToken = 0, StopToken = 1, ShutdownToken = 2, WakeToken = 3;
 
     private readonly int _listenFd;
     private readonly int _rearmEvery;
@@ -41,8 +41,15 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
     /// <summary>The epoll set's descriptor, for the connections an event loop registers in it.</summary>
     public int EpollFd => _epoll;
 
+    private readonly LoopWake? _wake;
+
+    /// <summary>
+    /// An acceptor's set; with <paramref name="shutdownFd"/> (an event loop's) also the shutdown signal and a wake-up
+    /// other threads can raise with <see cref="Wake"/>.
+    /// </summary>
     public AcceptorWaitSet(int listenFd, int stopFd, AcceptStrategy strategy, int shutdownFd = -1)
     {
+        _wake = shutdownFd >= 0 ? new LoopWake() : null;
         _listenFd = listenFd;
         _rearmEvery = strategy == AcceptStrategy.ThunderingHerd ? RearmEvery : 0;
         _epoll = Libc.EpollCreate1(Libc.EPOLL_CLOEXEC);
@@ -52,7 +59,8 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
         }
 
         if (!Add(listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken) || !Add(stopFd, Libc.EPOLLIN, StopToken)
-            || (shutdownFd >= 0 && !Add(shutdownFd, Libc.EPOLLIN, ShutdownToken)))
+            || (shutdownFd >= 0 && !Add(shutdownFd, Libc.EPOLLIN, ShutdownToken))
+            || (_wake is not null && !Add(_wake.Fd, Libc.EPOLLIN, WakeToken)))
         {
             var errno = Marshal.GetLastPInvokeError();
             Dispose();
@@ -95,8 +103,15 @@ internal sealed unsafe class AcceptorWaitSet : IDisposable
         }
     }
 
+    /// <summary>Wakes the loop waiting in <see cref="WaitMany"/> with a <see cref="WakeToken"/> event; any thread.</summary>
+    public void Wake() => _wake!.Signal();
+
+    /// <summary>Consumes the wake-up (the loop's thread), so the next wait sleeps again.</summary>
+    public void ResetWake() => _wake!.Reset();
+
     public void Dispose()
     {
+        _wake?.Dispose();
         var epoll = Interlocked.Exchange(ref _epoll, -1);
         if (epoll >= 0)
         {
