@@ -49,6 +49,29 @@ internal sealed partial class Acceptor
                     continue;
                 }
 
+                var accept = false;
+                for (var i = 0; i < n; i++)
+                {
+                    var token = AcceptorWaitSet.EventData(events, i, out var flags);
+                    if (token == AcceptorWaitSet.ListenToken)
+                    {
+                        accept = true;
+                    }
+                    else if (token == AcceptorWaitSet.ShutdownToken)
+                    {
+                        return;
+                    }
+                    else if (token == AcceptorWaitSet.WakeToken)
+                    {
+                        _waitSet.ResetWake();
+                    }
+                    else if (token != AcceptorWaitSet.StopToken)
+                    {
+                        _connections.Find(token)?.OnEvents(flags);
+                    }
+                }
+
+                // After the wake-up was consumed above: a wake raised from here on stays pending for the next wait.
                 if (pending is not null)
                 {
                     if (disposing.IsCancellationRequested)
@@ -70,28 +93,6 @@ internal sealed partial class Acceptor
                 {
                     resumeAt = 0;
                     _ = _waitSet.ResumeListening();
-                }
-
-                var accept = false;
-                for (var i = 0; i < n; i++)
-                {
-                    var token = AcceptorWaitSet.EventData(events, i, out var flags);
-                    if (token == AcceptorWaitSet.ListenToken)
-                    {
-                        accept = true;
-                    }
-                    else if (token == AcceptorWaitSet.ShutdownToken)
-                    {
-                        return;
-                    }
-                    else if (token == AcceptorWaitSet.WakeToken)
-                    {
-                        _waitSet.ResetWake();
-                    }
-                    else if (token != AcceptorWaitSet.StopToken)
-                    {
-                        _connections.Find(token)?.OnEvents(flags);
-                    }
                 }
 
                 if (listening && stop.IsSet)
