@@ -33,14 +33,12 @@ internal sealed partial class NativeConnection : ConnectionContext
     private readonly Pipe _input;
     private readonly Pipe _output;
     private readonly CancellationTokenSource _closed = new();
-    private readonly object _readGate = new();
     private readonly FeatureCollection _features = new(6);
     private readonly ConnectionSending _sending;
+    private readonly ConnectionReceiving _receiving;
     private ulong _token;
     private int _epoll = -1;
     private ConnectionTable? _table;
-    private bool _readEnded;
-    private bool _readPaused;
     private int _closedFired;
     private int _shutDown;
     private volatile Exception? _shutdownReason;
@@ -58,6 +56,7 @@ internal sealed partial class NativeConnection : ConnectionContext
         _output = new Pipe(settings.OutputOptions);
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
         _sending = new ConnectionSending(this);
+        _receiving = new ConnectionReceiving(this, _input.Writer);
 
         var features = new ConnectionFeatures(this);
         _features.Set<IConnectionIdFeature>(features);
@@ -109,7 +108,7 @@ internal sealed partial class NativeConnection : ConnectionContext
         _epoll = epoll;
         _table = table;
         _token = table.Add(this);
-        Receive();
+        _receiving.Receive();
         if (!Register(SocketCalls.EPOLL_CTL_ADD, SocketCalls.EPOLLIN | SocketCalls.EPOLLRDHUP | SocketCalls.EPOLLET, out var errno))
         {
             Shutdown(new ConnectionAbortedException($"Registering the connection with its event loop failed ({errno})."));
@@ -123,7 +122,7 @@ internal sealed partial class NativeConnection : ConnectionContext
     {
         if ((events & (SocketCalls.EPOLLIN | SocketCalls.EPOLLRDHUP | SocketCalls.EPOLLHUP | SocketCalls.EPOLLERR)) != 0)
         {
-            Receive();
+            _receiving.Receive();
         }
 
         if ((events & (SocketCalls.EPOLLOUT | SocketCalls.EPOLLHUP | SocketCalls.EPOLLERR)) != 0)
@@ -215,153 +214,12 @@ internal sealed partial class NativeConnection : ConnectionContext
         }
 
         _input.Writer.CancelPendingFlush();
-        EndReading(_shutdownReason);
+        _receiving.End(_shutdownReason);
         _descriptor.Dispose();
         _table?.Release(_token);
     }
 
-    /// <summary>Reads until the socket has nothing more (or the pipe is full), then flushes to Kestrel.</summary>
-    private unsafe void Receive()
-    {
-        lock (_readGate)
-        {
-            if (_readEnded || _readPaused)
-            {
-                return;
-            }
-
-            var writer = _input.Writer;
-            var received = false;
-            Exception? error = null;
-            var end = false;
-            var added = false;
-            try
-            {
-                _descriptor.DangerousAddRef(ref added);
-                while (true)
-                {
-                    var memory = writer.GetMemory(NativeConnectionSettings.MinimumReadSize);
-                    nint n;
-                    fixed (byte* p = memory.Span)
-                    {
-                        n = SocketCalls.Recv(_descriptor.Fd, p, (nuint)memory.Length, 0);
-                    }
-
-                    if (n > 0)
-                    {
-                        writer.Advance((int)n);
-                        received = true;
-                        if (n < memory.Length)
-                        {
-                            // A short read emptied the socket's queue; the next arrival is a new edge (as nginx reads).
-                            break;
-                        }
-
-                        continue;
-                    }
-
-                    if (n == 0)
-                    {
-                        end = true;
-                        break;
-                    }
-
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno == SocketCalls.EINTR)
-                    {
-                        continue;
-                    }
-
-                    if (errno != SocketCalls.EAGAIN)
-                    {
-                        error = SocketErrors.ToException(errno);
-                        end = true;
-                    }
-
-                    break;
-                }
-            }
-            catch (ObjectDisposedException)
-            {
-                end = true;
-            }
-            finally
-            {
-                if (added)
-                {
-                    _descriptor.DangerousRelease();
-                }
-            }
-
-            if (received)
-            {
-                var flush = writer.FlushAsync();
-                if (!flush.IsCompleted)
-                {
-                    _readPaused = true;
-                    ResumeAfter(flush.AsTask());
-                }
-                else
-                {
-                    var result = flush.GetAwaiter().GetResult();
-                    end |= result.IsCompleted || result.IsCanceled;
-                }
-            }
-
-            if (end)
-            {
-                EndReadingLocked(error);
-            }
-        }
-    }
-
-    private void ResumeAfter(Task<FlushResult> flush)
-    {
-        _ = flush.ContinueWith(
-            static (task, state) =>
-            {
-                var connection = (NativeConnection)state!;
-                var stop = task.IsFaulted || task.IsCanceled || task.Result.IsCompleted || task.Result.IsCanceled;
-                lock (connection._readGate)
-                {
-                    connection._readPaused = false;
-                    if (stop)
-                    {
-                        connection.EndReadingLocked(null);
-                        return;
-                    }
-                }
-
-                // Edge-triggered: whatever arrived while paused raised no new event, so read it now.
-                connection.Receive();
-            },
-            this,
-            CancellationToken.None,
-            TaskContinuationOptions.DenyChildAttach,
-            TaskScheduler.Default);
-    }
-
-    private void EndReading(Exception? reason)
-    {
-        lock (_readGate)
-        {
-            EndReadingLocked(reason);
-        }
-    }
-
-    private void EndReadingLocked(Exception? error)
-    {
-        if (_readEnded)
-        {
-            return;
-        }
-
-        _readEnded = true;
-        _input.Writer.Complete(_shutdownReason ?? error);
-        FireConnectionClosed();
-    }
-
-    private void FireConnectionClosed()
+    internal void FireConnectionClosed()
     {
         if (Interlocked.Exchange(ref _closedFired, 1) != 0)
         {
