@@ -7,103 +7,112 @@ namespace Kestrel.AcceptStrategies.Connections;
 /// A connection's reads: on the event loop's thread when epoll reports input (and once right after accept), until a
 /// short read (edge-triggered, as nginx reads) or a full input pipe, whose resumption reads again from the thread pool.
 /// </summary>
-internal sealed class ConnectionReceiving(NativeConnection connection, PipeWriter writer)
+internal sealed class ConnectionReceiving(NativeConnection connection, PipeWriter writer, long pauseThreshold)
 {
     // The loop and a resumed flush take turns; the FIN, a reset or the connection's shutdown end reading once.
     private readonly object _gate = new();
     private bool _ended;
     private bool _paused;
 
-    /// <summary>Reads until the socket has nothing more (or the pipe is full), then flushes to Kestrel.</summary>
-    public unsafe void Receive()
+    /// <summary>
+    /// Reads until the socket has nothing more, flushing to Kestrel whenever the pipe reaches its limit
+    /// (<c>MaxReadBufferSize</c>): a full pipe pauses reading until Kestrel catches up.
+    /// </summary>
+    public void Receive()
     {
         lock (_gate)
         {
-            if (_ended || _paused)
+            while (!_ended && !_paused)
             {
-                return;
-            }
-
-            var received = false;
-            Exception? error = null;
-            var end = false;
-            var added = false;
-            try
-            {
-                connection.Descriptor.DangerousAddRef(ref added);
-                while (true)
+                var (received, full, end, error) = ReadAvailable();
+                if (received)
                 {
-                    var memory = writer.GetMemory(NativeConnectionSettings.MinimumReadSize);
-                    nint n;
-                    fixed (byte* p = memory.Span)
+                    var flush = writer.FlushAsync();
+                    if (!flush.IsCompleted)
                     {
-                        n = SocketCalls.Recv(connection.Descriptor.Fd, p, (nuint)memory.Length, 0);
+                        _paused = true;
+                        ResumeAfter(flush.AsTask());
                     }
-
-                    if (n > 0)
+                    else
                     {
-                        writer.Advance((int)n);
-                        received = true;
-                        if (n < memory.Length)
-                        {
-                            // A short read emptied the socket's queue; the next arrival is a new edge (as nginx reads).
-                            break;
-                        }
-
-                        continue;
+                        var result = flush.GetAwaiter().GetResult();
+                        end |= result.IsCompleted || result.IsCanceled;
                     }
+                }
 
-                    if (n == 0)
-                    {
-                        end = true;
-                        break;
-                    }
+                if (end)
+                {
+                    EndLocked(error);
+                }
 
-                    var errno = Marshal.GetLastPInvokeError();
-                    if (errno == SocketCalls.EINTR)
-                    {
-                        continue;
-                    }
-
-                    if (errno != SocketCalls.EAGAIN)
-                    {
-                        error = SocketErrors.ToException(errno);
-                        end = true;
-                    }
-
-                    break;
+                if (!full)
+                {
+                    return;
                 }
             }
-            catch (ObjectDisposedException)
-            {
-                end = true;
-            }
-            finally
-            {
-                if (added)
-                {
-                    connection.Descriptor.DangerousRelease();
-                }
-            }
+        }
+    }
 
-            if (received)
+    /// <summary>One pass of reads into the pipe: until a short read, EAGAIN, the end, or the pipe's limit (full).</summary>
+    private unsafe (bool Received, bool Full, bool End, Exception? Error) ReadAvailable()
+    {
+        var received = false;
+        var added = false;
+        try
+        {
+            connection.Descriptor.DangerousAddRef(ref added);
+            while (true)
             {
-                var flush = writer.FlushAsync();
-                if (!flush.IsCompleted)
+                var memory = writer.GetMemory(NativeConnectionSettings.MinimumReadSize);
+                nint n;
+                fixed (byte* p = memory.Span)
                 {
-                    _paused = true;
-                    ResumeAfter(flush.AsTask());
+                    n = SocketCalls.Recv(connection.Descriptor.Fd, p, (nuint)memory.Length, 0);
                 }
-                else
-                {
-                    var result = flush.GetAwaiter().GetResult();
-                    end |= result.IsCompleted || result.IsCanceled;
-                }
-            }
 
-            if (end)
+                if (n > 0)
+                {
+                    writer.Advance((int)n);
+                    received = true;
+                    if (n < memory.Length)
+                    {
+                        // A short read emptied the socket's queue; the next arrival is a new edge (as nginx reads).
+                        return (received, false, false, null);
+                    }
+
+                    if (pauseThreshold > 0 && writer.UnflushedBytes >= pauseThreshold)
+                    {
+                        return (received, true, false, null);
+                    }
+
+                    continue;
+                }
+
+                if (n == 0)
+                {
+                    return (received, false, true, null);
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == SocketCalls.EINTR)
+                {
+                    continue;
+                }
+
+                return errno == SocketCalls.EAGAIN
+                    ? (received, false, false, null)
+                    : (received, false, true, SocketErrors.ToException(errno));
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            return (received, false, true, null);
+        }
+        finally
+        {
+            if (added)
             {
-                EndLocked(error);
+                connection.Descriptor.DangerousRelease();
             }
         }
     }

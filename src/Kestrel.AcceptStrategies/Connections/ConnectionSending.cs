@@ -14,6 +14,10 @@ internal sealed class ConnectionSending(NativeConnection connection)
     private TaskCompletionSource? _writable;
     private bool _writableArmed;
 
+    // EPOLLOUT (or a shutdown) came while no send was waiting: the next wait returns at once, so an edge that fell
+    // between a failed send and its wait is not lost. Never set again by the wait itself, so a full socket never spins.
+    private bool _writableSeen;
+
     public async Task RunAsync()
     {
         Exception? error = null;
@@ -72,6 +76,7 @@ internal sealed class ConnectionSending(NativeConnection connection)
         {
             waiter = _writable;
             _writable = null;
+            _writableSeen = waiter is null;
         }
 
         // Completed inline: the rest of the send is the transport's own code, safe on the loop's thread.
@@ -84,6 +89,12 @@ internal sealed class ConnectionSending(NativeConnection connection)
         bool arm;
         lock (_gate)
         {
+            if (_writableSeen)
+            {
+                _writableSeen = false;
+                return Task.CompletedTask;
+            }
+
             _writable = waiter;
             arm = !_writableArmed;
             _writableArmed = true;
@@ -94,11 +105,6 @@ internal sealed class ConnectionSending(NativeConnection connection)
         if (arm && !connection.Register(SocketCalls.EPOLL_CTL_MOD, SocketCalls.EPOLLIN | SocketCalls.EPOLLRDHUP | SocketCalls.EPOLLOUT | SocketCalls.EPOLLET, out var errno))
         {
             waiter.TrySetException(errno == 0 ? new ObjectDisposedException("connection") : SocketErrors.ToException(errno));
-        }
-        else if (!arm)
-        {
-            // Already armed: room may have appeared between the failed send and this waiter, with no edge left to see.
-            OnWritable();
         }
 
         return waiter.Task;

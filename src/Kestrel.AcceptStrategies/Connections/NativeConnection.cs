@@ -56,7 +56,7 @@ internal sealed partial class NativeConnection : ConnectionContext
         _output = new Pipe(settings.OutputOptions);
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
         _sending = new ConnectionSending(this);
-        _receiving = new ConnectionReceiving(this, _input.Writer);
+        _receiving = new ConnectionReceiving(this, _input.Writer, settings.InputOptions.PauseWriterThreshold);
 
         var features = new ConnectionFeatures(this);
         _features.Set<IConnectionIdFeature>(features);
@@ -166,8 +166,9 @@ internal sealed partial class NativeConnection : ConnectionContext
 
     public override void Abort(ConnectionAbortedException abortReason)
     {
-        // As Kestrel's SocketConnection: the send loop stops at its next read and shuts the socket down with this reason.
-        _shutdownReason ??= abortReason;
+        // As Kestrel's SocketConnection: shut down at once (a send waiting for room in a socket the client no longer
+        // reads would never see a cancelled read), then stop the send loop at its next read.
+        Shutdown(abortReason);
         _output.Reader.CancelPendingRead();
     }
 
@@ -217,6 +218,10 @@ internal sealed partial class NativeConnection : ConnectionContext
         _receiving.End(_shutdownReason);
         _descriptor.Dispose();
         _table?.Release(_token);
+
+        // A send waiting for EPOLLOUT would wait forever now that the descriptor is out of the epoll set: it retries,
+        // finds the descriptor closed, and the send loop ends.
+        _sending.OnWritable();
     }
 
     internal void FireConnectionClosed()

@@ -13,7 +13,7 @@ namespace Kestrel.AcceptStrategies.Tests.Listeners;
 /// </summary>
 public sealed class NativeConnectionStallTests
 {
-    [Theory(Skip = "Bug in ConnectionSending.WaitWritableAsync: after the first EAGAIN, every later one completes the waiter at once (OnWritable) and the send loop spins send/EAGAIN on the event loop's thread; the loop serves nothing else.")]
+    [Theory]
     [InlineData(AcceptStrategy.ReusePort)]
     [InlineData(AcceptStrategy.ThunderingHerd)]
     [InlineData(AcceptStrategy.Serialized)]
@@ -52,7 +52,7 @@ public sealed class NativeConnectionStallTests
         }
     }
 
-    [Theory(Skip = "Bug in NativeConnection.Abort: it only cancels the send loop's pending read; a send loop waiting for EPOLLOUT never sees it, and nothing shuts the socket down (Kestrel's SocketConnection calls shutdown(2) in Abort).")]
+    [Theory]
     [InlineData(AcceptStrategy.ReusePort)]
     [InlineData(AcceptStrategy.ThunderingHerd)]
     [InlineData(AcceptStrategy.Serialized)]
