@@ -65,9 +65,9 @@ internal sealed partial class Acceptor
                     {
                         _waitSet.ResetWake();
                     }
-                    else if (token != AcceptorWaitSet.StopToken)
+                    else if (token != AcceptorWaitSet.StopToken && _connections.Find(token) is { } connection)
                     {
-                        _connections.Find(token)?.OnEvents(flags);
+                        Dispatch(connection, flags);
                     }
                 }
 
@@ -145,6 +145,21 @@ internal sealed partial class Acceptor
             {
                 connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException("The listener was disposed."));
             }
+        }
+    }
+
+    /// <summary>Nothing expected throws here; whatever did ends that one connection, never the loop and its others.</summary>
+    private void Dispatch(NativeConnection connection, uint flags)
+    {
+        try
+        {
+            connection.OnEvents(flags);
+        }
+        catch (Exception e)
+        {
+            metrics.AcceptError("unexpected", _tags);
+            AcceptStrategyLog.HandoffFailed(logger, id, endPoint, e);
+            connection.Abort(new Microsoft.AspNetCore.Connections.ConnectionAbortedException("The event loop failed serving this connection.", e));
         }
     }
 
