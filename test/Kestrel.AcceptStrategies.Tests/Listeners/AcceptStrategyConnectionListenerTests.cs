@@ -66,7 +66,7 @@ public sealed class AcceptStrategyConnectionListenerTests
     [InlineData(AcceptStrategy.ReusePort)]
     public async Task AcceptAsync_AfterUnbind_ReturnsNull(AcceptStrategy strategy)
     {
-        await using var provider = CreateServices(strategy, acceptors: 2);
+        await using var provider = ListenerServices.Create(strategy, acceptors: 2);
         var factory = provider.GetRequiredService<AcceptStrategyListenerFactory>();
         await using var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
 
@@ -93,7 +93,7 @@ public sealed class AcceptStrategyConnectionListenerTests
     [InlineData(AcceptStrategy.ReusePort)]
     public async Task UnbindAsyncAndDisposeAsync_CalledTwice_AreIdempotentAndReleaseThePort(AcceptStrategy strategy)
     {
-        await using var provider = CreateServices(strategy, acceptors: 3);
+        await using var provider = ListenerServices.Create(strategy, acceptors: 3);
         var factory = provider.GetRequiredService<AcceptStrategyListenerFactory>();
         var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
         var endPoint = (IPEndPoint)listener.EndPoint;
@@ -114,7 +114,7 @@ public sealed class AcceptStrategyConnectionListenerTests
     [Fact]
     public async Task DisposeAsync_WithoutUnbind_StopsAcceptorThreads()
     {
-        await using var provider = CreateServices(AcceptStrategy.Serialized, acceptors: 4);
+        await using var provider = ListenerServices.Create(AcceptStrategy.Serialized, acceptors: 4);
         var factory = provider.GetRequiredService<AcceptStrategyListenerFactory>();
         var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
         var port = ((IPEndPoint)listener.EndPoint).Port;
@@ -128,7 +128,7 @@ public sealed class AcceptStrategyConnectionListenerTests
     [Fact]
     public void CanBind_NonIPEndPoints_FallThroughToKestrel()
     {
-        using var provider = CreateServices(AcceptStrategy.ReusePort, acceptors: 1);
+        using var provider = ListenerServices.Create(AcceptStrategy.ReusePort, acceptors: 1);
         var factory = provider.GetRequiredService<AcceptStrategyListenerFactory>();
 
         Assert.True(factory.CanBind(new IPEndPoint(IPAddress.Loopback, 0)));
@@ -141,7 +141,7 @@ public sealed class AcceptStrategyConnectionListenerTests
     [Fact]
     public async Task BindAsync_UnixEndPoint_ThrowsNamingTheEndPoint()
     {
-        await using var provider = CreateServices(AcceptStrategy.ReusePort, acceptors: 1);
+        await using var provider = ListenerServices.Create(AcceptStrategy.ReusePort, acceptors: 1);
         var factory = provider.GetRequiredService<AcceptStrategyListenerFactory>();
 
         var error = await Assert.ThrowsAsync<NotSupportedException>(() => factory.BindAsync(new UnixDomainSocketEndPoint("/tmp/x.sock")).AsTask());
@@ -157,7 +157,7 @@ public sealed class AcceptStrategyConnectionListenerTests
         using var other = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         other.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         other.Listen();
-        await using var provider = CreateServices(strategy, acceptors: 2);
+        await using var provider = ListenerServices.Create(strategy, acceptors: 2);
         var factory = provider.GetRequiredService<AcceptStrategyListenerFactory>();
 
         await Assert.ThrowsAsync<AddressInUseException>(() => factory.BindAsync(other.LocalEndPoint!).AsTask());
@@ -171,21 +171,9 @@ public sealed class AcceptStrategyConnectionListenerTests
         other.SetRawSocketOption(Libc.SOL_SOCKET, Libc.SO_REUSEPORT, BitConverter.GetBytes(1));
         other.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         other.Listen();
-        await using var provider = CreateServices(AcceptStrategy.ReusePort, acceptors: 2);
+        await using var provider = ListenerServices.Create(AcceptStrategy.ReusePort, acceptors: 2);
         var factory = provider.GetRequiredService<AcceptStrategyListenerFactory>();
 
         await Assert.ThrowsAsync<AddressInUseException>(() => factory.BindAsync(other.LocalEndPoint!).AsTask());
-    }
-
-    private static ServiceProvider CreateServices(AcceptStrategy strategy, int acceptors)
-    {
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddMetrics();
-        services.AddOptions<SocketTransportOptions>();
-        services.Configure<AcceptStrategyOptions>(o => { o.Strategy = strategy; o.Acceptors = acceptors; });
-        services.AddSingleton<AcceptStrategyMetrics>();
-        services.AddSingleton<AcceptStrategyListenerFactory>();
-        return services.BuildServiceProvider();
     }
 }

@@ -23,7 +23,7 @@ public sealed class HandOffBackPressureTests
     [InlineData(AcceptStrategy.ThunderingHerd, 2)]
     public async Task KestrelBehindAgainAndAgain_EveryConnectionIsHandedOverAndClosed(AcceptStrategy strategy, int acceptors)
     {
-        await using var provider = CreateServices(strategy, acceptors);
+        await using var provider = ListenerServices.Create(strategy, acceptors);
         var factory = provider.GetRequiredService<AcceptStrategyListenerFactory>();
         await using var listener = await factory.BindAsync(new IPEndPoint(IPAddress.Loopback, 0));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -65,17 +65,5 @@ public sealed class HandOffBackPressureTests
         Assert.True(finished == all, $"Stalled: Kestrel was given {taken} of {Connections} connections in 60 s.");
         await all;
         Assert.Equal(Connections, taken);
-    }
-
-    private static ServiceProvider CreateServices(AcceptStrategy strategy, int acceptors)
-    {
-        var services = new ServiceCollection();
-        services.AddLogging();
-        services.AddMetrics();
-        services.AddOptions<SocketTransportOptions>();
-        services.Configure<AcceptStrategyOptions>(o => { o.Strategy = strategy; o.Acceptors = acceptors; });
-        services.AddSingleton<AcceptStrategyMetrics>();
-        services.AddSingleton<AcceptStrategyListenerFactory>();
-        return services.BuildServiceProvider();
     }
 }
