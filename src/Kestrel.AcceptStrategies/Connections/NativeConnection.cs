@@ -26,7 +26,7 @@ namespace Kestrel.AcceptStrategies.Connections;
 /// user opted into <c>UnsafePreferInlineScheduling</c>), and a flush that waits for room resumes on the thread pool.
 /// </para>
 /// </remarks>
-internal sealed partial class NativeConnection : ConnectionContext
+internal sealed class NativeConnection : ConnectionContext
 {
     private readonly ConnectionDescriptor _descriptor;
     private readonly NativeConnectionSettings _settings;
@@ -90,8 +90,6 @@ internal sealed partial class NativeConnection : ConnectionContext
     }
 
     internal MemoryPool<byte> MemoryPool => _settings.MemoryPool;
-
-    internal int Fd => _descriptor.Fd;
 
     internal PipeReader Output => _output.Reader;
 

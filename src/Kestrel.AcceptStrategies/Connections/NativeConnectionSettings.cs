@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 
 namespace Kestrel.AcceptStrategies.Connections;
@@ -8,19 +9,24 @@ namespace Kestrel.AcceptStrategies.Connections;
 /// What every connection of a listener shares: the memory pool and the pipe options, set as Kestrel's socket transport
 /// sets them from <see cref="SocketTransportOptions"/>.
 /// </summary>
-internal sealed class NativeConnectionSettings
+internal sealed class NativeConnectionSettings : IDisposable
 {
-    public NativeConnectionSettings(MemoryPool<byte> memoryPool, SocketTransportOptions options)
+    private readonly bool _ownsPool;
+
+    /// <summary>Kestrel's pinned-block pool from <paramref name="memoryPoolFactory"/> when the host has one (it does under Kestrel).</summary>
+    public NativeConnectionSettings(IMemoryPoolFactory<byte>? memoryPoolFactory, SocketTransportOptions options)
     {
-        MemoryPool = memoryPool;
+        var memoryPool = memoryPoolFactory?.Create(new MemoryPoolOptions { Owner = "kestrel.accept_strategies" });
+        _ownsPool = memoryPool is not null;
+        MemoryPool = memoryPool ?? MemoryPool<byte>.Shared;
 
         // The application's side resumes on the thread pool unless the user opted into inline scheduling; the
         // transport's side (our reads of the output pipe) always resumes inline, on the thread that flushed.
         var application = options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
         var maxRead = options.MaxReadBufferSize ?? 0;
         var maxWrite = options.MaxWriteBufferSize ?? 0;
-        InputOptions = new PipeOptions(memoryPool, application, PipeScheduler.ThreadPool, maxRead, maxRead / 2, useSynchronizationContext: false);
-        OutputOptions = new PipeOptions(memoryPool, PipeScheduler.Inline, application, maxWrite, maxWrite / 2, useSynchronizationContext: false);
+        InputOptions = new PipeOptions(MemoryPool, application, PipeScheduler.ThreadPool, maxRead, maxRead / 2, useSynchronizationContext: false);
+        OutputOptions = new PipeOptions(MemoryPool, PipeScheduler.Inline, application, maxWrite, maxWrite / 2, useSynchronizationContext: false);
     }
 
     public MemoryPool<byte> MemoryPool { get; }
@@ -31,4 +37,13 @@ internal sealed class NativeConnectionSettings
 
     /// <summary>The smallest buffer a read asks the pipe for: one of Kestrel's 4 KB pool blocks.</summary>
     public const int MinimumReadSize = 4096;
+
+    /// <summary>Once the listener's connections are gone.</summary>
+    public void Dispose()
+    {
+        if (_ownsPool)
+        {
+            MemoryPool.Dispose();
+        }
+    }
 }

@@ -25,11 +25,10 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
     private readonly Channel<ConnectionContext> _accepted;
     private readonly StopSignal _stop = new();
     private readonly StopSignal? _shutdown;
-    private readonly System.Buffers.MemoryPool<byte>? _memoryPool;
+    private readonly NativeConnectionSettings? _native;
     private readonly TaskCompletionSource[] _threadExits;
     private readonly CancellationTokenSource _disposing = new();
     private readonly Acceptor[] _acceptors;
-    private readonly TaskCompletionSource[] _acceptorExits;
     private bool _started;
     private readonly ILogger _logger;
     private readonly object _gate = new();
@@ -73,13 +72,10 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
 
         // Without an accept mutex each acceptor is an event loop that serves its own connections (Acceptor.Loop.cs).
         // An acceptor waiting for a mutex cannot, so Serialized keeps Kestrel's socket connections.
-        NativeConnectionSettings? native = null;
         if (mutexFactory is null)
         {
             _shutdown = new StopSignal();
-            _memoryPool = memoryPoolFactory?.Create(new MemoryPoolOptions { Owner = "kestrel.accept_strategies" })
-                ?? System.Buffers.MemoryPool<byte>.Shared;
-            native = new NativeConnectionSettings(_memoryPool, socketOptions);
+            _native = new NativeConnectionSettings(memoryPoolFactory, socketOptions);
         }
 
         _threadExits = new TaskCompletionSource[acceptors];
@@ -87,7 +83,6 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         // Every descriptor first, so a failed dup leaves no thread behind. A failure half-way closes every descriptor
         // made here (dups, epoll sets, flock files, the eventfd); the caller's sockets stay the caller's.
         _acceptors = new Acceptor[acceptors];
-        _acceptorExits = new TaskCompletionSource[acceptors];
         try
         {
             for (var i = _sockets.Count; i < acceptors; i++)
@@ -101,7 +96,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 try
                 {
                     _acceptors[i] = new Acceptor(
-                        i, _sockets[i], mutex, _stop, _connectionFactory, _accepted.Writer, socketOptions.NoDelay, strategy, EndPoint, metrics, logger, observer, _disposing.Token, native, _shutdown);
+                        i, _sockets[i], mutex, _stop, _connectionFactory, _accepted.Writer, socketOptions.NoDelay, strategy, EndPoint, metrics, logger, observer, _disposing.Token, _native, _shutdown);
                 }
                 catch
                 {
@@ -109,11 +104,10 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                     throw;
                 }
 
-                _acceptorExits[i] = native is null ? new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) : _acceptors[i].ListeningEnded;
                 _threadExits[i] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
 
-            if (native is not null && socketOptions.NoDelay)
+            if (_native is not null && socketOptions.NoDelay)
             {
                 // Accepted sockets inherit TCP_NODELAY from the listening socket on Linux: one call here instead of one per connection.
                 _sockets.ForEach(s => s.NoDelay = true);
@@ -125,13 +119,9 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             _sockets.Skip(sockets.Length).ToList().ForEach(s => s.Dispose());
             _stop.Dispose();
             _shutdown?.Dispose();
+            _native?.Dispose();
             _disposing.Dispose();
             _connectionFactory.Dispose();
-            if (_memoryPool is not null && _memoryPool != System.Buffers.MemoryPool<byte>.Shared)
-            {
-                _memoryPool.Dispose();
-            }
-
             throw;
         }
     }
@@ -156,9 +146,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         for (var i = 0; i < _acceptors.Length; i++)
         {
             var acceptor = _acceptors[i];
-            var socket = _sockets[i];
-            var exited = _acceptorExits[i];
-            var threadExited = _threadExits[i];
+            var (socket, threadExited) = (_sockets[i], _threadExits[i]);
             var thread = new Thread(() =>
             {
                 try
@@ -170,7 +158,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                     // The acceptor closes its own descriptor: one left waiting in flock(2) at unbind still uses it.
                     socket.Dispose();
                     acceptor.Dispose();
-                    exited.TrySetResult();
+                    acceptor.ListeningEnded.TrySetResult();
                     threadExited.SetResult();
                 }
             })
@@ -257,7 +245,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             {
                 _sockets[i].Dispose();
                 _acceptors[i].Dispose();
-                _acceptorExits[i].TrySetResult();
+                _acceptors[i].ListeningEnded.TrySetResult();
                 _threadExits[i].TrySetResult();
             }
         }
@@ -266,7 +254,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         // its own descriptor. Only then is a descriptor closed, so none is polled after its number is reused.
         while (true)
         {
-            var waiting = _acceptorExits.Where((e, i) => !e.Task.IsCompleted && !_acceptors[i].InUncancellableWait).Select(e => e.Task).ToArray();
+            var waiting = _acceptors.Where(a => !a.ListeningEnded.Task.IsCompleted && !a.InUncancellableWait).Select(a => a.ListeningEnded.Task).ToArray();
             if (waiting.Length == 0)
             {
                 break;
@@ -296,17 +284,14 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             _shutdown.Set();
             await Task.WhenAll(_threadExits.Select(e => e.Task)).ConfigureAwait(false);
             _shutdown.Dispose();
-            if (_memoryPool != System.Buffers.MemoryPool<byte>.Shared)
-            {
-                _memoryPool!.Dispose();
-            }
+            _native!.Dispose();
         }
 
         _mutexFactory?.Dispose();
         _connectionFactory.Dispose();
 
         // An acceptor still in flock(2) checks the stop signal when it wakes; leave it to the process.
-        if (_acceptorExits.All(e => e.Task.IsCompleted))
+        if (_threadExits.All(e => e.Task.IsCompleted))
         {
             _stop.Dispose();
             _disposing.Dispose();

@@ -17,7 +17,10 @@ internal sealed partial class Acceptor
 
     private readonly ConnectionTable _connections = new();
 
-    /// <summary>Set once this acceptor has stopped taking connections (its listening socket closed); its loop goes on.</summary>
+    /// <summary>
+    /// Set once this acceptor has stopped taking connections: an event loop when its listening socket is closed (the
+    /// loop goes on), a mutex acceptor when its thread exits.
+    /// </summary>
     public TaskCompletionSource ListeningEnded { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Connections this loop still serves.</summary>
@@ -205,7 +208,7 @@ internal sealed partial class Acceptor
                 : errno is Libc.ENOBUFS or Libc.ENOMEM ? SocketError.NoBufferSpaceAvailable.ToString()
                 : Libc.ErrnoName(errno);
             metrics.AcceptError(error, _tags);
-            backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+            backoff = NextBackoff(backoff);
             if (failures++ == 0)
             {
                 AcceptStrategyLog.AcceptError(logger, id, endPoint, error, backoff);

@@ -11,14 +11,15 @@ using Microsoft.Extensions.Logging;
 namespace Kestrel.AcceptStrategies.Listeners;
 
 /// <summary>
-/// One acceptor thread: waits in <c>epoll_wait(2)</c> on its listening socket and the stop signal (inside the accept
-/// mutex when there is one), then takes the connection with <see cref="Socket.AcceptAsync(CancellationToken)"/>, which
-/// completes synchronously when a connection is queued, and hands it to Kestrel.
+/// One acceptor thread. Without an accept mutex it is an event loop serving its own connections (Acceptor.Loop.cs).
+/// With one, it waits in <c>epoll_wait(2)</c> on its listening socket and the stop signal inside the mutex, takes the
+/// connection with <see cref="Socket.AcceptAsync(CancellationToken)"/> (synchronous when one is queued) and hands
+/// Kestrel a socket connection.
 /// </summary>
 /// <remarks>
 /// <para>
-/// The accept itself goes through .NET so the connection's <see cref="Socket"/> is built from what the listener
-/// already knows; wrapping a raw descriptor costs nine more system calls per connection. Each acceptor has its own
+/// That accept goes through .NET so the connection's <see cref="Socket"/> is built from what the listener already
+/// knows; wrapping a raw descriptor costs nine more system calls per connection. Each acceptor has its own
 /// <see cref="Socket"/> (a <c>dup</c> of a shared descriptor) so .NET's per-socket operation queue never serialises
 /// acceptors behind each other. Accept errors never end the loop; see <see cref="AcceptorWaitSet"/> for the wait.
 /// </para>
@@ -46,17 +47,15 @@ internal sealed partial class Acceptor(
     private readonly TagList _tags = metrics.CreateTags(id, strategy, endPoint.ToString()!);
     private readonly AcceptorWaitSet _waitSet = new((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd, strategy, shutdown?.Fd ?? -1);
 
+    private static int NextBackoff(int backoff) =>
+        backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+
     /// <summary>Releases the mutex and the epoll set; called once the thread has left <see cref="Run"/> (or never ran).</summary>
     public void Dispose()
     {
         mutex?.Dispose();
         _waitSet.Dispose();
     }
-
-    /// <summary>True while this acceptor waits for a mutex that stopping cannot interrupt (a blocking <c>flock</c>).</summary>
-    public bool InUncancellableWait => _inUncancellableWait;
-
-    private volatile bool _inUncancellableWait;
 
     // Written by this acceptor's thread only; read by a worker's heartbeat.
     private long _acceptedCount;
@@ -87,7 +86,7 @@ internal sealed partial class Acceptor(
                 // Nothing expected throws here; whatever did must not end the process (an unhandled exception on this
                 // thread would) nor leave the listener unable to unbind. Logged once per episode, then retried.
                 metrics.AcceptError("unexpected", _tags);
-                backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+                backoff = NextBackoff(backoff);
                 if (faults++ == 0)
                 {
                     AcceptStrategyLog.AcceptorFailed(logger, id, endPoint, backoff, e);
@@ -122,7 +121,7 @@ internal sealed partial class Acceptor(
 
                 // The lock file went away or the system is out of locks: a failed accept as far as callers can tell.
                 metrics.AcceptError("mutex", _tags);
-                backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+                backoff = NextBackoff(backoff);
                 if (failures++ == 0)
                 {
                     AcceptStrategyLog.AcceptError(logger, id, endPoint, mutexError, backoff);
@@ -173,40 +172,13 @@ internal sealed partial class Acceptor(
         // Out of descriptors (EMFILE, ENFILE) or buffers (ENOBUFS, ENOMEM): the pending connection stays queued,
         // so retrying at once would spin. Log the first failure of an episode, back off, resume.
         metrics.AcceptError(error.ToString(), _tags);
-        backoff = backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+        backoff = NextBackoff(backoff);
         if (failures++ == 0)
         {
             AcceptStrategyLog.AcceptError(logger, id, endPoint, error.ToString(), backoff);
         }
 
         return !stop.Wait(backoff);
-    }
-
-    /// <summary>Takes the accept mutex; false with a null error when stopping.</summary>
-    private bool TryEnterMutex(out string? error)
-    {
-        error = null;
-        if (mutex!.IsCancellable)
-        {
-            return mutex.TryEnter(stop.Token);
-        }
-
-        // Flagged before stopping is checked inside TryEnter, so an unbinding listener either sees the flag or sees
-        // this acceptor return.
-        _inUncancellableWait = true;
-        try
-        {
-            return mutex.TryEnter(stop.Token);
-        }
-        catch (IOException e)
-        {
-            error = e.Message;
-            return false;
-        }
-        finally
-        {
-            _inUncancellableWait = false;
-        }
     }
 
     /// <summary>Waits for a connection and takes it; null when stopping or on an error.</summary>
