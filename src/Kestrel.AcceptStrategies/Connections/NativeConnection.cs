@@ -1,7 +1,8 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
-using System.Runtime.InteropServices;
+using System.Net.Sockets;
+using Kestrel.AcceptStrategies.Internal;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http.Features;
@@ -9,42 +10,73 @@ using Microsoft.AspNetCore.Http.Features;
 namespace Kestrel.AcceptStrategies.Connections;
 
 /// <summary>
-/// An accepted TCP connection driven by its acceptor's event loop instead of .NET's socket engine: the acceptor reads
-/// the first bytes and later ones on its own thread (nothing to hop through), and the response is sent by the thread
-/// that flushes it. Kestrel's <c>SocketConnection</c> is the model for everything Kestrel sees (pipes, completion
-/// reasons, <see cref="ConnectionClosed"/>).
+/// An accepted TCP connection driven by its acceptor's event loop instead of .NET's socket engine: the loop reads it on
+/// its own thread when epoll reports input, and the response is sent by the thread that flushes it. Kestrel's
+/// <c>SocketConnection</c> is the model for everything Kestrel sees: pipes, completion reasons, <see cref="ConnectionClosed"/>,
+/// RST on abort (FIN with <c>FinOnError</c>), the transport events, the features.
 /// </summary>
 /// <remarks>
 /// <para>
-/// Per connection-per-request request this saves what .NET's engine spends: the zero-byte peeks, the <c>fcntl</c>
-/// pair that makes the socket non-blocking, the per-connection <c>TCP_NODELAY</c> (inherited from the listening
-/// socket), the epoll thread's wake-ups (for writability at registration, then for the data) and the hop through
-/// Kestrel's I/O queue before each send.
+/// The connection owns its state: reading (paused, ended, the peer's close seen), sending (waiting for room) and
+/// shutting down (once, with a reason). <see cref="SocketIO"/> makes the calls and never calls back.
+/// </para>
+/// <para>
+/// Reads are edge-triggered, as nginx reads: until a short read, then nothing until the next edge. A close that arrives
+/// with the last bytes raises no later edge, so once an event reports the peer's FIN or a reset (<c>EPOLLRDHUP</c>,
+/// <c>EPOLLHUP</c>, <c>EPOLLERR</c>) reading goes on past a short read until <c>recv</c> reports the end or the error.
 /// </para>
 /// <para>
 /// Application code never runs on the loop: the input pipe's reader is resumed on the thread pool (or inline when the
-/// user opted into <c>UnsafePreferInlineScheduling</c>), and a flush that waits for room resumes on the thread pool.
+/// user opted into <c>UnsafePreferInlineScheduling</c>), and <see cref="ConnectionClosed"/> is cancelled from the thread pool.
 /// </para>
 /// </remarks>
-internal sealed class NativeConnection : ConnectionContext
+internal sealed class NativeConnection : ConnectionContext,
+    IConnectionIdFeature,
+    IConnectionTransportFeature,
+    IConnectionItemsFeature,
+    IMemoryPoolFeature,
+    IConnectionLifetimeFeature,
+    IConnectionEndPointFeature,
+    IConnectionSocketFeature
 {
+    /// <summary>The registration every connection starts with: input and the peer's close, edge-triggered.</summary>
+    public const uint ReadEvents = Libc.EPOLLIN | Libc.EPOLLRDHUP | Libc.EPOLLET;
+
+    private const uint HangupEvents = Libc.EPOLLRDHUP | Libc.EPOLLHUP | Libc.EPOLLERR;
+
     private readonly ConnectionDescriptor _descriptor;
     private readonly NativeConnectionSettings _settings;
     private readonly Pipe _input;
     private readonly Pipe _output;
     private readonly CancellationTokenSource _closed = new();
-    private readonly FeatureCollection _features = new(6);
-    private readonly ConnectionSending _sending;
-    private readonly ConnectionReceiving _receiving;
-    private ulong _token;
-    private int _epoll = -1;
+    private readonly FeatureCollection _features = new(7);
+    private Epoll? _epoll;
     private ConnectionTable? _table;
-    private int _closedFired;
-    private int _shutDown;
-    private volatile Exception? _shutdownReason;
-    private Task _sendLoop = Task.CompletedTask;
+    private ulong _token;
+    private Task _sending = Task.CompletedTask;
     private IDictionary<object, object?>? _items;
     private string? _connectionId;
+
+    // Reading: the loop and a resumed flush take turns under _receiveGate.
+    private readonly object _receiveGate = new();
+    private bool _readEnded;
+    private bool _readPaused;
+    private (bool Pending, Exception? Error) _endAfterFlush;
+    private volatile bool _peerClosed;
+
+    // Sending: a send that found the socket full waits for the loop's EPOLLOUT.
+    private readonly object _sendGate = new();
+    private TaskCompletionSource? _writable;
+    private bool _writableArmed;
+
+    // EPOLLOUT (or a shutdown) came while no send was waiting: the next wait returns at once, so an edge that fell
+    // between a failed send and its wait is not lost. Never set by the wait itself, so a full socket never spins.
+    private bool _writableSeen;
+
+    // Shutting down: once, with the first reason; _socket is the socket feature's duplicate descriptor, if asked for.
+    private volatile Exception? _shutdownReason;
+    private Socket? _socket;
+    private int _closedFired;
 
     public NativeConnection(int fd, EndPoint localEndPoint, EndPoint? remoteEndPoint, NativeConnectionSettings settings)
     {
@@ -55,16 +87,14 @@ internal sealed class NativeConnection : ConnectionContext
         _input = new Pipe(settings.InputOptions);
         _output = new Pipe(settings.OutputOptions);
         Transport = new DuplexPipe(_input.Reader, _output.Writer);
-        _sending = new ConnectionSending(this);
-        _receiving = new ConnectionReceiving(this, _input.Writer, settings.InputOptions.PauseWriterThreshold);
 
-        var features = new ConnectionFeatures(this);
-        _features.Set<IConnectionIdFeature>(features);
-        _features.Set<IConnectionTransportFeature>(features);
-        _features.Set<IConnectionItemsFeature>(features);
-        _features.Set<IMemoryPoolFeature>(features);
-        _features.Set<IConnectionLifetimeFeature>(features);
-        _features.Set<IConnectionEndPointFeature>(features);
+        _features.Set<IConnectionIdFeature>(this);
+        _features.Set<IConnectionTransportFeature>(this);
+        _features.Set<IConnectionItemsFeature>(this);
+        _features.Set<IMemoryPoolFeature>(this);
+        _features.Set<IConnectionLifetimeFeature>(this);
+        _features.Set<IConnectionEndPointFeature>(this);
+        _features.Set<IConnectionSocketFeature>(this);
     }
 
     public override string ConnectionId
@@ -89,75 +119,103 @@ internal sealed class NativeConnection : ConnectionContext
         set => throw new NotSupportedException("The transport owns ConnectionClosed.");
     }
 
-    internal MemoryPool<byte> MemoryPool => _settings.MemoryPool;
-
-    internal PipeReader Output => _output.Reader;
-
-    internal Exception? ShutdownReason => _shutdownReason;
-
-    internal ConnectionDescriptor Descriptor => _descriptor;
+    public MemoryPool<byte> MemoryPool => _settings.MemoryPool;
 
     /// <summary>
-    /// Called on the loop's thread right after accept: reads what the client already sent (with TCP_DEFER_ACCEPT, the
-    /// request), registers for later readiness, and starts the send loop.
+    /// The connection's socket, for socket options (<c>SetSocketOption</c>, keep-alive, buffer sizes) and addresses. It
+    /// wraps a duplicate of the descriptor, made on first use and closed with the connection; the event loop does the
+    /// I/O, so reading or writing through it is not supported.
     /// </summary>
-    public void Start(int epoll, ConnectionTable table)
+    public Socket Socket
+    {
+        get
+        {
+            lock (_sendGate)
+            {
+                if (_socket is not null)
+                {
+                    return _socket;
+                }
+
+                ObjectDisposedException.ThrowIf(_shutdownReason is not null, this);
+                return _socket = DuplicateSocket();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Called by the event loop once it has taken a slot for this connection and before it registers the descriptor:
+    /// where later interest (<c>EPOLLOUT</c>) is registered and the slot is given back.
+    /// </summary>
+    public void Attach(Epoll epoll, ConnectionTable table, ulong token)
     {
         _epoll = epoll;
         _table = table;
-        _token = table.Add(this);
-        _receiving.Receive();
-        if (!Register(SocketCalls.EPOLL_CTL_ADD, SocketCalls.EPOLLIN | SocketCalls.EPOLLRDHUP | SocketCalls.EPOLLET, out var errno))
-        {
-            Shutdown(new ConnectionAbortedException($"Registering the connection with its event loop failed ({errno})."));
-        }
-
-        _sendLoop = _sending.RunAsync();
+        _token = token;
     }
 
-    /// <summary>The loop saw readiness for this connection (any thread-safe order of calls is fine).</summary>
+    /// <summary>Starts the send loop; after the first read and the registration.</summary>
+    public void StartSending() => _sending = SendAsync();
+
+    /// <summary>The loop saw readiness for this connection.</summary>
     public void OnEvents(uint events)
     {
-        if ((events & (SocketCalls.EPOLLIN | SocketCalls.EPOLLRDHUP | SocketCalls.EPOLLHUP | SocketCalls.EPOLLERR)) != 0)
+        if ((events & HangupEvents) != 0)
         {
-            _receiving.Receive();
+            _peerClosed = true;
         }
 
-        if ((events & (SocketCalls.EPOLLOUT | SocketCalls.EPOLLHUP | SocketCalls.EPOLLERR)) != 0)
+        if ((events & (Libc.EPOLLIN | HangupEvents)) != 0)
         {
-            _sending.OnWritable();
+            Receive();
+        }
+
+        if ((events & (Libc.EPOLLOUT | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0)
+        {
+            OnWritable();
         }
     }
 
-    /// <summary>Registers (or re-registers) the descriptor in the loop's epoll set; false with the errno on failure.</summary>
-    internal unsafe bool Register(int operation, uint events, out int errno)
+    /// <summary>
+    /// Reads what the socket holds into the input pipe, flushing to Kestrel whenever the pipe reaches its limit
+    /// (<c>MaxReadBufferSize</c>): a flush Kestrel has no room for pauses reading until it completes.
+    /// </summary>
+    public void Receive()
     {
-        var ev = stackalloc byte[Internal.Libc.EpollEventBytes];
-        *(uint*)ev = events;
-        *(ulong*)(ev + SocketCalls.EpollDataOffset) = _token;
-        var added = false;
-        try
+        lock (_receiveGate)
         {
-            _descriptor.DangerousAddRef(ref added);
-            if (SocketCalls.EpollCtl(_epoll, operation, _descriptor.Fd, ev) == 0)
+            while (!_readEnded && !_readPaused)
             {
-                errno = 0;
-                return true;
-            }
+                var (received, outcome, error) = ReadAvailable();
+                if (received)
+                {
+                    var flush = _input.Writer.FlushAsync();
+                    if (!flush.IsCompleted)
+                    {
+                        _readPaused = true;
+                        _endAfterFlush = (outcome == ReadOutcome.End, error);
+                        ConnectionLog.ConnectionPause(_settings.Logger, this);
+                        ResumeAfter(flush.AsTask());
+                        return;
+                    }
 
-            errno = Marshal.GetLastPInvokeError();
-            return false;
-        }
-        catch (ObjectDisposedException)
-        {
-            errno = 0;
-            return false;
-        }
-        finally
-        {
-            if (added)
-            {
-                _descriptor.DangerousRelease();
+                    var result = flush.GetAwaiter().GetResult();
+                    if (result.IsCompleted || result.IsCanceled)
+                    {
+                        EndReading(null);
+                        return;
+                    }
+                }
+
+                if (outcome == ReadOutcome.End)
+                {
+                    EndReading(error);
+                }
+
+                if (outcome != ReadOutcome.Full)
+                {
+                    return;
+                }
             }
         }
     }
@@ -170,39 +228,263 @@ internal sealed class NativeConnection : ConnectionContext
         _output.Reader.CancelPendingRead();
     }
 
+    // Only called once Kestrel is done with the connection, which means ConnectionClosed has fired.
     public override async ValueTask DisposeAsync()
     {
         _input.Reader.Complete();
         _output.Writer.Complete();
-        await _sendLoop.ConfigureAwait(false);
-        Shutdown(null);
+        await _sending.ConfigureAwait(false);
         await base.DisposeAsync().ConfigureAwait(false);
 
-        // _closed is not disposed: a cancellation queued by the loop may still be on its way, and a token source
-        // without a timer holds nothing to release.
+        // _closed is not disposed: a cancellation queued to the thread pool may still be on its way, and a token
+        // source without a timer holds nothing to release.
     }
 
-    /// <summary>
-    /// Ends the connection once: shuts the socket down both ways (as Kestrel does, so a dup elsewhere cannot keep it
-    /// open), ends reading with <paramref name="reason"/>, fires <see cref="ConnectionClosed"/>, and closes the descriptor
-    /// once no call is using it.
-    /// </summary>
-    internal void Shutdown(Exception? reason)
+    private enum ReadOutcome
     {
-        if (Interlocked.Exchange(ref _shutDown, 1) != 0)
+        /// <summary>The socket has nothing more until the next edge.</summary>
+        Drained,
+
+        /// <summary>The pipe reached its limit; flush, then read on.</summary>
+        Full,
+
+        /// <summary>FIN, an error, or this side's shutdown: reading is over.</summary>
+        End,
+    }
+
+    /// <summary>One pass of reads into the pipe (unflushed): until the socket is drained, the pipe full, or the end.</summary>
+    private (bool Received, ReadOutcome Outcome, Exception? Error) ReadAvailable()
+    {
+        var writer = _input.Writer;
+        var pauseThreshold = _settings.InputOptions.PauseWriterThreshold;
+        var received = false;
+        while (true)
+        {
+            var memory = writer.GetMemory(NativeConnectionSettings.MinimumReadSize);
+            var n = SocketIO.Receive(_descriptor, memory.Span, out var errno);
+            if (n > 0)
+            {
+                writer.Advance(n);
+                received = true;
+                if (n < memory.Length && !_peerClosed)
+                {
+                    // A short read emptied the socket's queue; the next arrival is a new edge.
+                    return (received, ReadOutcome.Drained, null);
+                }
+
+                if (pauseThreshold > 0 && writer.UnflushedBytes >= pauseThreshold)
+                {
+                    return (received, ReadOutcome.Full, null);
+                }
+
+                continue;
+            }
+
+            if (_shutdownReason is not null)
+            {
+                // Our own shutdown ended it (a zero read after shutdown(2), or the descriptor closed): its reason stands.
+                return (received, ReadOutcome.End, null);
+            }
+
+            if (n == 0)
+            {
+                ConnectionLog.ConnectionReadFin(_settings.Logger, this);
+                return (received, ReadOutcome.End, null);
+            }
+
+            switch (errno)
+            {
+                case Libc.EINTR:
+                    continue;
+                case Libc.EAGAIN:
+                    return (received, ReadOutcome.Drained, null);
+            }
+
+            if (SocketErrors.IsReset(errno))
+            {
+                ConnectionLog.ConnectionReset(_settings.Logger, this);
+                return (received, ReadOutcome.End, SocketErrors.ToResetException(errno));
+            }
+
+            var error = SocketErrors.ToSocketException(errno);
+            ConnectionLog.ConnectionError(_settings.Logger, this, error);
+            return (received, ReadOutcome.End, error);
+        }
+    }
+
+    private void ResumeAfter(Task<FlushResult> flush) => _ = flush.ContinueWith(
+        static (task, state) =>
+        {
+            var connection = (NativeConnection)state!;
+            var stop = !task.IsCompletedSuccessfully || task.Result.IsCompleted || task.Result.IsCanceled;
+            lock (connection._receiveGate)
+            {
+                connection._readPaused = false;
+                ConnectionLog.ConnectionResume(connection._settings.Logger, connection);
+                if (stop || connection._endAfterFlush.Pending)
+                {
+                    connection.EndReading(stop ? null : connection._endAfterFlush.Error);
+                    return;
+                }
+            }
+
+            // Edge-triggered: whatever arrived while paused raised no new event, so read it now.
+            connection.Receive();
+        },
+        this,
+        CancellationToken.None,
+        TaskContinuationOptions.DenyChildAttach,
+        TaskScheduler.Default);
+
+    /// <summary>Stops reading for good (under <see cref="_receiveGate"/>): Kestrel's input completes and ConnectionClosed fires.</summary>
+    private void EndReading(Exception? error)
+    {
+        if (_readEnded)
         {
             return;
         }
 
-        _shutdownReason ??= reason ?? new ConnectionAbortedException("The accept-strategy transport's send loop completed gracefully.");
+        _readEnded = true;
+
+        // If the connection was shut down, that is why reading ended.
+        _input.Writer.Complete(_shutdownReason ?? error);
+        FireConnectionClosed();
+    }
+
+    /// <summary>
+    /// Sends what Kestrel flushes. The output pipe's reader resumes inline, so the thread that flushed sends; only a full
+    /// socket makes it wait, for the loop's <c>EPOLLOUT</c>, and then the loop's thread sends the rest.
+    /// </summary>
+    private async Task SendAsync()
+    {
+        Exception? shutdownReason = null;
+        Exception? unexpectedError = null;
+        var output = _output.Reader;
+        try
+        {
+            while (true)
+            {
+                var result = await output.ReadAsync().ConfigureAwait(false);
+                if (result.IsCanceled)
+                {
+                    break;
+                }
+
+                var buffer = result.Buffer;
+                var errno = 0;
+                while (!buffer.IsEmpty)
+                {
+                    var sent = SocketIO.Send(_descriptor, buffer, out errno);
+                    if (sent > 0)
+                    {
+                        buffer = buffer.Slice(sent);
+                        errno = 0;
+                    }
+                    else if (errno == Libc.EAGAIN)
+                    {
+                        await WaitWritableAsync().ConfigureAwait(false);
+                    }
+                    else if (errno != Libc.EINTR)
+                    {
+                        break;
+                    }
+                }
+
+                if (errno is not (0 or Libc.EAGAIN or Libc.EINTR))
+                {
+                    // As Kestrel's transport: a reset (or a send after our own shutdown) is expected and only logged at
+                    // Debug; only an unexpected error reaches Kestrel's writers as an error.
+                    if (_shutdownReason is not null || SocketErrors.IsAbort(errno))
+                    {
+                        shutdownReason = _shutdownReason;
+                    }
+                    else if (SocketErrors.IsReset(errno))
+                    {
+                        shutdownReason = SocketErrors.ToResetException(errno);
+                        ConnectionLog.ConnectionReset(_settings.Logger, this);
+                    }
+                    else
+                    {
+                        shutdownReason = unexpectedError = SocketErrors.ToSocketException(errno);
+                        ConnectionLog.ConnectionError(_settings.Logger, this, unexpectedError);
+                    }
+
+                    break;
+                }
+
+                output.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted)
+                {
+                    break;
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            shutdownReason = unexpectedError = e;
+            ConnectionLog.ConnectionError(_settings.Logger, this, e);
+        }
+        finally
+        {
+            Shutdown(shutdownReason);
+            output.Complete(unexpectedError);
+        }
+    }
+
+    /// <summary>The loop saw the socket writable (or failed), or the connection shut down: a waiting send tries again.</summary>
+    private void OnWritable()
+    {
+        TaskCompletionSource? waiter;
+        lock (_sendGate)
+        {
+            waiter = _writable;
+            _writable = null;
+            _writableSeen = waiter is null;
+        }
+
+        // Completed inline: the rest of the send is the transport's own code, safe on the loop's thread.
+        waiter?.TrySetResult();
+    }
+
+    private Task WaitWritableAsync()
+    {
+        var waiter = new TaskCompletionSource();
+        bool arm;
+        lock (_sendGate)
+        {
+            if (_writableSeen || _shutdownReason is not null)
+            {
+                _writableSeen = false;
+                return Task.CompletedTask;
+            }
+
+            _writable = waiter;
+            arm = !_writableArmed;
+            _writableArmed = true;
+        }
+
+        // Edge-triggered EPOLLOUT, added the first time a send fills the socket. Re-registering re-checks readiness,
+        // so room that appeared since the failed send still raises an event; afterwards every drain of a full buffer does.
+        if (arm && Register(ReadEvents | Libc.EPOLLOUT) is var errno and not 0)
+        {
+            // Closed meanwhile: the retried send finds out. Anything else is unexpected.
+            _ = SocketErrors.IsAbort(errno) ? waiter.TrySetResult() : waiter.TrySetException(SocketErrors.ToSocketException(errno));
+        }
+
+        return waiter.Task;
+    }
+
+    private int Register(uint events)
+    {
         var added = false;
         try
         {
             _descriptor.DangerousAddRef(ref added);
-            _ = SocketCalls.Shutdown(_descriptor.Fd, SocketCalls.SHUT_RDWR);
+            return _epoll!.Modify(_descriptor.Fd, events, _token);
         }
         catch (ObjectDisposedException)
         {
+            return Libc.EBADF;
         }
         finally
         {
@@ -211,18 +493,59 @@ internal sealed class NativeConnection : ConnectionContext
                 _descriptor.DangerousRelease();
             }
         }
-
-        _input.Writer.CancelPendingFlush();
-        _receiving.End(_shutdownReason);
-        _descriptor.Dispose();
-        _table?.Release(_token);
-
-        // A send waiting for EPOLLOUT would wait forever now that the descriptor is out of the epoll set: it retries,
-        // finds the descriptor closed, and the send loop ends.
-        _sending.OnWritable();
     }
 
-    internal void FireConnectionClosed()
+    /// <summary>
+    /// Ends the connection once, as Kestrel's transport does: with a reason (an abort, a reset, an error) it is reset
+    /// (RST, linger 0), unless <c>FinOnError</c> is set; a graceful end (no reason) shuts the socket down both ways
+    /// (FIN). Then reading ends with the reason, the slot is given back, a send waiting for room wakes, and the
+    /// descriptor closes once no call is using it.
+    /// </summary>
+    private void Shutdown(Exception? reason)
+    {
+        var shutdownReason = reason ?? new ConnectionAbortedException("The accept-strategy transport's send loop completed gracefully.");
+        lock (_sendGate)
+        {
+            if (_shutdownReason is not null)
+            {
+                return;
+            }
+
+            // Before the descriptor closes, so a read that fails because of it knows why.
+            _shutdownReason = shutdownReason;
+        }
+
+        var abortive = reason is not null && !_settings.FinOnError;
+        if (abortive)
+        {
+            ConnectionLog.ConnectionWriteRst(_settings.Logger, this, shutdownReason.Message);
+        }
+        else
+        {
+            ConnectionLog.ConnectionWriteFin(_settings.Logger, this, shutdownReason.Message);
+        }
+
+        // The socket feature's duplicate first: with it open, the close below would not be the last, and no RST would go.
+        _socket?.Dispose();
+        _descriptor.Close(abortive);
+
+        // A read paused on a full pipe would wait for Kestrel forever: wake it so reading ends with the reason.
+        _input.Writer.CancelPendingFlush();
+        lock (_receiveGate)
+        {
+            if (!_readPaused)
+            {
+                EndReading(null);
+            }
+        }
+
+        _table?.Release(_token);
+
+        // A send waiting for EPOLLOUT would wait forever now that the descriptor is out of the epoll set.
+        OnWritable();
+    }
+
+    private void FireConnectionClosed()
     {
         if (Interlocked.Exchange(ref _closedFired, 1) != 0)
         {
@@ -230,8 +553,39 @@ internal sealed class NativeConnection : ConnectionContext
         }
 
         // Kestrel's callbacks abort requests and may do real work; they never run on the loop nor inside the call
-        // (an abort, a completion) that ended the connection, as with Kestrel's own transport. Measured: no dearer
-        // than cancelling inline.
+        // (an abort, a completion) that ended the connection, as with Kestrel's own transport.
         ThreadPool.UnsafeQueueUserWorkItem(static c => c._closed.Cancel(), this, preferLocal: false);
+    }
+
+    private Socket DuplicateSocket()
+    {
+        var added = false;
+        try
+        {
+            _descriptor.DangerousAddRef(ref added);
+            var duplicate = Libc.Fcntl(_descriptor.Fd, Libc.F_DUPFD_CLOEXEC, 0);
+            if (duplicate < 0)
+            {
+                throw SocketErrors.ToSocketException(System.Runtime.InteropServices.Marshal.GetLastPInvokeError());
+            }
+
+            var handle = new SafeSocketHandle(duplicate, ownsHandle: true);
+            try
+            {
+                return new Socket(handle);
+            }
+            catch
+            {
+                handle.Dispose();
+                throw;
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                _descriptor.DangerousRelease();
+            }
+        }
     }
 }

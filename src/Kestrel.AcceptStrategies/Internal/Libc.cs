@@ -3,11 +3,11 @@ using System.Runtime.InteropServices;
 namespace Kestrel.AcceptStrategies.Internal;
 
 /// <summary>
-/// The Linux calls .NET does not expose: an <c>epoll</c> set per acceptor (<c>EPOLLEXCLUSIVE</c>) holding a listening
-/// socket and a stop <c>eventfd</c>, <c>poll</c> for single waits, <c>dup</c> with close-on-exec, <c>O_NONBLOCK</c> on a
-/// socket other processes share, <c>flock</c>, and what the supervisor needs to start and watch workers with chosen
-/// descriptors (<c>posix_spawn</c>, <c>socketpair</c>, <c>pidfd_open</c>, <c>pidfd_send_signal</c>, <c>waitpid</c>).
-/// The accept itself is .NET's (<c>accept4</c> with close-on-exec).
+/// The Linux calls .NET does not expose, in one place: <c>epoll</c> and <c>eventfd</c> for the event loops (typed by
+/// <see cref="Epoll"/> and <see cref="EventFd"/>), the socket calls their connections make without .NET's socket engine
+/// (<c>accept4</c>, <c>recv</c>, <c>send</c>/<c>sendmsg</c>, <c>shutdown</c>, <c>SO_LINGER</c>), <c>poll</c>, <c>dup</c>
+/// with close-on-exec, <c>flock</c>, and what the supervisor needs to start and watch workers with chosen descriptors
+/// (<c>posix_spawn</c>, <c>socketpair</c>, <c>pidfd_open</c>, <c>pidfd_send_signal</c>, <c>waitpid</c>).
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -52,31 +52,100 @@ internal static unsafe partial class Libc
     public const int OpaqueStructBytes = 1024;
 
     public const int SOL_SOCKET = 1;
+    public const int SO_LINGER = 13;
     public const int SO_REUSEPORT = 15;
     public const int IPPROTO_TCP = 6;
     public const int TCP_DEFER_ACCEPT = 9;
 
-    public const int ESRCH = 3;
+    public const int SOCK_NONBLOCK = 0x800;
+    public const int MSG_NOSIGNAL = 0x4000;
+    public const int SHUT_RDWR = 2;
+
     public const int ENOENT = 2;
+    public const int ESRCH = 3;
     public const int EINTR = 4;
+    public const int EBADF = 9;
+    public const int ECHILD = 10;
     public const int EAGAIN = 11;
     public const int ENOMEM = 12;
+    public const int EEXIST = 17;
     public const int ENFILE = 23;
     public const int EMFILE = 24;
+    public const int EPIPE = 32;
+    public const int EPROTO = 71;
+    public const int ECONNABORTED = 103;
+    public const int ECONNRESET = 104;
     public const int ENOBUFS = 105;
-    public const int ECHILD = 10;
+    public const int ENOTCONN = 107;
+    public const int ETIMEDOUT = 110;
+    public const int EHOSTUNREACH = 113;
 
     public const int EPOLL_CLOEXEC = 0x80000;
     public const int EPOLL_CTL_ADD = 1;
     public const int EPOLL_CTL_DEL = 2;
+    public const int EPOLL_CTL_MOD = 3;
     public const uint EPOLLIN = 0x1;
+    public const uint EPOLLOUT = 0x4;
+    public const uint EPOLLERR = 0x8;
+    public const uint EPOLLHUP = 0x10;
+    public const uint EPOLLRDHUP = 0x2000;
     public const uint EPOLLEXCLUSIVE = 1u << 28;
+    public const uint EPOLLET = 1u << 31;
 
-    /// <summary>
-    /// Bytes for one <c>struct epoll_event</c> on any ABI: 12 where it is packed (x86, x86-64), 16 elsewhere; the
-    /// events field is first in both.
-    /// </summary>
-    public const int EpollEventBytes = 16;
+    /// <summary>The largest socket address accept4 can return here (sockaddr_in6 is 28 bytes).</summary>
+    public const int SocketAddressBytes = 28;
+
+    /// <summary>iovecs per sendmsg; a response rarely spans more than a few pool blocks.</summary>
+    public const int MaxIoVectors = 16;
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVector
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    /// <summary><c>struct msghdr</c> on 64-bit Linux.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MessageHeader
+    {
+        public void* Name;
+        public uint NameLength;
+        public IoVector* IoVectors;
+        public nuint IoVectorCount;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
+
+    /// <summary><c>struct linger</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Linger
+    {
+        public int OnOff;
+        public int Seconds;
+    }
+
+    [LibraryImport(LibraryName, EntryPoint = "accept4", SetLastError = true)]
+    public static partial int Accept4(int fd, byte* address, uint* addressLength, int flags);
+
+    [LibraryImport(LibraryName, EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Recv(int fd, byte* buffer, nuint length, int flags);
+
+    [LibraryImport(LibraryName, EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(int fd, byte* buffer, nuint length, int flags);
+
+    [LibraryImport(LibraryName, EntryPoint = "sendmsg", SetLastError = true)]
+    public static partial nint SendMsg(int fd, MessageHeader* message, int flags);
+
+    [LibraryImport(LibraryName, EntryPoint = "shutdown", SetLastError = true)]
+    public static partial int Shutdown(int fd, int how);
+
+    [LibraryImport(LibraryName, EntryPoint = "getsockname", SetLastError = true)]
+    public static partial int GetSockName(int fd, byte* address, uint* addressLength);
+
+    [LibraryImport(LibraryName, EntryPoint = "setsockopt", SetLastError = true)]
+    public static partial int SetSockOpt(int fd, int level, int name, void* value, uint length);
 
     [LibraryImport(LibraryName, EntryPoint = "epoll_create1", SetLastError = true)]
     public static partial int EpollCreate1(int flags);
@@ -213,6 +282,9 @@ internal static unsafe partial class Libc
         ENFILE => "ENFILE",
         EMFILE => "EMFILE",
         ENOBUFS => "ENOBUFS",
+        EPIPE => "EPIPE",
+        ECONNRESET => "ECONNRESET",
+        ETIMEDOUT => "ETIMEDOUT",
         ESRCH => "ESRCH",
         ECHILD => "ECHILD",
         _ => "errno " + errno.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -10,8 +10,9 @@ using Microsoft.Extensions.Logging;
 namespace Kestrel.AcceptStrategies.Listeners;
 
 /// <summary>
-/// One bound IP endpoint: its listening socket(s), its acceptor threads, and the bounded channel through which they
-/// hand connections to Kestrel's accept loop (the shape of Kestrel's <c>NamedPipeConnectionListener</c>).
+/// One bound IP endpoint: its listening socket(s), its acceptor threads (event loops, or mutex acceptors for
+/// Serialized), and the bounded channel through which they hand connections to Kestrel's accept loop (the shape of
+/// Kestrel's <c>NamedPipeConnectionListener</c>).
 /// </summary>
 internal sealed class AcceptStrategyConnectionListener : IConnectionListener
 {
@@ -43,7 +44,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         SocketTransportOptions socketOptions,
         AcceptStrategyMetrics metrics,
         ILogger logger,
-        ILogger transportLogger,
+        ILoggerFactory loggerFactory,
         IAcceptedConnectionObserver? observer = null,
         IMemoryPoolFactory<byte>? memoryPoolFactory = null)
     {
@@ -52,16 +53,11 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         _logger = logger;
         EndPoint = sockets[0].LocalEndPoint!;
 
+        // Built as Kestrel's own listener builds it (FinOnError and the memory pool included): Serialized connections,
+        // and sockets a worker adopts, are Kestrel's SocketConnection exactly as under UseSockets().
         _connectionFactory = new SocketConnectionContextFactory(
-            new SocketConnectionFactoryOptions
-            {
-                IOQueueCount = socketOptions.IOQueueCount,
-                WaitForDataBeforeAllocatingBuffer = socketOptions.WaitForDataBeforeAllocatingBuffer,
-                MaxReadBufferSize = socketOptions.MaxReadBufferSize,
-                MaxWriteBufferSize = socketOptions.MaxWriteBufferSize,
-                UnsafePreferInlineScheduling = socketOptions.UnsafePreferInlineScheduling,
-            },
-            transportLogger);
+            SocketTransportInternals.FactoryOptions(socketOptions),
+            loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets"));
 
         _accepted = Channel.CreateBounded<ConnectionContext>(new BoundedChannelOptions(acceptors * QueuedConnectionsPerAcceptor)
         {
@@ -70,18 +66,19 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             FullMode = BoundedChannelFullMode.Wait,
         });
 
-        // Without an accept mutex each acceptor is an event loop that serves its own connections (Acceptor.Loop.cs).
-        // An acceptor waiting for a mutex cannot, so Serialized keeps Kestrel's socket connections.
+        // Without an accept mutex each acceptor is an event loop that serves its own connections. An acceptor waiting
+        // for a mutex cannot, so Serialized keeps Kestrel's socket connections.
         if (mutexFactory is null)
         {
             _shutdown = new StopSignal();
-            _native = new NativeConnectionSettings(memoryPoolFactory, socketOptions);
+            _native = new NativeConnectionSettings(memoryPoolFactory, socketOptions, loggerFactory.CreateLogger(ConnectionLog.CategoryName));
         }
 
         _threadExits = new TaskCompletionSource[acceptors];
+        var context = new AcceptorContext(EndPoint, strategy, _stop, _accepted.Writer, metrics, logger, observer, _disposing.Token);
 
         // Every descriptor first, so a failed dup leaves no thread behind. A failure half-way closes every descriptor
-        // made here (dups, epoll sets, flock files, the eventfd); the caller's sockets stay the caller's.
+        // made here (dups, epoll sets, flock files, eventfds); the caller's sockets stay the caller's.
         _acceptors = new Acceptor[acceptors];
         try
         {
@@ -92,16 +89,22 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
 
             for (var i = 0; i < acceptors; i++)
             {
-                var mutex = mutexFactory?.Create();
-                try
+                if (mutexFactory is null)
                 {
-                    _acceptors[i] = new Acceptor(
-                        i, _sockets[i], mutex, _stop, _connectionFactory, _accepted.Writer, socketOptions.NoDelay, strategy, EndPoint, metrics, logger, observer, _disposing.Token, _native, _shutdown);
+                    _acceptors[i] = new EventLoop(i, _sockets[i], _native!, _shutdown!, context);
                 }
-                catch
+                else
                 {
-                    mutex?.Dispose();
-                    throw;
+                    var mutex = mutexFactory.Create();
+                    try
+                    {
+                        _acceptors[i] = new MutexAcceptor(i, _sockets[i], mutex, _connectionFactory, socketOptions.NoDelay, context);
+                    }
+                    catch
+                    {
+                        mutex.Dispose();
+                        throw;
+                    }
                 }
 
                 _threadExits[i] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -24,7 +24,7 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
     private readonly IOptions<SocketTransportOptions> _socketOptions;
     private readonly AcceptStrategyMetrics _metrics;
     private readonly ILogger _logger;
-    private readonly ILogger _transportLogger;
+    private readonly ILoggerFactory _loggerFactory;
     private readonly SocketActivation? _activation;
     private readonly IMemoryPoolFactory<byte>? _memoryPoolFactory;
 
@@ -42,7 +42,7 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         _socketOptions = socketOptions;
         _metrics = metrics;
         _logger = loggerFactory.CreateLogger(AcceptStrategyLog.ListenersCategory);
-        _transportLogger = loggerFactory.CreateLogger("Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets");
+        _loggerFactory = loggerFactory;
     }
 
     public bool CanBind(EndPoint endpoint) => endpoint is IPEndPoint;
@@ -107,7 +107,7 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         try
         {
             listener = new AcceptStrategyConnectionListener(
-                sockets, strategy, acceptors, mutexFactory, _socketOptions.Value, _metrics, _logger, _transportLogger, observer, _memoryPoolFactory);
+                sockets, strategy, acceptors, mutexFactory, _socketOptions.Value, _metrics, _logger, _loggerFactory, observer, _memoryPoolFactory);
         }
         catch
         {

@@ -2,273 +2,118 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Threading.Channels;
-using Kestrel.AcceptStrategies.Connections;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Listeners;
 
+/// <summary>What the acceptors of one listener share.</summary>
+/// <param name="EndPoint">The endpoint, for logs and metric tags.</param>
+/// <param name="Strategy">The strategy, for metric tags and the ThunderingHerd rotation.</param>
+/// <param name="Stop">Set when the listener unbinds: stop taking connections.</param>
+/// <param name="Accepted">The bounded queue to Kestrel's accept loop.</param>
+/// <param name="Metrics">The library's meter.</param>
+/// <param name="Logger">The listeners' log.</param>
+/// <param name="Observer">Told of every connection handed to Kestrel (a worker's drain), or null.</param>
+/// <param name="Disposing">Cancelled when the listener is disposed: Kestrel no longer takes connections.</param>
+internal sealed record AcceptorContext(
+    EndPoint EndPoint,
+    AcceptStrategy Strategy,
+    StopSignal Stop,
+    ChannelWriter<ConnectionContext> Accepted,
+    AcceptStrategyMetrics Metrics,
+    ILogger Logger,
+    IAcceptedConnectionObserver? Observer,
+    CancellationToken Disposing);
+
 /// <summary>
-/// One acceptor thread. Without an accept mutex it is an event loop serving its own connections (Acceptor.Loop.cs).
-/// With one, it waits in <c>epoll_wait(2)</c> on its listening socket and the stop signal inside the mutex, takes the
-/// connection with <see cref="Socket.AcceptAsync(CancellationToken)"/> (synchronous when one is queued) and hands
-/// Kestrel a socket connection.
+/// One acceptor thread of a listener: a <see cref="MutexAcceptor"/> (Serialized) or an <see cref="EventLoop"/>
+/// (ThunderingHerd, ReusePort). What they share: counting the connections handed to Kestrel, and accept failures
+/// that are logged once per episode and backed off exponentially.
 /// </summary>
-/// <remarks>
-/// <para>
-/// That accept goes through .NET so the connection's <see cref="Socket"/> is built from what the listener already
-/// knows; wrapping a raw descriptor costs nine more system calls per connection. Each acceptor has its own
-/// <see cref="Socket"/> (a <c>dup</c> of a shared descriptor) so .NET's per-socket operation queue never serialises
-/// acceptors behind each other. Accept errors never end the loop; see <see cref="AcceptorWaitSet"/> for the wait.
-/// </para>
-/// </remarks>
-internal sealed partial class Acceptor(
-    int id,
-    Socket listenSocket,
-    IAcceptMutex? mutex,
-    StopSignal stop,
-    SocketConnectionContextFactory connectionFactory,
-    ChannelWriter<ConnectionContext> accepted,
-    bool noDelay,
-    AcceptStrategy strategy,
-    EndPoint endPoint,
-    AcceptStrategyMetrics metrics,
-    ILogger logger,
-    IAcceptedConnectionObserver? observer,
-    CancellationToken disposing,
-    NativeConnectionSettings? connections = null,
-    StopSignal? shutdown = null) : IDisposable
+internal abstract class Acceptor(int id, Socket listenSocket, AcceptorContext context) : IDisposable
 {
     private const int FirstBackoffMilliseconds = 5;
-    private const int MaxBackoffMilliseconds = 500;
+    protected const int MaxBackoffMilliseconds = 500;
 
-    private readonly TagList _tags = metrics.CreateTags(id, strategy, endPoint.ToString()!);
-    private readonly AcceptorWaitSet _waitSet = new((int)listenSocket.SafeHandle.DangerousGetHandle(), stop.Fd, strategy, shutdown?.Fd ?? -1);
+    private readonly TagList _tags = context.Metrics.CreateTags(id, context.Strategy, context.EndPoint.ToString()!);
+    private long _accepted;
+    private int _backoff;
+    private int _failures;
 
-    private static int NextBackoff(int backoff) =>
-        backoff == 0 ? FirstBackoffMilliseconds : Math.Min(backoff * 2, MaxBackoffMilliseconds);
+    public int Id => id;
 
-    /// <summary>Releases the mutex and the epoll set; called once the thread has left <see cref="Run"/> (or never ran).</summary>
-    public void Dispose()
+    /// <summary>
+    /// Set once this acceptor has stopped taking connections and handed over every one it took: an event loop when its
+    /// listening socket is closed (it goes on serving), a mutex acceptor when its thread exits.
+    /// </summary>
+    public TaskCompletionSource ListeningEnded { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Connections this acceptor has handed to Kestrel; written by its thread, read by a worker's heartbeat.</summary>
+    public long Accepted => Volatile.Read(ref _accepted);
+
+    /// <summary>True while the thread waits for something stopping cannot interrupt (a blocking <c>flock</c>).</summary>
+    public virtual bool InUncancellableWait => false;
+
+    protected Socket ListenSocket => listenSocket;
+
+    protected AcceptorContext Context => context;
+
+    protected ref readonly TagList Tags => ref _tags;
+
+    /// <summary>The thread's body; returns once the acceptor is done (never throws).</summary>
+    public abstract void Run();
+
+    /// <summary>Releases what the acceptor holds besides its socket; called once its thread has left <see cref="Run"/> (or never ran).</summary>
+    public abstract void Dispose();
+
+    protected void Count(ConnectionContext connection)
     {
-        mutex?.Dispose();
-        _waitSet.Dispose();
+        context.Metrics.ConnectionAccepted(_tags);
+        Volatile.Write(ref _accepted, _accepted + 1);
+        context.Observer?.Accepted(connection);
     }
 
-    // Written by this acceptor's thread only; read by a worker's heartbeat.
-    private long _acceptedCount;
-
-    /// <summary>Connections this acceptor has handed to Kestrel.</summary>
-    public long Accepted => Volatile.Read(ref _acceptedCount);
-
-    public void Run()
+    /// <summary>An accept that failed for want of descriptors, memory or the lock: counted, logged once per episode; the back-off in ms.</summary>
+    protected int AcceptFailed(string error)
     {
-        if (connections is not null)
+        context.Metrics.AcceptError(error, _tags);
+        _backoff = _backoff == 0 ? FirstBackoffMilliseconds : Math.Min(_backoff * 2, MaxBackoffMilliseconds);
+        if (_failures++ == 0)
         {
-            RunLoop(connections, shutdown!);
-            return;
+            AcceptStrategyLog.AcceptError(context.Logger, id, context.EndPoint, error, _backoff);
         }
 
-        int backoff = 0, failures = 0, faults = 0;
-        while (!stop.IsSet)
-        {
-            try
-            {
-                if (!AcceptNext(ref backoff, ref failures, ref faults))
-                {
-                    break;
-                }
-            }
-            catch (Exception e)
-            {
-                // Nothing expected throws here; whatever did must not end the process (an unhandled exception on this
-                // thread would) nor leave the listener unable to unbind. Logged once per episode, then retried.
-                metrics.AcceptError("unexpected", _tags);
-                backoff = NextBackoff(backoff);
-                if (faults++ == 0)
-                {
-                    AcceptStrategyLog.AcceptorFailed(logger, id, endPoint, backoff, e);
-                }
-
-                if (stop.Wait(backoff))
-                {
-                    break;
-                }
-            }
-        }
+        return _backoff;
     }
 
-    /// <summary>One wait, accept and hand-off (or one failure and its back-off); false when the acceptor must stop.</summary>
-    private bool AcceptNext(ref int backoff, ref int failures, ref int faults)
+    /// <summary>Something unexpected threw: counted, logged once per episode with the exception; the back-off in ms.</summary>
+    protected int AcceptorFaulted(Exception exception)
     {
-        Socket? socket;
-        SocketError error;
-        if (mutex is null)
+        context.Metrics.AcceptError("unexpected", _tags);
+        _backoff = _backoff == 0 ? FirstBackoffMilliseconds : Math.Min(_backoff * 2, MaxBackoffMilliseconds);
+        if (_failures++ == 0)
         {
-            socket = AcceptOne(out error);
-        }
-        else
-        {
-            var waitStart = Stopwatch.GetTimestamp();
-            if (!TryEnterMutex(out var mutexError))
-            {
-                if (mutexError is null)
-                {
-                    return false;
-                }
-
-                // The lock file went away or the system is out of locks: a failed accept as far as callers can tell.
-                metrics.AcceptError("mutex", _tags);
-                backoff = NextBackoff(backoff);
-                if (failures++ == 0)
-                {
-                    AcceptStrategyLog.AcceptError(logger, id, endPoint, mutexError, backoff);
-                }
-
-                return !stop.Wait(backoff);
-            }
-
-            if (metrics.MutexWaitEnabled)
-            {
-                metrics.MutexWaited(Stopwatch.GetElapsedTime(waitStart), _tags);
-            }
-
-            try
-            {
-                socket = AcceptOne(out error);
-            }
-            finally
-            {
-                mutex.Exit();
-            }
+            AcceptStrategyLog.AcceptorFailed(context.Logger, id, context.EndPoint, _backoff, exception);
         }
 
-        if (socket is not null)
-        {
-            if (failures + faults > 0)
-            {
-                AcceptStrategyLog.AcceptRecovered(logger, id, endPoint, failures + faults);
-                (failures, faults, backoff) = (0, 0, 0);
-            }
-
-            HandOff(socket);
-            return true;
-        }
-
-        if (stop.IsSet)
-        {
-            return false;
-        }
-
-        if (error is SocketError.ConnectionAborted or SocketError.ConnectionReset)
-        {
-            // That connection died in the queue; the next one is unaffected, so no back-off.
-            metrics.AcceptError(error.ToString(), _tags);
-            return true;
-        }
-
-        // Out of descriptors (EMFILE, ENFILE) or buffers (ENOBUFS, ENOMEM): the pending connection stays queued,
-        // so retrying at once would spin. Log the first failure of an episode, back off, resume.
-        metrics.AcceptError(error.ToString(), _tags);
-        backoff = NextBackoff(backoff);
-        if (failures++ == 0)
-        {
-            AcceptStrategyLog.AcceptError(logger, id, endPoint, error.ToString(), backoff);
-        }
-
-        return !stop.Wait(backoff);
+        return _backoff;
     }
 
-    /// <summary>Waits for a connection and takes it; null when stopping or on an error.</summary>
-    private Socket? AcceptOne(out SocketError error)
+    /// <summary>A connection was taken: ends a failure episode (logged) and its back-off.</summary>
+    protected void AcceptSucceeded()
     {
-        var errno = _waitSet.Wait();
-        if (errno != 0 || stop.IsSet)
+        if (_failures > 0)
         {
-            error = errno == 0 ? SocketError.OperationAborted : SocketError.SocketError;
-            return null;
-        }
-
-        try
-        {
-            var accept = listenSocket.AcceptAsync(stop.Token);
-            if (!accept.IsCompleted)
-            {
-                // Another acceptor (or process) took the connection this wake-up was for. The accept stays queued in
-                // .NET's epoll engine and completes with a later connection, or is cancelled by the stop signal.
-                metrics.SpuriousWakeup(_tags);
-            }
-
-            error = SocketError.Success;
-            return accept.IsCompleted ? accept.Result : accept.AsTask().GetAwaiter().GetResult();
-        }
-        catch (SocketException e)
-        {
-            error = e.SocketErrorCode;
-            return null;
-        }
-        catch (OperationCanceledException)
-        {
-            error = SocketError.OperationAborted;
-            return null;
+            AcceptStrategyLog.AcceptRecovered(context.Logger, id, context.EndPoint, _failures);
+            (_failures, _backoff) = (0, 0);
         }
     }
 
-    private void HandOff(Socket socket)
-    {
-        ConnectionContext connection;
-        try
-        {
-            if (noDelay)
-            {
-                socket.NoDelay = true;
-            }
+    /// <summary>A connection that died in the kernel's queue (reset, aborted): counted, no back-off.</summary>
+    protected void ConnectionLostInQueue() => context.Metrics.AcceptError(SocketError.ConnectionAborted.ToString(), _tags);
 
-            connection = connectionFactory.Create(socket);
-        }
-        catch (Exception ex)
-        {
-            socket.Dispose();
-            if (!disposing.IsCancellationRequested)
-            {
-                AcceptStrategyLog.HandoffFailed(logger, id, endPoint, ex);
-            }
-
-            return;
-        }
-
-        Deliver(connection);
-    }
-
-    /// <summary>Counts a new connection and queues it for Kestrel's accept loop (aborting it if that fails).</summary>
-    private void Deliver(ConnectionContext connection)
-    {
-        try
-        {
-            Count(connection);
-            if (!accepted.TryWrite(connection))
-            {
-                // Kestrel is behind (or at its connection limit): stop taking connections until it catches up, so
-                // they wait in the kernel queue where other acceptors and processes can still take them.
-                accepted.WriteAsync(connection, disposing).AsTask().GetAwaiter().GetResult();
-            }
-        }
-        catch (Exception ex)
-        {
-            connection.Abort();
-            if (!disposing.IsCancellationRequested)
-            {
-                AcceptStrategyLog.HandoffFailed(logger, id, endPoint, ex);
-            }
-        }
-    }
-
-    private void Count(ConnectionContext connection)
-    {
-        metrics.ConnectionAccepted(_tags);
-        Volatile.Write(ref _acceptedCount, _acceptedCount + 1);
-        observer?.Accepted(connection);
-    }
+    /// <summary>Another acceptor (or process) took the connection this wake-up was for.</summary>
+    protected void SpuriousWakeup() => context.Metrics.SpuriousWakeup(_tags);
 }

@@ -12,18 +12,12 @@ internal sealed unsafe class WorkerExitWatcher : IDisposable
 {
     private readonly object _gate = new();
     private readonly Dictionary<int, (WorkerProcess Process, Action<int> OnExit)> _watched = [];
-    private readonly int _wake;
+    private readonly EventFd _wake = new();
     private readonly Thread _thread;
     private bool _disposed;
 
     public WorkerExitWatcher()
     {
-        _wake = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
-        if (_wake < 0)
-        {
-            throw new IOException($"eventfd failed: {Libc.ErrnoName(Marshal.GetLastPInvokeError())}");
-        }
-
         _thread = new Thread(Run) { IsBackground = true, Name = "worker-reaper" };
         _thread.Start();
     }
@@ -54,14 +48,10 @@ internal sealed unsafe class WorkerExitWatcher : IDisposable
 
         Wake();
         _thread.Join();
-        _ = Libc.Close(_wake);
+        _wake.Dispose();
     }
 
-    private void Wake()
-    {
-        ulong one = 1;
-        _ = Libc.Write(_wake, &one, sizeof(ulong));
-    }
+    private void Wake() => _wake.Signal();
 
     private void Run()
     {
@@ -76,7 +66,7 @@ internal sealed unsafe class WorkerExitWatcher : IDisposable
                 }
 
                 fds = new PollFd[_watched.Count + 1];
-                fds[0] = new PollFd { Fd = _wake, Events = Libc.POLLIN };
+                fds[0] = new PollFd { Fd = _wake.Fd, Events = Libc.POLLIN };
                 var i = 1;
                 foreach (var fd in _watched.Keys)
                 {
@@ -95,8 +85,7 @@ internal sealed unsafe class WorkerExitWatcher : IDisposable
 
             if (fds[0].Revents != 0)
             {
-                ulong drained;
-                _ = Libc.Read(_wake, &drained, sizeof(ulong));
+                _wake.Reset();
             }
 
             for (var i = 1; i < fds.Length; i++)

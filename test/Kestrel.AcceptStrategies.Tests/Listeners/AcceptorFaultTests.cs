@@ -80,6 +80,6 @@ public sealed class AcceptorFaultTests
         socket.Listen();
         return new AcceptStrategyConnectionListener(
             [socket], AcceptStrategy.Serialized, acceptors, factory, new SocketTransportOptions(),
-            new AcceptStrategyMetrics(services.GetRequiredService<IMeterFactory>()), logger, NullLogger.Instance);
+            new AcceptStrategyMetrics(services.GetRequiredService<IMeterFactory>()), logger, NullLoggerFactory.Instance);
     }
 }

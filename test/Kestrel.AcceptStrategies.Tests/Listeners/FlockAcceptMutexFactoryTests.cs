@@ -52,7 +52,7 @@ public sealed class FlockAcceptMutexFactoryTests : IDisposable
         var meters = services.GetRequiredService<IMeterFactory>();
         var listener = new AcceptStrategyConnectionListener(
             [socket], AcceptStrategy.Serialized, 2, new FlockAcceptMutexFactory(LockPath), new SocketTransportOptions(),
-            new AcceptStrategyMetrics(meters), NullLogger.Instance, NullLogger.Instance);
+            new AcceptStrategyMetrics(meters), NullLogger.Instance, NullLoggerFactory.Instance);
         listener.Start();
         var port = ((IPEndPoint)listener.EndPoint).Port;
         await WaitUntilAsync(() => TestServer.ThreadNames().Count(n => n.StartsWith($"acc:{port}#", StringComparison.Ordinal)) == 2);
@@ -79,7 +79,7 @@ public sealed class FlockAcceptMutexFactoryTests : IDisposable
         var meters = services.GetRequiredService<IMeterFactory>();
         await using var listener = new AcceptStrategyConnectionListener(
             [socket], AcceptStrategy.Serialized, 3, new FlockAcceptMutexFactory(LockPath), new SocketTransportOptions(),
-            new AcceptStrategyMetrics(meters), NullLogger.Instance, NullLogger.Instance);
+            new AcceptStrategyMetrics(meters), NullLogger.Instance, NullLoggerFactory.Instance);
         listener.Start();
 
         var clients = new List<Socket>();

@@ -34,7 +34,7 @@ public sealed class ListenerConstructionTests : IDisposable
         using var factory = new FaultyMutexFactory(failingCreate: 3, inner: flock ? flockFactory.Create : null);
 
         AcceptStrategyConnectionListener Construct() => new(
-            [socket], AcceptStrategy.Serialized, 4, factory, new SocketTransportOptions(), metrics, NullLogger.Instance, NullLogger.Instance);
+            [socket], AcceptStrategy.Serialized, 4, factory, new SocketTransportOptions(), metrics, NullLogger.Instance, NullLoggerFactory.Instance);
 
         // Once first, so what the runtime opens for code it loads or compiles on first use is open before counting.
         Assert.Throws<InvalidOperationException>(Construct);

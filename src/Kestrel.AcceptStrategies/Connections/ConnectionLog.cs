@@ -1,0 +1,97 @@
+using Microsoft.Extensions.Logging;
+
+namespace Kestrel.AcceptStrategies.Connections;
+
+/// <summary>
+/// The event-loop connections' transport events, with the names of Kestrel's socket transport events (<c>SocketsLog</c>)
+/// so a filter or a dashboard written for one reads the other; ids are this library's own. Category
+/// <see cref="CategoryName"/>: enable Debug there to see why a connection ended.
+/// </summary>
+internal static partial class ConnectionLog
+{
+    public const string CategoryName = Internal.AcceptStrategyLog.CategoryName + ".Connections";
+
+    [LoggerMessage(80, LogLevel.Debug, @"Connection id ""{ConnectionId}"" paused.", EventName = "ConnectionPause", SkipEnabledCheck = true)]
+    private static partial void ConnectionPauseCore(ILogger logger, string connectionId);
+
+    [LoggerMessage(81, LogLevel.Debug, @"Connection id ""{ConnectionId}"" resumed.", EventName = "ConnectionResume", SkipEnabledCheck = true)]
+    private static partial void ConnectionResumeCore(ILogger logger, string connectionId);
+
+    [LoggerMessage(82, LogLevel.Debug, @"Connection id ""{ConnectionId}"" received FIN.", EventName = "ConnectionReadFin", SkipEnabledCheck = true)]
+    private static partial void ConnectionReadFinCore(ILogger logger, string connectionId);
+
+    [LoggerMessage(83, LogLevel.Debug, @"Connection id ""{ConnectionId}"" sending FIN because: ""{Reason}""", EventName = "ConnectionWriteFin", SkipEnabledCheck = true)]
+    private static partial void ConnectionWriteFinCore(ILogger logger, string connectionId, string reason);
+
+    [LoggerMessage(84, LogLevel.Debug, @"Connection id ""{ConnectionId}"" sending RST because: ""{Reason}""", EventName = "ConnectionWriteRst", SkipEnabledCheck = true)]
+    private static partial void ConnectionWriteRstCore(ILogger logger, string connectionId, string reason);
+
+    [LoggerMessage(85, LogLevel.Debug, @"Connection id ""{ConnectionId}"" reset.", EventName = "ConnectionReset", SkipEnabledCheck = true)]
+    private static partial void ConnectionResetCore(ILogger logger, string connectionId);
+
+    [LoggerMessage(86, LogLevel.Debug, @"Connection id ""{ConnectionId}"" communication error.", EventName = "ConnectionError", SkipEnabledCheck = true)]
+    private static partial void ConnectionErrorCore(ILogger logger, string connectionId, Exception exception);
+
+    /// <summary>Not a transport event of Kestrel's: the loop failed serving one connection, which it aborted; the loop and its other connections go on.</summary>
+    [LoggerMessage(87, LogLevel.Error,
+        @"The event loop of acceptor {Acceptor} on {EndPoint} failed serving connection id ""{ConnectionId}""; that connection was aborted, the loop goes on.",
+        EventName = "EventLoopFailed")]
+    public static partial void EventLoopFailed(ILogger logger, int acceptor, System.Net.EndPoint endPoint, string connectionId, Exception exception);
+
+    // The connection id is made on first use: these check the level first so a connection nobody logs about never pays for one.
+    public static void ConnectionPause(ILogger logger, NativeConnection connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionPauseCore(logger, connection.ConnectionId);
+        }
+    }
+
+    public static void ConnectionResume(ILogger logger, NativeConnection connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionResumeCore(logger, connection.ConnectionId);
+        }
+    }
+
+    public static void ConnectionReadFin(ILogger logger, NativeConnection connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionReadFinCore(logger, connection.ConnectionId);
+        }
+    }
+
+    public static void ConnectionWriteFin(ILogger logger, NativeConnection connection, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionWriteFinCore(logger, connection.ConnectionId, reason);
+        }
+    }
+
+    public static void ConnectionWriteRst(ILogger logger, NativeConnection connection, string reason)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionWriteRstCore(logger, connection.ConnectionId, reason);
+        }
+    }
+
+    public static void ConnectionReset(ILogger logger, NativeConnection connection)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionResetCore(logger, connection.ConnectionId);
+        }
+    }
+
+    public static void ConnectionError(ILogger logger, NativeConnection connection, Exception exception)
+    {
+        if (logger.IsEnabled(LogLevel.Debug))
+        {
+            ConnectionErrorCore(logger, connection.ConnectionId, exception);
+        }
+    }
+}

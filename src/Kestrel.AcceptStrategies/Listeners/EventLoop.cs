@@ -1,0 +1,404 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Kestrel.AcceptStrategies.Connections;
+using Kestrel.AcceptStrategies.Internal;
+using Microsoft.AspNetCore.Connections;
+
+namespace Kestrel.AcceptStrategies.Listeners;
+
+/// <summary>
+/// An acceptor without an accept mutex (ThunderingHerd, ReusePort), as an nginx worker is: one thread and one epoll set
+/// holding its listening socket and every connection it accepted, which it reads itself, so a connection's reads never
+/// wake another thread. It owns the set and the connection table, and registers its connections itself.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The listening socket is in the set with <c>EPOLLEXCLUSIVE</c>, so the kernel wakes one idle loop per connection, as
+/// it does for threads blocked in <c>accept(2)</c> (Starlet's workers): loops that share a socket without a lock
+/// (ThunderingHerd) are not all woken for each connection. The kernel queues an exclusive waiter at the tail of the
+/// socket's wait queue and wakes the first idle one from the head, so the loop registered first would take nearly
+/// every connection it was idle for; a ThunderingHerd loop therefore takes the socket out and adds it back, to the
+/// tail, every <see cref="RearmEvery"/> accepting wake-ups, as nginx does every 16 accepts.
+/// </para>
+/// <para>
+/// The listening socket leaves the set in three cases, and the wait's timeout follows from which: an accept that failed
+/// for want of descriptors or memory (back-off: listen again when it ends), a connection Kestrel had no room for (held:
+/// listen again once it is handed over; room wakes the loop through an eventfd), and unbinding (the socket is closed;
+/// the loop serves its open connections until the listener is disposed). Never a blocking write to Kestrel's queue:
+/// this thread serves every connection it accepted.
+/// </para>
+/// </remarks>
+internal sealed class EventLoop : Acceptor
+{
+    /// <summary>Accepting wake-ups between re-registrations (ThunderingHerd); measured against 1, 4, 64, 256 and 1024 in perf/README.md.</summary>
+    public const int RearmEvery = 16;
+
+    private const int MaxEvents = 64;
+
+    // Epoll data of the loop's own descriptors; a connection's token has a generation of at least 1 in its upper half.
+    private const ulong ListenToken = 0, StopToken = 1, ShutdownToken = 2, WakeToken = 3;
+
+    private readonly Epoll _epoll;
+    private readonly EventFd _wake;
+    private readonly ConnectionTable _connections = new();
+    private readonly NativeConnectionSettings _settings;
+    private readonly int _listenFd;
+    private readonly int _rearmEvery;
+    private int _wakeups;
+    private State _state = State.Listening;
+    private long _resumeAt;
+    private NativeConnection? _held;
+
+    private enum State
+    {
+        /// <summary>The listening socket is in the set.</summary>
+        Listening,
+
+        /// <summary>Out of the set until <see cref="_resumeAt"/> and until no connection is held.</summary>
+        Paused,
+
+        /// <summary>Unbound: the listening socket is closed; open connections are still served.</summary>
+        Stopped,
+    }
+
+    /// <summary>An event loop for acceptor <paramref name="id"/>; <paramref name="shutdown"/> is set when the listener is disposed: the loop aborts what is still open and exits.</summary>
+    public EventLoop(int id, Socket listenSocket, NativeConnectionSettings settings, StopSignal shutdown, AcceptorContext context)
+        : base(id, listenSocket, context)
+    {
+        _settings = settings;
+        _listenFd = (int)listenSocket.SafeHandle.DangerousGetHandle();
+        _rearmEvery = context.Strategy == AcceptStrategy.ThunderingHerd ? RearmEvery : 0;
+        _epoll = new Epoll();
+        _wake = new EventFd();
+        var errno = _epoll.Add(_listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken);
+        if (errno == 0)
+        {
+            errno = _epoll.Add(context.Stop.Fd, Libc.EPOLLIN, StopToken);
+        }
+
+        if (errno == 0)
+        {
+            errno = _epoll.Add(shutdown.Fd, Libc.EPOLLIN, ShutdownToken);
+        }
+
+        if (errno == 0)
+        {
+            errno = _epoll.Add(_wake.Fd, Libc.EPOLLIN, WakeToken);
+        }
+
+        if (errno != 0)
+        {
+            Dispose();
+            throw new IOException(
+                $"Adding the listening socket to an epoll set with EPOLLEXCLUSIVE failed ({Libc.ErrnoName(errno)}); Linux 4.5 or later is needed.");
+        }
+    }
+
+    /// <summary>Connections this loop still serves.</summary>
+    public int OpenConnections => _connections.Count;
+
+    public override void Dispose()
+    {
+        _wake.Dispose();
+        _epoll.Dispose();
+    }
+
+    public override void Run()
+    {
+        using var events = new EpollEventBuffer(MaxEvents);
+        try
+        {
+            while (true)
+            {
+                RotateIfDue();
+                var n = _epoll.Wait(events, Timeout());
+                if (n < 0)
+                {
+                    // epoll itself failing is not something a retry fixes quickly; log once, back off, go on.
+                    Thread.Sleep(AcceptFailed("epoll_wait " + Libc.ErrnoName(-n)));
+                    continue;
+                }
+
+                bool readable = false, woken = false;
+                for (var i = 0; i < n; i++)
+                {
+                    var ev = events[i];
+                    switch (ev.Data)
+                    {
+                        case ListenToken:
+                            readable = true;
+                            break;
+                        case StopToken:
+                            // A latch: acted on below, and taken out of the set there.
+                            break;
+                        case ShutdownToken:
+                            return;
+                        case WakeToken:
+                            _wake.Reset();
+                            woken = true;
+                            break;
+                        default:
+                            if (_connections.Find(ev.Data) is { } connection)
+                            {
+                                Dispatch(connection, ev.Events);
+                            }
+
+                            break;
+                    }
+                }
+
+                // After the wake-up was consumed above: a wake raised from here on stays pending for the next wait.
+                if (_held is not null && (woken || Context.Disposing.IsCancellationRequested))
+                {
+                    OfferHeld();
+                }
+
+                if (Context.Stop.IsSet)
+                {
+                    StopListening();
+                }
+                else if (_state == State.Paused)
+                {
+                    if (_held is null && Environment.TickCount64 >= _resumeAt)
+                    {
+                        Listen();
+                    }
+                }
+                else if (readable)
+                {
+                    try
+                    {
+                        Accept();
+                    }
+                    catch (Exception e)
+                    {
+                        // Nothing expected throws here; an exception on this thread would end the process.
+                        Pause(AcceptorFaulted(e));
+                    }
+                }
+
+                // Unbinding waits for this: every connection taken has been handed to Kestrel (or given up at dispose).
+                if (_state == State.Stopped && _held is null)
+                {
+                    ListeningEnded.TrySetResult();
+                }
+            }
+        }
+        finally
+        {
+            _held?.Abort(new ConnectionAbortedException("The listener was disposed before Kestrel took this connection."));
+            StopListening();
+            ListeningEnded.TrySetResult();
+
+            // The listener is being disposed: Kestrel has already given up on whatever is still open.
+            foreach (var connection in _connections.Snapshot())
+            {
+                connection.Abort(new ConnectionAbortedException("The listener was disposed."));
+            }
+        }
+    }
+
+    /// <summary>Blocks while listening or stopped; while paused, until the back-off ends (or a held connection is handed over).</summary>
+    private int Timeout() =>
+        _state == State.Paused && _held is null ? (int)Math.Clamp(_resumeAt - Environment.TickCount64, 0, int.MaxValue) : -1;
+
+    private void RotateIfDue()
+    {
+        if (_rearmEvery == 0 || _wakeups < _rearmEvery || _state != State.Listening)
+        {
+            return;
+        }
+
+        // Not waiting while the socket is out of the set, so no connection is missed: one that arrives meanwhile wakes
+        // another loop, or is found ready when the socket is added back.
+        _wakeups = 0;
+        var errno = _epoll.Remove(_listenFd);
+        if (errno == 0)
+        {
+            errno = _epoll.Add(_listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken);
+        }
+
+        if (errno != 0)
+        {
+            Pause(AcceptFailed("epoll_ctl " + Libc.ErrnoName(errno)));
+        }
+    }
+
+    /// <summary>Takes the listening socket out of the set for <paramref name="milliseconds"/> (0: until a held connection is handed over).</summary>
+    private void Pause(int milliseconds)
+    {
+        _ = _epoll.Remove(_listenFd);
+        _state = State.Paused;
+        _resumeAt = Environment.TickCount64 + milliseconds;
+    }
+
+    private void Listen()
+    {
+        var errno = _epoll.Add(_listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken);
+        if (errno != 0 && errno != Libc.EEXIST)
+        {
+            Pause(AcceptFailed("epoll_ctl " + Libc.ErrnoName(errno)));
+            return;
+        }
+
+        _state = State.Listening;
+        _resumeAt = 0;
+    }
+
+    /// <summary>Unbinding: the listening socket and the stop latch leave the set for good, and the socket is closed.</summary>
+    private void StopListening()
+    {
+        if (_state == State.Stopped)
+        {
+            return;
+        }
+
+        _state = State.Stopped;
+        _resumeAt = 0;
+        _ = _epoll.Remove(_listenFd);
+        _ = _epoll.Remove(Context.Stop.Fd);
+        ListenSocket.Dispose();
+    }
+
+    /// <summary>Nothing expected throws here; whatever did ends that one connection, never the loop and its others.</summary>
+    private void Dispatch(NativeConnection connection, uint events)
+    {
+        try
+        {
+            connection.OnEvents(events);
+        }
+        catch (Exception e)
+        {
+            Context.Metrics.AcceptError("unexpected", Tags);
+            ConnectionLog.EventLoopFailed(_settings.Logger, Id, Context.EndPoint, connection.ConnectionId, e);
+            connection.Abort(new ConnectionAbortedException("The event loop failed serving this connection.", e));
+        }
+    }
+
+    /// <summary>Takes one connection, reads what it sent, registers it and offers it to Kestrel.</summary>
+    private unsafe void Accept()
+    {
+        _wakeups++;
+        var address = stackalloc byte[Libc.SocketAddressBytes];
+        var length = (uint)Libc.SocketAddressBytes;
+        var fd = Libc.Accept4(_listenFd, address, &length, Libc.SOCK_NONBLOCK | Libc.SOCK_CLOEXEC);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            switch (errno)
+            {
+                case Libc.EAGAIN:
+                    // Another loop (or process) took it first.
+                    SpuriousWakeup();
+                    return;
+                case Libc.EINTR:
+                    return;
+                case Libc.ECONNABORTED or Libc.ECONNRESET or Libc.EPROTO:
+                    // That connection died in the queue; the next one is unaffected, so no back-off.
+                    ConnectionLostInQueue();
+                    return;
+            }
+
+            // Out of descriptors or memory: the pending connection stays queued, and the socket (level-triggered) would
+            // wake the loop at once; stop polling it for the back-off, serving connections meanwhile.
+            Pause(AcceptFailed(
+                errno is Libc.EMFILE or Libc.ENFILE ? SocketError.TooManyOpenSockets.ToString()
+                : errno is Libc.ENOBUFS or Libc.ENOMEM ? SocketError.NoBufferSpaceAvailable.ToString()
+                : Libc.ErrnoName(errno)));
+            return;
+        }
+
+        AcceptSucceeded();
+        NativeConnection connection;
+        try
+        {
+            connection = new NativeConnection(fd, LocalEndPointOf(fd), RemoteEndPointOf(address, length), _settings);
+        }
+        catch (Exception ex)
+        {
+            _ = Libc.Close(fd);
+            AcceptStrategyLog.HandoffFailed(Context.Logger, Id, Context.EndPoint, ex);
+            return;
+        }
+
+        var token = _connections.Add(connection);
+        connection.Attach(_epoll, _connections, token);
+
+        // With TCP_DEFER_ACCEPT the request is already here: read it before the first wait.
+        connection.Receive();
+        var registered = _epoll.Add(fd, NativeConnection.ReadEvents, token);
+        if (registered != 0)
+        {
+            connection.Abort(new ConnectionAbortedException($"Registering the connection with its event loop failed ({Libc.ErrnoName(registered)})."));
+        }
+
+        connection.StartSending();
+        Count(connection);
+        if (!Context.Accepted.TryWrite(connection))
+        {
+            // Kestrel is behind (or at its connection limit): take no more until it has room for this one, so they wait
+            // in the kernel queue where other loops and processes can still take them.
+            _held = connection;
+            Pause(0);
+            WakeWhenWritable();
+        }
+    }
+
+    private void OfferHeld()
+    {
+        if (Context.Disposing.IsCancellationRequested)
+        {
+            _held!.Abort(new ConnectionAbortedException("The listener was disposed before Kestrel took this connection."));
+            _held = null;
+        }
+        else if (Context.Accepted.TryWrite(_held!))
+        {
+            _held = null;
+        }
+        else
+        {
+            WakeWhenWritable();
+        }
+    }
+
+    private void WakeWhenWritable() =>
+        // Completes when the queue has room, is completed, or the listener is disposed: each wakes the loop once.
+        _ = Context.Accepted.WaitToWriteAsync(Context.Disposing).AsTask().ContinueWith(
+            static (_, state) => ((EventFd)state!).Signal(),
+            _wake,
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+
+    private unsafe IPEndPoint LocalEndPointOf(int fd)
+    {
+        var bound = (IPEndPoint)Context.EndPoint;
+        if (!bound.Address.Equals(IPAddress.Any) && !bound.Address.Equals(IPAddress.IPv6Any))
+        {
+            return bound;
+        }
+
+        // A wildcard listener: which of the host's addresses the client reached is the kernel's to say.
+        var address = stackalloc byte[Libc.SocketAddressBytes];
+        var length = (uint)Libc.SocketAddressBytes;
+        return Libc.GetSockName(fd, address, &length) == 0 ? RemoteEndPointOf(address, length) ?? bound : bound;
+    }
+
+    private static unsafe IPEndPoint? RemoteEndPointOf(byte* address, uint length)
+    {
+        var family = *(ushort*)address;
+        var port = (address[2] << 8) | address[3];
+        if (family == 2 && length >= 8)
+        {
+            return new IPEndPoint(new IPAddress(new ReadOnlySpan<byte>(address + 4, 4)), port);
+        }
+
+        if (family == 10 && length >= 28)
+        {
+            return new IPEndPoint(new IPAddress(new ReadOnlySpan<byte>(address + 8, 16), *(uint*)(address + 24)), port);
+        }
+
+        return null;
+    }
+}
