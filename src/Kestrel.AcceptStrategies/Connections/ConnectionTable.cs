@@ -12,13 +12,16 @@ internal sealed class ConnectionTable
 {
     private NativeConnection?[] _slots = new NativeConnection?[64];
     private uint[] _generations = new uint[64];
+
+    public ConnectionTable()
+    {
+    }
+
+    /// <summary>A table whose slots start at <paramref name="generation"/>: a wrap is reached in a test, not after 2^32 connections.</summary>
+    internal ConnectionTable(uint generation) => Array.Fill(_generations, generation);
     private readonly Stack<int> _free = new();
     private readonly System.Collections.Concurrent.ConcurrentQueue<int> _released = new();
     private int _used;
-    private int _open;
-
-    /// <summary>Connections registered and not yet released.</summary>
-    public int Count => Volatile.Read(ref _open);
 
     /// <summary>Takes a slot for <paramref name="connection"/>; returns the token for its epoll registration.</summary>
     public ulong Add(NativeConnection connection)
@@ -41,8 +44,13 @@ internal sealed class ConnectionTable
         }
 
         _slots[slot] = connection;
+        // Never generation 0: a token must stay above the loop's own (listening socket, signals) after a wrap.
         var generation = ++_generations[slot];
-        Interlocked.Increment(ref _open);
+        if (generation == 0)
+        {
+            generation = _generations[slot] = 1;
+        }
+
         return ((ulong)generation << 32) | (uint)slot;
     }
 
@@ -57,9 +65,5 @@ internal sealed class ConnectionTable
     public List<NativeConnection> Snapshot() => [.. _slots.Take(_used).OfType<NativeConnection>()];
 
     /// <summary>Gives the slot back; any thread, once per token. Events already read for it are dropped.</summary>
-    public void Release(ulong token)
-    {
-        Interlocked.Decrement(ref _open);
-        _released.Enqueue((int)(uint)token);
-    }
+    public void Release(ulong token) => _released.Enqueue((int)(uint)token);
 }

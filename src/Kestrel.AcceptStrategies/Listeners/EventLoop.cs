@@ -95,9 +95,6 @@ internal sealed class EventLoop : Acceptor
         }
     }
 
-    /// <summary>Connections this loop still serves.</summary>
-    public int OpenConnections => _connections.Count;
-
     public override void Dispose()
     {
         _wake.Dispose();
