@@ -172,7 +172,8 @@ internal sealed class NativeConnection : ConnectionContext,
 
         if ((events & (Libc.EPOLLOUT | Libc.EPOLLHUP | Libc.EPOLLERR)) != 0)
         {
-            OnWritable();
+            // Inline: the rest of the send is the transport's own code, safe on the loop's thread.
+            OnWritable(inline: true);
         }
     }
 
@@ -432,7 +433,7 @@ internal sealed class NativeConnection : ConnectionContext,
     }
 
     /// <summary>The loop saw the socket writable (or failed), or the connection shut down: a waiting send tries again.</summary>
-    private void OnWritable()
+    private void OnWritable(bool inline)
     {
         TaskCompletionSource? waiter;
         lock (_sendGate)
@@ -442,8 +443,19 @@ internal sealed class NativeConnection : ConnectionContext,
             _writableSeen = waiter is null;
         }
 
-        // Completed inline: the rest of the send is the transport's own code, safe on the loop's thread.
-        waiter?.TrySetResult();
+        if (waiter is null)
+        {
+            return;
+        }
+
+        if (inline)
+        {
+            waiter.TrySetResult();
+        }
+        else
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static w => w.TrySetResult(), waiter, preferLocal: false);
+        }
     }
 
     private Task WaitWritableAsync()
@@ -541,8 +553,11 @@ internal sealed class NativeConnection : ConnectionContext,
 
         _table?.Release(_token);
 
-        // A send waiting for EPOLLOUT would wait forever now that the descriptor is out of the epoll set.
-        OnWritable();
+        // A send waiting for EPOLLOUT would wait forever now that the descriptor is out of the epoll set. It ends from the
+        // thread pool, not inside this call: ending it completes the output pipe, which releases the app's pending flush,
+        // and Kestrel cancels RequestAborted only after its abort of the transport returns, as with its own transport,
+        // whose send ends from the socket engine's thread.
+        OnWritable(inline: false);
     }
 
     private void FireConnectionClosed()
