@@ -4,7 +4,8 @@ namespace BenchmarkApp;
 
 /// <summary>
 /// Test hook (--ChildFdProbe=true): in every process of the app, starts a child every 50 ms that lists its own
-/// descriptors, and prints any socket it inherited as "fd-probe: leaked ..." (a listening socket must never leak), and
+/// descriptors, and prints any socket or accept lock file it inherited as "fd-probe: leaked ..." (a listening socket
+/// or a Serialized lock must never leak), and
 /// SIGHUP, SIGTTIN or SIGTTOU blocked or ignored in the child as "fd-probe: terminal signals ...".
 /// </summary>
 internal sealed class ChildFdProbe : BackgroundService
@@ -26,7 +27,7 @@ internal sealed class ChildFdProbe : BackgroundService
             {
                 var listing = await child.StandardOutput.ReadToEndAsync(stoppingToken);
                 await child.WaitForExitAsync(stoppingToken);
-                foreach (var line in listing.Split('\n').Where(l => l.Contains("socket:", StringComparison.Ordinal)))
+                foreach (var line in listing.Split('\n').Where(l => l.Contains("socket:", StringComparison.Ordinal) || l.Contains("/kestrel-accept-", StringComparison.Ordinal)))
                 {
                     Console.WriteLine($"fd-probe: leaked {line} into pid {child.Id}");
                 }

@@ -5,9 +5,10 @@ using Kestrel.AcceptStrategies.Internal;
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
-/// The Serialized strategy's lock file, held open by the supervisor and inherited by every worker, whose acceptors
-/// each open <c>/proc/self/fd/N</c> (a new open file description, so a flock of its own). Unlinked at once: there
-/// is no path for a tmp cleaner to remove and nothing left behind by a <c>kill -9</c>.
+/// One endpoint's accept lock file under the Serialized strategy, held open by the supervisor (with the endpoint's
+/// sockets) and inherited by every worker, whose acceptors of that endpoint each open <c>/proc/self/fd/N</c> (a new
+/// open file description, so a flock of its own). Unlinked at once: there is no path for a tmp cleaner to remove and
+/// nothing left behind by a <c>kill -9</c>.
 /// </summary>
 internal sealed unsafe class AcceptLockFile : IDisposable
 {

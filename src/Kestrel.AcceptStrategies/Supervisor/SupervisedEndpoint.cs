@@ -8,11 +8,15 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// <summary>
 /// One endpoint bound by the supervisor: a shared listening socket, or (<see cref="AcceptStrategy.ReusePort"/>) one
 /// group of <c>SO_REUSEPORT</c> sockets per worker slot, held across the slot's generations so a recycling
-/// worker's queued connections wait for its successor instead of being reset.
+/// worker's queued connections wait for its successor instead of being reset. Under
+/// <see cref="AcceptStrategy.Serialized"/> also the endpoint's own accept lock file: its acceptors in every worker
+/// take turns among themselves only, as one process's listeners each have a mutex of their own, because an acceptor
+/// waits for a connection while it holds the lock and must not keep another endpoint's acceptors waiting meanwhile.
 /// </summary>
 internal sealed class SupervisedEndpoint : IDisposable
 {
     private readonly Socket? _shared;
+    private readonly AcceptLockFile? _acceptLock;
     // Null where a slot was released (the adaptive pool drained a middle slot) and not yet taken again.
     private readonly List<Socket[]?> _slots = [];
     private readonly int _acceptorsPerSlot;
@@ -21,9 +25,12 @@ internal sealed class SupervisedEndpoint : IDisposable
     private readonly object _gate = new();
     private bool _disposed;
 
-    public SupervisedEndpoint(string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions)
+    // acceptLock: owned from here on; null unless the workers accept Serialized.
+    public SupervisedEndpoint(
+        string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions, AcceptLockFile? acceptLock = null)
     {
         Requested = requested;
+        _acceptLock = acceptLock;
         BoundEndPoint = (IPEndPoint)sockets[0].LocalEndPoint!;
         _acceptorsPerSlot = acceptors;
         _deferAccept = deferAccept;
@@ -43,8 +50,11 @@ internal sealed class SupervisedEndpoint : IDisposable
 
     public IPEndPoint BoundEndPoint { get; }
 
-    /// <summary>The descriptors a worker in <paramref name="slot"/> inherits; binds the slot's sockets if it is new.</summary>
-    public int[] FdsFor(int slot)
+    /// <summary>
+    /// The descriptors a worker in <paramref name="slot"/> inherits for this endpoint: its listening sockets (bound
+    /// now if the slot is new) and its accept lock, if any.
+    /// </summary>
+    public (int[] Sockets, int? Lock) FdsFor(int slot)
     {
         lock (_gate)
         {
@@ -57,7 +67,7 @@ internal sealed class SupervisedEndpoint : IDisposable
 
             if (_shared is not null)
             {
-                return [Fd(_shared)];
+                return ([Fd(_shared)], _acceptLock?.Fd);
             }
 
             while (_slots.Count <= slot)
@@ -84,7 +94,7 @@ internal sealed class SupervisedEndpoint : IDisposable
                 _slots[slot] = [.. group];
             }
 
-            return [.. _slots[slot]!.Select(Fd)];
+            return ([.. _slots[slot]!.Select(Fd)], _acceptLock?.Fd);
         }
     }
 
@@ -116,6 +126,7 @@ internal sealed class SupervisedEndpoint : IDisposable
         {
             _disposed = true;
             _shared?.Dispose();
+            _acceptLock?.Dispose();
             foreach (var socket in _slots.SelectMany(s => s ?? []))
             {
                 socket.Dispose();

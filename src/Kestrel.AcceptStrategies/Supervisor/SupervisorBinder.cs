@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Connections;
@@ -27,11 +28,25 @@ internal sealed class SupervisorBinder(
 
         // ReusePort: one group of Acceptors sockets per worker slot; otherwise one socket every worker shares.
         var count = settings.Strategy == AcceptStrategy.ReusePort ? settings.Acceptors * settings.Workers : 1;
-        // A socket systemd passed is one socket every worker shares, whatever the strategy (ReusePort included).
-        var activated = transportFactory.TakeActivated(ip, settings, _logger);
-        var sockets = activated ?? ListenSocketBinder.Bind(ip, settings.Strategy, count, settings.DeferAccept, transport);
-        var layout = activated is null ? settings.Strategy : AcceptStrategy.ThunderingHerd;
-        var endpoint = new SupervisedEndpoint(ip.ToString(), sockets, layout, settings.Acceptors, settings.DeferAccept, transport);
+        // Serialized: each endpoint has a lock of its own, so an acceptor waiting on a quiet endpoint with its lock held
+        // keeps no other endpoint's acceptors waiting (one process gives each listener a mutex of its own likewise).
+        var acceptLock = settings.Strategy == AcceptStrategy.Serialized ? AcceptLockFile.Create() : null;
+        SupervisedEndpoint endpoint;
+        Socket[] sockets;
+        try
+        {
+            // A socket systemd passed is one socket every worker shares, whatever the strategy (ReusePort included).
+            var activated = transportFactory.TakeActivated(ip, settings, _logger);
+            sockets = activated ?? ListenSocketBinder.Bind(ip, settings.Strategy, count, settings.DeferAccept, transport);
+            var layout = activated is null ? settings.Strategy : AcceptStrategy.ThunderingHerd;
+            endpoint = new SupervisedEndpoint(ip.ToString(), sockets, layout, settings.Acceptors, settings.DeferAccept, transport, acceptLock);
+        }
+        catch
+        {
+            acceptLock?.Dispose();
+            throw;
+        }
+
         supervisorSockets.Add(endpoint);
         AcceptStrategyLog.SupervisorBound(_logger, endpoint.BoundEndPoint, settings.Strategy, sockets.Length, settings.Workers);
         return new SupervisorListener(endpoint, supervisorSockets);

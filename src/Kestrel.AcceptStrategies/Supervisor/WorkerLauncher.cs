@@ -3,14 +3,13 @@ using Kestrel.AcceptStrategies.Internal;
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
-/// Starts one worker: a control socket pair, the descriptors it inherits (control socket, accept lock, its slot's
-/// listening sockets), the environment that describes them plus the runtime profile's settings, <c>posix_spawn</c>,
-/// and a pidfd on the result.
+/// Starts one worker: a control socket pair, the descriptors it inherits (control socket, then for each endpoint its
+/// accept lock, if any, and its slot's listening sockets), the environment that describes them plus the runtime
+/// profile's settings, <c>posix_spawn</c>, and a pidfd on the result.
 /// </summary>
 internal sealed class WorkerLauncher(
     IReadOnlyList<SupervisedEndpoint> endpoints,
     AcceptStrategy strategy,
-    AcceptLockFile? lockFile,
     IReadOnlyList<KeyValuePair<string, string>> runtimeSettings)
 {
     /// <summary>The new worker's pid and handle; throws (leaving nothing open) when any step fails.</summary>
@@ -23,36 +22,44 @@ internal sealed class WorkerLauncher(
         {
             (supervisorEnd, workerEnd) = ControlChannel.CreatePair();
             var inherited = new List<int> { workerEnd.Fd };
-            if (lockFile is not null)
-            {
-                inherited.Add(lockFile.Fd);
-            }
-
-            var perEndpoint = new List<(string Endpoint, int[] Fds)>();
+            var perEndpoint = new List<(string Endpoint, int[] Sockets, int? Lock)>();
             foreach (var endpoint in endpoints)
             {
-                var fds = endpoint.FdsFor(slot);
-                perEndpoint.Add((endpoint.Requested, fds));
-                inherited.AddRange(fds);
+                var (sockets, acceptLock) = endpoint.FdsFor(slot);
+                perEndpoint.Add((endpoint.Requested, sockets, acceptLock));
+                if (acceptLock is { } lockFd)
+                {
+                    inherited.Add(lockFd);
+                }
+
+                inherited.AddRange(sockets);
             }
 
             pid = WorkerSpawner.Spawn(inherited, targets =>
             {
                 // targets[i] is the number inherited[i] gets in the worker.
-                var lockIndex = lockFile is null ? 0 : 1;
-                var mapped = new List<(string, int[])>();
-                var next = 1 + lockIndex;
-                foreach (var (endpoint, fds) in perEndpoint)
+                var listen = new List<(string Endpoint, int[] Fds)>();
+                var locks = new List<(string Endpoint, int[] Fds)>();
+                var next = 1;
+                foreach (var (endpoint, sockets, acceptLock) in perEndpoint)
                 {
-                    mapped.Add((endpoint, [.. targets.Skip(next).Take(fds.Length)]));
-                    next += fds.Length;
+                    if (acceptLock is not null)
+                    {
+                        locks.Add((endpoint, [targets[next++]]));
+                    }
+
+                    listen.Add((endpoint, [.. targets.Skip(next).Take(sockets.Length)]));
+                    next += sockets.Length;
                 }
 
+                // lockfd (the first endpoint's lock) is for a worker of an earlier build, which knows one lock only:
+                // started by SIGHUP after a rollback, it still starts, sharing that lock between its endpoints as before.
                 return WorkerSpawner.CurrentEnvironment(
                 [
                     .. runtimeSettings,
-                    new(WorkerEnvironment.WorkerVariable, WorkerEnvironment.Format(slot, generation, budget, targets[0], strategy, lockIndex > 0 ? targets[1] : null)),
-                    new(WorkerEnvironment.ListenFdsVariable, WorkerEnvironment.FormatListenFds(mapped)),
+                    new(WorkerEnvironment.WorkerVariable, WorkerEnvironment.Format(slot, generation, budget, targets[0], strategy, locks.Count > 0 ? locks[0].Fds[0] : null)),
+                    new(WorkerEnvironment.ListenFdsVariable, WorkerEnvironment.FormatFds(listen)),
+                    new(WorkerEnvironment.LockFdsVariable, WorkerEnvironment.FormatFds(locks)),
                 ]);
             });
         }

@@ -24,7 +24,6 @@ internal sealed class WorkerSupervisor(
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
     private readonly List<PosixSignalRegistration> _signals = [];
     private SupervisorLoop? _loop;
-    private AcceptLockFile? _lockFile;
     private StatusServer? _status;
     private AcceptStrategyOptions _settings = null!;
 
@@ -56,11 +55,10 @@ internal sealed class WorkerSupervisor(
 
         // Fails once, here, naming what is missing (Linux < 5.3, a seccomp profile without pidfd_open), instead of every spawn.
         WorkerProcess.Open(Environment.ProcessId).Dispose();
-        _lockFile = _settings.Strategy == AcceptStrategy.Serialized ? AcceptLockFile.Create() : null;
         _loop = new SupervisorLoop(
             _settings,
             endpoints,
-            new WorkerLauncher(endpoints, _settings.Strategy, _lockFile, DecideRuntimeSettings(_settings.WorkerRuntimeProfile)),
+            new WorkerLauncher(endpoints, _settings.Strategy, DecideRuntimeSettings(_settings.WorkerRuntimeProfile)),
             new SettingsReloader(configuration, optionsFactory, _logger),
             metrics,
             _logger,
@@ -144,8 +142,6 @@ internal sealed class WorkerSupervisor(
         {
             await _loop.DisposeAsync().ConfigureAwait(false);
         }
-
-        _lockFile?.Dispose();
     }
 
     /// <summary>A snapshot taken on the loop (its state is the loop's alone), to be serialized by the status view.</summary>
@@ -179,6 +175,5 @@ internal sealed class WorkerSupervisor(
         }
 
         _status?.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        _lockFile?.Dispose();
     }
 }

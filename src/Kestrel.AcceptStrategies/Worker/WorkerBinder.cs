@@ -16,15 +16,16 @@ internal sealed class WorkerBinder(
     public IConnectionListener Bind(IPEndPoint ip)
     {
         metrics.WorkerSlot = worker.Slot;
-        var fds = worker.TakeListenFds(ip.ToString()) ?? throw new InvalidOperationException(
+        var inherited = worker.TakeEndpoint(ip.ToString()) ?? throw new InvalidOperationException(
             $"This worker was asked to bind {ip}, but its supervisor passed sockets only for {string.Join(", ", worker.Endpoints)}. Workers serve the endpoints the supervisor bound at start-up; restart the supervisor to change them.");
 
-        // The supervisor's strategy made the sockets; a reloaded configuration cannot change it.
+        // The supervisor's strategy made the sockets; a reloaded configuration cannot change it. Serialized: the
+        // endpoint's own lock, which this endpoint's acceptors in every worker take turns on, and no other endpoint's.
         var strategy = worker.Strategy;
         var mutexFactory = strategy == AcceptStrategy.Serialized
-            ? FlockAcceptMutexFactory.ForInheritedFd(worker.LockFd ?? throw new InvalidOperationException("The supervisor passed no accept lock file for the Serialized strategy."))
+            ? FlockAcceptMutexFactory.ForInheritedFd(inherited.LockFd ?? throw new InvalidOperationException($"The supervisor passed no accept lock file for {ip} (Serialized strategy)."))
             : null;
-        var sockets = ListenSocketBinder.Adopt(fds);
+        var sockets = ListenSocketBinder.Adopt(inherited.Fds);
         // ReusePort: one acceptor per socket of the slot's group; a lone shared socket (systemd's) gets Acceptors dups.
         var acceptors = strategy == AcceptStrategy.ReusePort && sockets.Length > 1 ? sockets.Length : options.Value.Acceptors;
         var listener = transport.Create(sockets, strategy, acceptors, mutexFactory, listeners.Connections);

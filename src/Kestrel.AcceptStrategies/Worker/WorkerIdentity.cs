@@ -6,8 +6,8 @@ namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
 /// Who this worker is, as its supervisor said through the environment (<see cref="WorkerEnvironment"/>): slot,
-/// generation, request budget, the control socket, the inherited descriptor of the (already unlinked) accept lock
-/// file, and which inherited descriptor listens on which endpoint.
+/// generation, request budget, the control socket, and for each endpoint the inherited descriptors that listen on it
+/// and of its (already unlinked) accept lock file.
 /// </summary>
 /// <remarks>
 /// Read once, as early as <c>UseAcceptStrategy()</c>: the inherited descriptors are marked close-on-exec again and
@@ -18,18 +18,17 @@ internal sealed class WorkerIdentity
 {
     private static readonly Lazy<WorkerIdentity?> LazyCurrent = new(ReadAndClear);
 
-    private readonly Dictionary<string, Queue<int[]>> _listenFds;
+    private readonly Dictionary<string, Queue<InheritedEndpoint>> _endpoints;
 
     internal WorkerIdentity(
-        int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int? lockFd, Dictionary<string, Queue<int[]>> listenFds)
+        int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, Dictionary<string, Queue<InheritedEndpoint>> endpoints)
     {
         Slot = slot;
         Generation = generation;
         Budget = budget;
         ControlFd = controlFd;
         Strategy = strategy;
-        LockFd = lockFd;
-        _listenFds = listenFds;
+        _endpoints = endpoints;
     }
 
     /// <summary>
@@ -50,17 +49,58 @@ internal sealed class WorkerIdentity
     /// <summary>The supervisor's strategy, which decided how the inherited sockets were made.</summary>
     public AcceptStrategy Strategy { get; }
 
-    /// <summary>
-    /// The accept lock file, open and unlinked (no path a tmp cleaner could remove). Each acceptor opens
-    /// <c>/proc/self/fd/N</c> for an open file description, and so a flock, of its own.
-    /// </summary>
-    public int? LockFd { get; }
-
     /// <summary>Takes the descriptors for the next binding of <paramref name="endpoint"/> (as Kestrel asked for it).</summary>
-    public int[]? TakeListenFds(string endpoint) =>
-        _listenFds.TryGetValue(endpoint, out var queue) && queue.TryDequeue(out var fds) ? fds : null;
+    public InheritedEndpoint? TakeEndpoint(string endpoint) =>
+        _endpoints.TryGetValue(endpoint, out var queue) && queue.TryDequeue(out var inherited) ? inherited : null;
 
-    public IEnumerable<string> Endpoints => _listenFds.Keys;
+    public IEnumerable<string> Endpoints => _endpoints.Keys;
+
+    /// <summary>
+    /// Reads the variables a supervisor wrote; throws one error naming them when they are not that. A supervisor of an
+    /// earlier build passes no <see cref="WorkerEnvironment.LockFdsVariable"/>, only one <c>lockfd</c> that every
+    /// endpoint shares (a worker SIGHUP starts after an upgrade gets that), and those endpoints share it still.
+    /// </summary>
+    internal static WorkerIdentity Parse(string worker, string listen, string? locks)
+    {
+        try
+        {
+            var fields = worker.Split(';').Select(f => f.Split('=', 2)).ToDictionary(f => f[0], f => f.Length > 1 ? f[1] : "");
+            int? sharedLock = fields.TryGetValue("lockfd", out var lockFd) && lockFd.Length > 0 ? int.Parse(lockFd, CultureInfo.InvariantCulture) : null;
+            var lockQueues = new Dictionary<string, Queue<int[]>>();
+            foreach (var (endpoint, fds) in ParseFds(locks ?? ""))
+            {
+                Enqueue(lockQueues, endpoint, fds.Length == 1 ? fds : throw new FormatException($"{endpoint} has {fds.Length} accept locks"));
+            }
+
+            var endpoints = new Dictionary<string, Queue<InheritedEndpoint>>();
+            foreach (var (endpoint, fds) in ParseFds(listen))
+            {
+                var acceptLock = locks is null ? sharedLock
+                    : lockQueues.TryGetValue(endpoint, out var queue) && queue.TryDequeue(out var own) ? own[0]
+                    : null;
+                Enqueue(endpoints, endpoint, new InheritedEndpoint(fds, acceptLock));
+            }
+
+            if (lockQueues.FirstOrDefault(q => q.Value.Count > 0).Key is { } unmatched)
+            {
+                throw new FormatException($"an accept lock for {unmatched} beyond its listening sockets");
+            }
+
+            return new WorkerIdentity(
+                int.Parse(fields["slot"], CultureInfo.InvariantCulture),
+                int.Parse(fields["generation"], CultureInfo.InvariantCulture),
+                long.Parse(fields["budget"], CultureInfo.InvariantCulture),
+                int.Parse(fields["control"], CultureInfo.InvariantCulture),
+                Enum.Parse<AcceptStrategy>(fields["strategy"]),
+                endpoints);
+        }
+        catch (Exception e) when (e is FormatException or KeyNotFoundException or ArgumentException or IndexOutOfRangeException or OverflowException)
+        {
+            throw new InvalidOperationException(
+                $"{WorkerEnvironment.WorkerVariable}='{worker}' / {WorkerEnvironment.ListenFdsVariable}='{listen}' / {WorkerEnvironment.LockFdsVariable}='{locks}' is not a worker environment written by a Kestrel.AcceptStrategies supervisor. Remove these variables unless a supervisor started this process.",
+                e);
+        }
+    }
 
     private static WorkerIdentity? ReadAndClear()
     {
@@ -74,57 +114,48 @@ internal sealed class WorkerIdentity
         WorkerSignals.TakeOver();
 
         var listen = Environment.GetEnvironmentVariable(WorkerEnvironment.ListenFdsVariable) ?? "";
+        var locks = Environment.GetEnvironmentVariable(WorkerEnvironment.LockFdsVariable);
         Libc.RemoveEnvironmentVariable(WorkerEnvironment.WorkerVariable);
         Libc.RemoveEnvironmentVariable(WorkerEnvironment.ListenFdsVariable);
+        Libc.RemoveEnvironmentVariable(WorkerEnvironment.LockFdsVariable);
 
-        try
+        var identity = Parse(worker, listen, locks);
+
+        // Inherited without close-on-exec; nothing this worker starts may hold the supervisor's sockets or lock files.
+        Libc.SetCloseOnExec(identity.ControlFd, true);
+        foreach (var inherited in identity._endpoints.Values.SelectMany(q => q))
         {
-            var fields = worker.Split(';').Select(f => f.Split('=', 2)).ToDictionary(f => f[0], f => f.Length > 1 ? f[1] : "");
-            var listenFds = new Dictionary<string, Queue<int[]>>();
-            foreach (var entry in listen.Split(';', StringSplitOptions.RemoveEmptyEntries))
+            if (inherited.LockFd is { } acceptLock)
             {
-                var separator = entry.LastIndexOf('=');
-                var fds = entry[(separator + 1)..].Split(',').Select(f => int.Parse(f, CultureInfo.InvariantCulture)).ToArray();
-                var endpoint = entry[..separator];
-                if (!listenFds.TryGetValue(endpoint, out var queue))
-                {
-                    listenFds[endpoint] = queue = new Queue<int[]>();
-                }
-
-                queue.Enqueue(fds);
+                Libc.SetCloseOnExec(acceptLock, true);
             }
 
-            var environment = new WorkerIdentity(
-                int.Parse(fields["slot"], CultureInfo.InvariantCulture),
-                int.Parse(fields["generation"], CultureInfo.InvariantCulture),
-                long.Parse(fields["budget"], CultureInfo.InvariantCulture),
-                int.Parse(fields["control"], CultureInfo.InvariantCulture),
-                Enum.Parse<AcceptStrategy>(fields["strategy"]),
-                fields.TryGetValue("lockfd", out var lockFd) && lockFd.Length > 0 ? int.Parse(lockFd, CultureInfo.InvariantCulture) : null,
-                listenFds);
-
-            // Inherited without close-on-exec; nothing this worker starts may hold the supervisor's sockets.
-            Libc.SetCloseOnExec(environment.ControlFd, true);
-            if (environment.LockFd is { } inheritedLock)
+            foreach (var fd in inherited.Fds)
             {
-                Libc.SetCloseOnExec(inheritedLock, true);
+                Libc.SetCloseOnExec(fd, true);
             }
-
-            foreach (var fds in listenFds.Values.SelectMany(q => q))
-            {
-                foreach (var fd in fds)
-                {
-                    Libc.SetCloseOnExec(fd, true);
-                }
-            }
-
-            return environment;
         }
-        catch (Exception e) when (e is FormatException or KeyNotFoundException or ArgumentException or IndexOutOfRangeException or OverflowException)
+
+        return identity;
+    }
+
+    /// <summary><c>ENDPOINT=FD[,FD...]</c> entries, <c>;</c>-separated, in order (<see cref="WorkerEnvironment.FormatFds"/>).</summary>
+    private static IEnumerable<(string Endpoint, int[] Fds)> ParseFds(string value)
+    {
+        foreach (var entry in value.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
-            throw new InvalidOperationException(
-                $"{WorkerEnvironment.WorkerVariable}='{worker}' / {WorkerEnvironment.ListenFdsVariable}='{listen}' is not a worker environment written by a Kestrel.AcceptStrategies supervisor. Remove these variables unless a supervisor started this process.",
-                e);
+            var separator = entry.LastIndexOf('=');
+            yield return (entry[..separator], [.. entry[(separator + 1)..].Split(',').Select(f => int.Parse(f, CultureInfo.InvariantCulture))]);
         }
+    }
+
+    private static void Enqueue<T>(Dictionary<string, Queue<T>> queues, string endpoint, T value)
+    {
+        if (!queues.TryGetValue(endpoint, out var queue))
+        {
+            queues[endpoint] = queue = new Queue<T>();
+        }
+
+        queue.Enqueue(value);
     }
 }

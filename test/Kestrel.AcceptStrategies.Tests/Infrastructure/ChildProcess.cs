@@ -102,6 +102,15 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         return new Uri(ListeningRegex().Match(line).Groups[1].Value);
     }
 
+    /// <summary>
+    /// Every address a "Now listening on" line named so far, in order, each once (a supervisor's workers log the
+    /// addresses they inherit again).
+    /// </summary>
+    public IReadOnlyList<Uri> ListeningAddresses =>
+    [
+        .. Lines.Select(l => ListeningRegex().Match(l)).Where(m => m.Success).Select(m => new Uri(m.Groups[1].Value)).Distinct(),
+    ];
+
     public async Task<string> WaitForLineAsync(Func<string, bool> predicate, TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);

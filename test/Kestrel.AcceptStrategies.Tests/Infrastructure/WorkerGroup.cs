@@ -23,12 +23,19 @@ internal sealed class WorkerGroup : IAsyncDisposable
 
     public Uri Address { get; }
 
-    /// <summary>Starts a supervisor with <paramref name="workers"/> workers and waits until that many are ready.</summary>
+    /// <summary>Every address the supervisor's Kestrel listens on, in binding order (<see cref="Address"/> first).</summary>
+    public IReadOnlyList<Uri> Addresses => Supervisor.ListeningAddresses;
+
+    /// <summary>
+    /// Starts a supervisor with <paramref name="workers"/> workers and waits until that many are ready.
+    /// <paramref name="urls"/> is Kestrel's list (<c>;</c>-separated), <see cref="Addresses"/> what it bound.
+    /// </summary>
     public static Task<WorkerGroup> StartAsync(
-        int workers, AcceptStrategy strategy, string arguments = "", IDictionary<string, string>? environment = null) =>
+        int workers, AcceptStrategy strategy, string arguments = "", IDictionary<string, string>? environment = null,
+        string urls = "http://127.0.0.1:0", int acceptors = 2) =>
         WaitReadyAsync(
             ChildProcess.StartBenchmarkApp(
-                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors=2 --AcceptStrategy:Workers={workers} {arguments}",
+                $"\"--urls={urls}\" --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors={acceptors} --AcceptStrategy:Workers={workers} {arguments}",
                 environment: JsonLogs(environment)),
             workers);
 

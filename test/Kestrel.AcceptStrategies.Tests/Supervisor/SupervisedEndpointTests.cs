@@ -17,7 +17,7 @@ public sealed class SupervisedEndpointTests
         socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         socket.Listen();
         var endpoint = new SupervisedEndpoint("127.0.0.1:0", [socket], strategy, 1, deferAccept: false, new SocketTransportOptions());
-        Assert.Single(endpoint.FdsFor(0));
+        Assert.Single(endpoint.FdsFor(0).Sockets);
 
         endpoint.Dispose();
 

@@ -7,11 +7,12 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 public sealed class WorkerEnvironmentTests
 {
     [Theory]
-    [InlineData("KESTREL_ACCEPT_STRATEGIES_WORKER")]
-    [InlineData("KESTREL_ACCEPT_STRATEGIES_LISTEN_FDS")]
-    public async Task WorkerVariables_NativeEnvironment_Removed(string name)
+    [InlineData("KESTREL_ACCEPT_STRATEGIES_WORKER", AcceptStrategy.ThunderingHerd)]
+    [InlineData("KESTREL_ACCEPT_STRATEGIES_LISTEN_FDS", AcceptStrategy.ThunderingHerd)]
+    [InlineData("KESTREL_ACCEPT_STRATEGIES_LOCK_FDS", AcceptStrategy.Serialized)]
+    public async Task WorkerVariables_NativeEnvironment_Removed(string name, AcceptStrategy strategy)
     {
-        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ThunderingHerd);
+        await using var group = await WorkerGroup.StartAsync(1, strategy);
 
         // Still a worker answering, and libc's environment (what system(3) children get) no longer has the variable.
         Assert.StartsWith("Worker ", await Load.GetAsync(new Uri(group.Address, "/whoami")), StringComparison.Ordinal);

@@ -90,13 +90,13 @@ public sealed class WorkerBinderTests
 
     private static WorkerIdentity Identity(int? fd)
     {
-        var listenFds = new Dictionary<string, Queue<int[]>> { [Requested.ToString()] = new() };
+        var endpoints = new Dictionary<string, Queue<InheritedEndpoint>> { [Requested.ToString()] = new() };
         if (fd is { } listening)
         {
-            listenFds[Requested.ToString()].Enqueue([listening]);
+            endpoints[Requested.ToString()].Enqueue(new InheritedEndpoint([listening], LockFd: null));
         }
 
-        return new WorkerIdentity(slot: 2, generation: 3, budget: 0, controlFd: -1, AcceptStrategy.ThunderingHerd, lockFd: null, listenFds);
+        return new WorkerIdentity(slot: 2, generation: 3, budget: 0, controlFd: -1, AcceptStrategy.ThunderingHerd, endpoints);
     }
 
     private static ServiceProvider CreateServices(WorkerIdentity worker)
