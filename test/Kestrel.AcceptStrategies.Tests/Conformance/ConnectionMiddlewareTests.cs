@@ -1,0 +1,127 @@
+// Test cases of aspnetcore's src/Servers/Kestrel/test/FunctionalTests/ConnectionMiddlewareTests.cs, same names,
+// written for this harness; each runs on all four transports.
+// Differs from upstream's cases:
+// - The middleware is put on the harness's one endpoint (ServerSetup.Endpoint) instead of a ListenOptions the test
+//   constructs (its constructor is internal to Kestrel).
+// - The throwing middleware throws an InvalidOperationException (Kestrel handles any exception alike).
+// Dropped: none.
+
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+
+namespace Kestrel.AcceptStrategies.Tests.Conformance;
+
+public abstract class ConnectionMiddlewareTests : TransportTestBase
+{
+    [Fact]
+    public async Task ThrowingSynchronousConnectionMiddlewareDoesNotCrashServer()
+    {
+        // The middleware throws before returning a task; Kestrel must close that connection (the request never reaches
+        // the app), so a client that keeps sending its announced body soon gets a write error.
+        await using var server = await StartServerAsync(
+            _ => Task.CompletedTask,
+            new ServerSetup { Endpoint = listen => listen.Use(_ => _ => throw new InvalidOperationException("Connection middleware failed synchronously.")) });
+
+        using var client = await server.ConnectAsync();
+        await Assert.ThrowsAnyAsync<IOException>(async () =>
+        {
+            await client.SendAsync("POST / HTTP/1.0", "Content-Length: 1000", "", "");
+            for (var i = 0; i < 1000; i++)
+            {
+                await client.SendAsync("a");
+                await Task.Delay(5);
+            }
+        });
+    }
+
+    [Fact]
+    public async Task DisposeAsyncAfterReplacingTransportClosesConnection()
+    {
+        // The middleware swaps the transport's pipes for its own and then disposes the connection: the transport's
+        // connection must still close, and Kestrel must not complete the pipes that replaced it.
+        var replacement = new UnusablePipe();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using (var server = await StartServerAsync(
+            _ => Task.CompletedTask,
+            new ServerSetup
+            {
+                Endpoint = listen => listen.Use(_ => async context =>
+                {
+                    context.Transport = replacement;
+                    await context.DisposeAsync();
+                    await release.Task.OrTimeout();
+                }),
+            }))
+        {
+            using var client = await server.ConnectAsync();
+            await client.ExpectClosedAsync();
+            release.TrySetResult();
+        }
+
+        Assert.False(replacement.Completed, "Kestrel completed the pipes the middleware put in place of the transport's.");
+    }
+
+    /// <summary>Pipes that refuse every operation and only record whether either side was completed.</summary>
+    private sealed class UnusablePipe : IDuplexPipe
+    {
+        private int _completed;
+
+        public bool Completed => Volatile.Read(ref _completed) != 0;
+
+        public PipeReader Input => new Reader(this);
+
+        public PipeWriter Output => new Writer(this);
+
+        private void MarkCompleted() => Volatile.Write(ref _completed, 1);
+
+        private sealed class Reader(UnusablePipe owner) : PipeReader
+        {
+            public override void Complete(Exception? exception = null) => owner.MarkCompleted();
+
+            public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+            public override bool TryRead(out ReadResult result) => throw new NotSupportedException();
+
+            public override void AdvanceTo(SequencePosition consumed) => throw new NotSupportedException();
+
+            public override void AdvanceTo(SequencePosition consumed, SequencePosition examined) => throw new NotSupportedException();
+
+            public override void CancelPendingRead() => throw new NotSupportedException();
+        }
+
+        private sealed class Writer(UnusablePipe owner) : PipeWriter
+        {
+            public override void Complete(Exception? exception = null) => owner.MarkCompleted();
+
+            public override Memory<byte> GetMemory(int sizeHint = 0) => throw new NotSupportedException();
+
+            public override Span<byte> GetSpan(int sizeHint = 0) => throw new NotSupportedException();
+
+            public override void Advance(int bytes) => throw new NotSupportedException();
+
+            public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => throw new NotSupportedException();
+
+            public override void CancelPendingFlush() => throw new NotSupportedException();
+        }
+    }
+}
+
+public sealed class ConnectionMiddlewareTestsOnSockets : ConnectionMiddlewareTests
+{
+    protected override TestTransport Transport => TestTransport.Sockets;
+}
+
+public sealed class ConnectionMiddlewareTestsOnReusePort : ConnectionMiddlewareTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePort;
+}
+
+public sealed class ConnectionMiddlewareTestsOnThunderingHerd : ConnectionMiddlewareTests
+{
+    protected override TestTransport Transport => TestTransport.ThunderingHerd;
+}
+
+public sealed class ConnectionMiddlewareTestsOnSerialized : ConnectionMiddlewareTests
+{
+    protected override TestTransport Transport => TestTransport.Serialized;
+}
