@@ -2,13 +2,16 @@ using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Tests.Connections;
 
-/// <summary>One entry as a logger provider receives it: the structured state is kept, so tests read fields, not wording.</summary>
+/// <summary>
+/// One entry as a logger provider receives it. The structured state's fields are kept as text, so tests read fields,
+/// not wording; they are copied when the entry is logged, since some states read a request that is gone afterwards.
+/// </summary>
 internal sealed record LogEntry(
-    string Category, LogLevel Level, EventId EventId, string Message, IReadOnlyList<KeyValuePair<string, object?>> State, Exception? Exception)
+    string Category, LogLevel Level, EventId EventId, string Message, IReadOnlyList<KeyValuePair<string, string?>> State, Exception? Exception)
 {
     /// <summary>Whether any field of the state is <paramref name="value"/> (or the message names it).</summary>
     public bool Carries(string value) =>
-        State.Any(p => string.Equals(p.Value?.ToString(), value, StringComparison.Ordinal)) || Message.Contains(value, StringComparison.Ordinal);
+        State.Any(p => string.Equals(p.Value, value, StringComparison.Ordinal)) || Message.Contains(value, StringComparison.Ordinal);
 
     public override string ToString() =>
         $"{Level} {Category}[{EventId.Id}:{EventId.Name}] {Message}{(Exception is null ? "" : $" ({Exception.GetType().Name}: {Exception.Message})")}";
@@ -103,7 +106,7 @@ internal sealed class CapturedLogs : ILoggerProvider
                 logLevel,
                 eventId,
                 formatter(state, exception),
-                state as IReadOnlyList<KeyValuePair<string, object?>> ?? [],
+                state is IReadOnlyList<KeyValuePair<string, object?>> fields ? [.. fields.Select(f => KeyValuePair.Create(f.Key, f.Value?.ToString()))] : [],
                 exception));
     }
 }

@@ -18,14 +18,26 @@ namespace Kestrel.AcceptStrategies.Tests.Connections;
 /// <summary>
 /// Over HTTPS, a client that completes the handshake and then stops reading a large response: Kestrel's
 /// MinResponseDataRate aborts the connection, and the app's write loop (passing RequestAborted, as documented) must see
-/// it: its pending write throws, as under Kestrel's own transport. A loop whose writes go on "succeeding" into the
-/// aborted connection, or that waits forever, missed it. Seen to miss once in three runs under ThunderingHerd, so the
-/// scenario runs many times per strategy.
+/// it: a write throws. A loop whose writes go on "succeeding" into the aborted connection until it has "sent" all of
+/// its response, or that waits forever, missed it.
 /// </summary>
+/// <remarks>
+/// Kestrel has a window of its own here: its abort turns the response into a sink before it fires RequestAborted, and
+/// a loop that finishes its remaining writes inside that window never sees the abort. Through Kestrel's own socket
+/// transport (Serialized) that happened to 2 of 50 loops run one after another, and 1 of 100 run twenty at a time (the
+/// upstream test of this scenario, HttpsConnectionClosedWhenResponseDoesNotSatisfyMinimumDataRate, is quarantined as
+/// flaky). A transport that does more work inside Abort (the event loop ends its send loop there, inline, with an
+/// exception) widens the window: 6 to 9 of 10 loops missed. So the scenario runs <see cref="Iterations"/> times per
+/// strategy and fails when more than <see cref="ToleratedMisses"/> miss: about 1 run in 200 for Kestrel's rate,
+/// practically never at the event loop's.
+/// </remarks>
 [Collection(ConnectionFaults.Name)]
 public sealed class HttpsMinResponseDataRateTests(ITestOutputHelper output)
 {
     private const int Iterations = 10;
+
+    /// <summary>Kestrel's own window (see remarks) lets a loop miss now and then; more than this is the transport's.</summary>
+    private const int ToleratedMisses = 2;
 
     /// <summary>1 GB in 64 KB writes: far more than the sockets and pipes hold, so only the abort ends the loop early.</summary>
     private const int LoopWrites = 16 * 1024;
@@ -70,13 +82,13 @@ public sealed class HttpsMinResponseDataRateTests(ITestOutputHelper output)
             }),
             builder => builder.WebHost.ConfigureKestrel(k =>
             {
-                // Strict enough that the few MB the sockets and pipes take before the writes stall buy little time.
+                // Strict enough that the few MB the sockets and pipes take before the writes stall buy little time
+                // (each write buys its size at this rate); the grace period must be over a second.
                 k.Limits.MinResponseDataRate = new MinDataRate(bytesPerSecond: 1_000_000, gracePeriod: TimeSpan.FromSeconds(2));
                 k.Listen(IPAddress.Loopback, 0, l => l.UseHttps(certificate));
             }));
 
         var misses = new List<string>();
-        var ends = new List<string>();
         for (var i = 0; i < Iterations; i++)
         {
             var loop = new TaskCompletionSource<(bool Threw, string How)>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -107,7 +119,10 @@ public sealed class HttpsMinResponseDataRateTests(ITestOutputHelper output)
                 var (threw, how) = await loop.Task;
                 var line = $"iteration {i}: after {sent.Elapsed.TotalSeconds:F1} s the write loop {(threw ? "threw " : "")}{how}";
                 output.WriteLine(line);
-                (threw ? ends : misses).Add(line);
+                if (!threw)
+                {
+                    misses.Add(line);
+                }
             }
 
             // Ends the client's side (and the server's, if it is still there).
@@ -115,7 +130,9 @@ public sealed class HttpsMinResponseDataRateTests(ITestOutputHelper output)
         }
 
         output.WriteLine($"{strategy}: {misses.Count} of {Iterations} write loops missed the abort");
-        Assert.True(misses.Count == 0, $"{misses.Count} of {Iterations} write loops under {strategy} missed the abort: {string.Join("; ", misses)}");
+        Assert.True(
+            misses.Count <= ToleratedMisses,
+            $"{misses.Count} of {Iterations} write loops under {strategy} missed the abort (at most {ToleratedMisses} tolerated): {string.Join("; ", misses)}");
     }
 
     /// <summary>A certificate for localhost and 127.0.0.1, made now; exported and imported again so its key is usable by SslStream.</summary>
