@@ -20,7 +20,7 @@ public sealed class TransportLogTests
 {
     private const string Category = "Kestrel.AcceptStrategies.Connections";
     private const string KestrelCategory = "Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets";
-    private static readonly TimeSpan s_eventTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan s_eventTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>Debug for the transport's category (the library's or Kestrel's), as a user would set it in appsettings.json.</summary>
     private static readonly Dictionary<string, string?> s_debugTransport = new()
