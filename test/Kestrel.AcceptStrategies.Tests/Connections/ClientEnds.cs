@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Kestrel.AcceptStrategies.Tests.Connections;
@@ -14,10 +15,11 @@ public enum ClientEnd
     Reset,
 }
 
-internal static class ClientEnds
+internal static partial class ClientEnds
 {
     private const int IpProtoTcp = 6;
     private const int TcpCork = 3;
+    private const int SchedFifo = 1;
 
     /// <summary>Sends <paramref name="text"/> with one blocking call.</summary>
     public static void SendNow(this Socket socket, string text)
@@ -58,4 +60,44 @@ internal static class ClientEnds
     }
 
     public static int LocalPort(this Socket socket) => ((IPEndPoint)socket.LocalEndPoint!).Port;
+
+    /// <summary>
+    /// Runs <paramref name="clientCalls"/> (a few short socket calls) on a thread of its own under SCHED_FIFO, so the
+    /// server's thread that the first call wakes cannot preempt it before the last call: back-to-back calls then arrive
+    /// back to back, as from a client on another machine. Without the privilege (not root) the calls still run, at the
+    /// scheduler's mercy. Returns whether the thread ran under SCHED_FIFO.
+    /// </summary>
+    public static bool RunBackToBack(Action clientCalls)
+    {
+        var fifo = false;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                var parameter = 1;
+                fifo = SchedSetScheduler(0, SchedFifo, ref parameter) == 0;
+                clientCalls();
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "back-to-back client",
+        };
+        thread.Start();
+        if (!thread.Join(TimeSpan.FromSeconds(30)))
+        {
+            throw new TimeoutException("The client's calls did not return within 30 s");
+        }
+
+        return failure is null ? fifo : throw new InvalidOperationException("The client's calls failed", failure);
+    }
+
+    /// <summary><c>sched_setscheduler(2)</c>: pid 0 is the calling thread; the parameter is <c>struct sched_param</c> (one int).</summary>
+    [LibraryImport("libc", EntryPoint = "sched_setscheduler", SetLastError = true)]
+    private static partial int SchedSetScheduler(int pid, int policy, ref int parameter);
 }
