@@ -115,5 +115,9 @@ app.MapGet("/slow", async (int ms, CancellationToken aborted) =>
     return "done";
 });
 
+// Test hook: the application aborts the connection (HttpContext.Abort), for how the transport ends it (RST, or FIN
+// under the Microsoft.AspNetCore.Server.Kestrel.FinOnError switch).
+app.MapGet("/abort", (HttpContext context) => context.Abort());
+
 await app.RunAsync();
 return 0;

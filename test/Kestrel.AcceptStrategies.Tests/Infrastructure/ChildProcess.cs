@@ -54,8 +54,12 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the BenchmarkApp (or a copy at <paramref name="appPath"/>) through a shell so a <c>ulimit</c> can be applied first.</summary>
+    /// <remarks>
+    /// Single-line simple console logs unless <paramref name="appLogging"/> is set: then the app logs exactly as its
+    /// appsettings.json says, as a user's deployment would.
+    /// </remarks>
     public static ChildProcess StartBenchmarkApp(
-        string arguments, string? shellPrefix = null, IDictionary<string, string>? environment = null, string? appPath = null)
+        string arguments, string? shellPrefix = null, IDictionary<string, string>? environment = null, string? appPath = null, bool appLogging = false)
     {
         var start = new ProcessStartInfo("/bin/sh")
         {
@@ -65,8 +69,12 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add($"{shellPrefix}exec dotnet \"{appPath ?? BenchmarkAppPath}\" {arguments}");
-        start.Environment["Logging__Console__FormatterName"] = "simple";
-        start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
+        if (!appLogging)
+        {
+            start.Environment["Logging__Console__FormatterName"] = "simple";
+            start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
+        }
+
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             start.Environment[key] = value;
