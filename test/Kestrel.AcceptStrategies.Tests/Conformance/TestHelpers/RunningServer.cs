@@ -43,6 +43,9 @@ public sealed class RunningServer : IAsyncDisposable
     /// <summary><c>http://address:port/</c>, for HttpClient.</summary>
     public Uri BaseUri => new($"http://{(EndPoint.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{EndPoint.Address}]" : EndPoint.Address.ToString())}:{Port}/");
 
+    /// <summary><c>https://address:port/</c>, for HttpClient against an endpoint with TLS (<see cref="TlsClient"/>).</summary>
+    public Uri HttpsUri => new UriBuilder(BaseUri) { Scheme = Uri.UriSchemeHttps }.Uri;
+
     /// <summary>Builds and starts the host (bounded by <see cref="Deadline.Default"/>).</summary>
     public static async Task<RunningServer> StartAsync(TestTransport transport, LogCapture log, RequestDelegate app, ServerSetup? setup = null)
     {
@@ -109,8 +112,14 @@ public sealed class RunningServer : IAsyncDisposable
     public async Task StopAsync(TimeSpan? grace = null)
     {
         using var patience = new CancellationTokenSource(grace ?? StopGrace);
-        await _host.StopAsync(patience.Token).OrTimeout();
+        await StopAsync(patience.Token);
     }
+
+    /// <summary>
+    /// Stops the host, letting running requests finish until <paramref name="patience"/> is cancelled (the test decides
+    /// when a graceful stop turns abortive).
+    /// </summary>
+    public Task StopAsync(CancellationToken patience) => _host.StopAsync(patience).OrTimeout();
 
     public async ValueTask DisposeAsync()
     {

@@ -33,6 +33,18 @@ public static class TransportEvents
 
     public const string KestrelConnectionsCategory = "Microsoft.AspNetCore.Server.Kestrel.Connections";
 
+    /// <summary>Kestrel's HTTP/2 connection events (Http2ConnectionClosing, Http2ConnectionClosed, …).</summary>
+    public const string KestrelHttp2Category = "Microsoft.AspNetCore.Server.Kestrel.Http2";
+
+    /// <summary>Kestrel's events about a client that broke the protocol or its limits (ResponseMinimumDataRateNotSatisfied, …).</summary>
+    public const string KestrelBadRequestsCategory = "Microsoft.AspNetCore.Server.Kestrel.BadRequests";
+
+    /// <summary>Kestrel's TLS handshake events (AuthenticationFailed, AuthenticationTimedOut, HttpsConnectionEstablished).</summary>
+    public const string HttpsCategory = "Microsoft.AspNetCore.Server.Kestrel.Https.Internal.HttpsConnectionMiddleware";
+
+    /// <summary>ASP.NET Core hosting's request entries ("Request starting …", "Request finished …"; events without names).</summary>
+    public const string HostingCategory = "Microsoft.AspNetCore.Hosting.Diagnostics";
+
     /// <summary>Logged by the transport the test runs on, whichever it is.</summary>
     public static bool FromTransport(LogEntry entry)
     {
@@ -61,4 +73,7 @@ public static class TransportEvents
 
     /// <summary>A filter for one of Kestrel's own events, by its event name.</summary>
     public static Func<LogEntry, bool> Kestrel(string eventName) => entry => FromKestrel(entry) && entry.Event.Name == eventName;
+
+    /// <summary>A filter for the event named <paramref name="eventName"/> in exactly <paramref name="category"/>.</summary>
+    public static Func<LogEntry, bool> Named(string category, string eventName) => entry => entry.Category == category && entry.Event.Name == eventName;
 }

@@ -12,7 +12,8 @@ namespace Kestrel.AcceptStrategies.Tests.Conformance;
 /// </summary>
 /// <remarks>
 /// A case fails at the end if any host logged a Critical entry: Kestrel logs one only for a fault of its own or of
-/// the transport, which no test here expects.
+/// the transport, which no test here expects. A class that sets <see cref="FailOnUngracefulShutdown"/> also fails a
+/// case whose host had to abort connections when it stopped.
 /// </remarks>
 public abstract class TransportTestBase : IDisposable
 {
@@ -21,6 +22,12 @@ public abstract class TransportTestBase : IDisposable
 
     /// <summary>Every entry the test's hosts logged.</summary>
     protected LogCapture Log { get; } = new();
+
+    /// <summary>
+    /// When set, the case fails at the end if a host's stop did not let every connection close gracefully (Kestrel's
+    /// NotAllConnectionsClosedGracefully or NotAllConnectionsAborted).
+    /// </summary>
+    protected bool FailOnUngracefulShutdown { get; set; }
 
     /// <summary>Starts a host on <see cref="Transport"/> that runs <paramref name="app"/> for every request.</summary>
     protected Task<RunningServer> StartServerAsync(RequestDelegate app, ServerSetup? setup = null) =>
@@ -110,6 +117,11 @@ public abstract class TransportTestBase : IDisposable
         {
             var critical = Log.Entries.Where(e => e.Level == LogLevel.Critical).ToArray();
             Assert.True(critical.Length == 0, "Critical log entries:" + Environment.NewLine + string.Join(Environment.NewLine, critical.AsEnumerable()));
+            if (FailOnUngracefulShutdown)
+            {
+                var ungraceful = Log.Entries.Where(e => TransportEvents.FromKestrel(e) && e.Event.Name is "NotAllConnectionsClosedGracefully" or "NotAllConnectionsAborted").ToArray();
+                Assert.True(ungraceful.Length == 0, "Ungraceful shutdown:" + Environment.NewLine + string.Join(Environment.NewLine, ungraceful.AsEnumerable()));
+            }
         }
     }
 }
