@@ -103,11 +103,13 @@ public sealed class SupervisorRobustnessTests
         // The runtime itself needs descriptors now and then: W^X double mapping for new code, and every new thread
         // (strace: /sys/devices/system/cpu/possible, a pipe, /proc/self/task/TID/comm) - a thread pool that grows
         // while none is free kills the process ("Out of memory.", seen in CI): the runtime's limit, not the supervisor's.
-        // So W^X is off, the thread pool has its threads before the limit and may not add any, and the runtime gets
-        // one free descriptor, never the two a spawn's socketpair needs first.
+        // So W^X is off, the thread pool has its threads before the limit and may not add any, tiered compilation is off
+        // (its background thread starts and exits as methods get hot: a start in the window killed the supervisor once
+        // in CI), and the runtime gets one free descriptor, never the two a spawn's socketpair needs first.
         var environment = new Dictionary<string, string>(LogEvent.TimestampEnvironment)
         {
             ["DOTNET_EnableWriteXorExecute"] = "0",
+            ["DOTNET_TieredCompilation"] = "0",
             ["DOTNET_gcServer"] = "0",
             ["DOTNET_GCgen0size"] = "0x10000000",
             ["DOTNET_ThreadPool_ForceMinWorkerThreads"] = "4",
