@@ -19,9 +19,7 @@ public sealed class AbortOrphanTests(ITestOutputHelper output)
     private static readonly TimeSpan s_limit = TimeSpan.FromSeconds(2);
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task AbortWithUnsentOutput_ToClientsThatStoppedReading_LeavesNoServerSocketBehind(AcceptStrategy strategy)
     {
         var connections = new ServerConnections(strategy);

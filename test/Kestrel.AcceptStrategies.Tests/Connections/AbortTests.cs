@@ -15,9 +15,7 @@ public sealed class AbortTests
     private const string FinOnErrorSwitch = "Microsoft.AspNetCore.Server.Kestrel.FinOnError";
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task AbortingTheConnection_ByDefault_ClientSeesAReset(AcceptStrategy strategy)
     {
         var connections = new ServerConnections(strategy);
@@ -35,9 +33,7 @@ public sealed class AbortTests
 
     /// <summary>The switch is read once per process (a static of Kestrel's options), so the app runs as a child process with it in its runtimeconfig.json.</summary>
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public Task AbortingTheConnection_WithFinOnError_ClientSeesACleanEnd(AcceptStrategy strategy) =>
         AbortWithFinOnErrorAsync(new JsonObject { ["AcceptStrategy"] = new JsonObject { ["Strategy"] = strategy.ToString(), ["Acceptors"] = 2 } }, strategy.ToString());
 

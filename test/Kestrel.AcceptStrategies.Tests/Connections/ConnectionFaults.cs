@@ -8,4 +8,7 @@ namespace Kestrel.AcceptStrategies.Tests.Connections;
 public sealed class ConnectionFaults
 {
     public const string Name = "Connection faults";
+
+    /// <summary>The event loops' two strategies, and Serialized (Kestrel's own connections) as the control.</summary>
+    public static TheoryData<AcceptStrategy> Strategies => new() { AcceptStrategy.ReusePort, AcceptStrategy.ThunderingHerd, AcceptStrategy.Serialized };
 }

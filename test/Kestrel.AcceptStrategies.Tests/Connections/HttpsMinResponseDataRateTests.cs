@@ -48,9 +48,7 @@ public sealed class HttpsMinResponseDataRateTests(ITestOutputHelper output)
     private static readonly TimeSpan s_limit = TimeSpan.FromSeconds(15);
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task HttpsClientStopsReading_MinResponseDataRateAbort_EndsTheAppsWriteLoopWithAnException(AcceptStrategy strategy)
     {
         using var certificate = SelfSignedCertificate();

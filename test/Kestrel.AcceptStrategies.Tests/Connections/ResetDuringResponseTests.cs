@@ -25,9 +25,7 @@ public sealed class ResetDuringResponseTests(ITestOutputHelper output)
     private static readonly string[] s_requestLogCategories = ["Microsoft.AspNetCore.Hosting.Diagnostics", "Microsoft.AspNetCore.Routing.EndpointMiddleware"];
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task ClientResetsDuringALargeResponse_NothingAboveDebugIsLogged_AndTheWriteLoopEndsQuietly(AcceptStrategy strategy)
     {
         var connections = new ServerConnections(strategy);

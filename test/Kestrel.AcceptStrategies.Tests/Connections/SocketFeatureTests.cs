@@ -16,9 +16,7 @@ namespace Kestrel.AcceptStrategies.Tests.Connections;
 public sealed class SocketFeatureTests
 {
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task ConnectionSocketFeature_AppSetsKeepAlive_SocketAnswersAndTheConnectionStillWorks(AcceptStrategy strategy)
     {
         var connections = new ServerConnections(strategy);

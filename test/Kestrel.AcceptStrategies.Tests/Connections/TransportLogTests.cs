@@ -30,9 +30,7 @@ public sealed class TransportLogTests
     };
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task ClientHalfCloses_ConnectionReadFinIsLogged(AcceptStrategy strategy)
     {
         await using var scenario = await Scenario.StartAsync(strategy);
@@ -44,9 +42,7 @@ public sealed class TransportLogTests
     }
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task ClientResets_ConnectionResetIsLogged(AcceptStrategy strategy)
     {
         await using var scenario = await Scenario.StartAsync(strategy);
@@ -58,9 +54,7 @@ public sealed class TransportLogTests
     }
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task ServerClosesGracefully_ConnectionWriteFinIsLogged(AcceptStrategy strategy)
     {
         await using var scenario = await Scenario.StartAsync(strategy);
@@ -73,9 +67,7 @@ public sealed class TransportLogTests
     }
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task HttpContextAbort_ConnectionWriteRstIsLogged(AcceptStrategy strategy)
     {
         await using var scenario = await Scenario.StartAsync(strategy, app => app.MapGet("/abort", (HttpContext context) => context.Abort()));
@@ -88,9 +80,7 @@ public sealed class TransportLogTests
     }
 
     [Theory]
-    [InlineData(AcceptStrategy.ReusePort)]
-    [InlineData(AcceptStrategy.ThunderingHerd)]
-    [InlineData(AcceptStrategy.Serialized)]
+    [MemberData(nameof(ConnectionFaults.Strategies), MemberType = typeof(ConnectionFaults))]
     public async Task UploadToASlowReader_ConnectionPauseThenResumeAreLogged(AcceptStrategy strategy)
     {
         // 1 MB against a 16 KB MaxReadBufferSize, while the app does not read: the transport's input pipe fills and
