@@ -46,7 +46,7 @@ echo "aot-check: published $out/BenchmarkApp with no IL2xxx/IL3xxx warning in $(
 
 # Smoke: the supervisor re-executes the native binary for its workers (Environment.ProcessPath, /proc/self/cmdline).
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$out/BenchmarkApp" --urls="http://127.0.0.1:$port" --AcceptStrategy:Workers=2 >"$applog" 2>&1 &
+"$out/BenchmarkApp" --urls="http://127.0.0.1:$port" --WorkerProcesses:Workers=2 >"$applog" 2>&1 &
 app_pid=$!
 fail() {
   cat "$applog" >&2

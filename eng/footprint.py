@@ -8,8 +8,8 @@ group settle, then measures over --window seconds: CPU of the supervisor and eve
 PSS and private dirty per process (/proc/PID/smaps_rollup) and, with --maps, where a worker's private dirty lives.
 Run it under the bench lock:
 
-  flock /tmp/bench.lock python3 eng/footprint.py --window 60 -- --AcceptStrategy:Workers=8
-  flock /tmp/bench.lock python3 eng/footprint.py -- DOTNET_gcServer=0 --AcceptStrategy:Workers=8
+  flock /tmp/bench.lock python3 eng/footprint.py --window 60 -- --WorkerProcesses:Workers=8
+  flock /tmp/bench.lock python3 eng/footprint.py -- DOTNET_gcServer=0 --WorkerProcesses:Workers=8
 """
 import argparse, collections, os, re, socket, subprocess, sys, time
 

@@ -22,7 +22,7 @@ def inner(args):
     subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_migrate_req=1"], check=True)
     app = subprocess.Popen(
         ["dotnet", args.app, f"--urls=http://127.0.0.1:{PORT}", "--AcceptStrategy:Strategy=ReusePort", "--AcceptStrategy:Acceptors=1",
-         "--AcceptStrategy:Workers=1", "--AcceptStrategy:MaxWorkers=4", "--AcceptStrategy:MinSpareWorkers=1", "--AcceptStrategy:MaxSpareWorkers=1"],
+         "--WorkerProcesses:Workers=1", "--WorkerProcesses:MaxWorkers=4", "--WorkerProcesses:MinSpareWorkers=1", "--WorkerProcesses:MaxSpareWorkers=1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     threading.Thread(target=lambda: [lines.append(l) for l in app.stdout], daemon=True).start()

@@ -42,7 +42,7 @@ def trial(args, port, n):
             app = value
         else:
             env[key] = value
-    cmd = ["dotnet", app, f"--urls=http://127.0.0.1:{port}", "--AcceptStrategy:Workers=1",
+    cmd = ["dotnet", app, f"--urls=http://127.0.0.1:{port}", "--WorkerProcesses:Workers=1",
            "--AcceptStrategy:Acceptors=1", "--AcceptStrategy:Strategy=ReusePort"] + [w for w in args.split() if w not in assignments]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
     try:

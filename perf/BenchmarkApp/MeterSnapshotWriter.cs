@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
-using Kestrel.AcceptStrategies;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace BenchmarkApp;
 
@@ -12,16 +12,16 @@ namespace BenchmarkApp;
 /// servers beside the one under load), so the sweep (perf/Sweep) reads connections per acceptor and per worker from
 /// the Meter itself rather than guessing them.
 /// </summary>
-internal sealed class MeterSnapshotWriter(IConfiguration configuration, AcceptStrategyProcess process) : BackgroundService
+internal sealed class MeterSnapshotWriter(IConfiguration configuration, WorkerProcessInfo process) : BackgroundService
 {
     private const string MeterName = "Kestrel.AcceptStrategies";
     private static readonly string[] s_instruments =
     [
-        "kestrel.accept_strategies.connections.accepted",
-        "kestrel.accept_strategies.worker.connections",
-        "kestrel.accept_strategies.worker.requests",
-        "kestrel.accept_strategies.worker.startup.duration",
-        "kestrel.accept_strategies.worker.startup.cpu_time",
+        "accept_strategies.connections.accepted",
+        "accept_strategies.worker.connections",
+        "accept_strategies.worker.requests",
+        "accept_strategies.worker.startup.duration",
+        "accept_strategies.worker.startup.cpu_time",
     ];
 
     private readonly ConcurrentDictionary<string, long> _counters = new(StringComparer.Ordinal);

@@ -1,7 +1,6 @@
 using System.Globalization;
 using BenchmarkApp;
-using Kestrel.AcceptStrategies;
-using Microsoft.Extensions.Options;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 
 // The seed's hello-world (../shared/seeds): GET /foo reads every value of ?foo and answers a 12-byte text/plain body
 // behind a no-op access log. --Baseline=true runs Kestrel's default transport untouched, as the comparison point.
@@ -24,7 +23,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions
 var baseline = builder.Configuration.GetValue<bool>("Baseline");
 if (!baseline)
 {
-    builder.WebHost.UseAcceptStrategy();
+    builder.WebHost.UseWorkerProcesses();
 }
 
 if (builder.Configuration.GetValue<bool>("ChildFdProbe"))
@@ -40,22 +39,11 @@ if (!baseline && !string.IsNullOrEmpty(builder.Configuration["MeterSnapshotPath"
 
 var app = builder.Build();
 
-// Options are validated here, before the host starts: one block naming every problem, no stack trace, exit code 2
-// (as for unknown arguments). Left to the host, a start-up failure is logged and then printed again by the runtime.
-AcceptStrategyProcess? process;
-try
-{
-    process = baseline ? null : app.Services.GetRequiredService<AcceptStrategyProcess>();
-    _ = process?.Role;
-}
-catch (OptionsValidationException e)
-{
-    await Console.Error.WriteLineAsync("BenchmarkApp: invalid options:" + string.Concat(e.Failures.Select(f => "\n  " + f)));
-    return 2;
-}
+// Invalid options are the library's to report when the host starts: one block, exit code 78.
+var process = baseline ? null : app.Services.GetRequiredService<WorkerProcessInfo>();
 
 // Test hook: a worker that dies while starting, to exercise the supervisor's back-off.
-if (process?.Role == AcceptStrategyRole.Worker && app.Configuration.GetValue<bool>("CrashWorkerAtStart"))
+if (process?.Role == WorkerProcessRole.Worker && app.Configuration.GetValue<bool>("CrashWorkerAtStart"))
 {
     throw new InvalidOperationException("CrashWorkerAtStart is set: this worker fails on purpose.");
 }

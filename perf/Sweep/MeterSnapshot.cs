@@ -8,8 +8,8 @@ namespace Kestrel.AcceptStrategies.Sweep;
 /// </summary>
 internal sealed class MeterSnapshot
 {
-    public const string ConnectionsAccepted = "kestrel.accept_strategies.connections.accepted";
-    public const string WorkerConnections = "kestrel.accept_strategies.worker.connections";
+    public const string ConnectionsAccepted = "accept_strategies.connections.accepted";
+    public const string WorkerConnections = "accept_strategies.worker.connections";
 
     private MeterSnapshot(Dictionary<string, long> counters) => Counters = counters;
 

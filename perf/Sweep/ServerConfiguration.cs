@@ -29,8 +29,8 @@ internal sealed record ServerConfiguration(string? Strategy, int Acceptors, int 
         [
             $"--AcceptStrategy:Strategy={Strategy}",
             string.Create(CultureInfo.InvariantCulture, $"--AcceptStrategy:Acceptors={Acceptors}"),
-            string.Create(CultureInfo.InvariantCulture, $"--AcceptStrategy:Workers={Workers}"),
-            .. MaxRequests > 0 ? [string.Create(CultureInfo.InvariantCulture, $"--AcceptStrategy:MaxRequestsPerWorker={MaxRequests}")] : Array.Empty<string>(),
+            string.Create(CultureInfo.InvariantCulture, $"--WorkerProcesses:Workers={Workers}"),
+            .. MaxRequests > 0 ? [string.Create(CultureInfo.InvariantCulture, $"--WorkerProcesses:MaxRequestsPerWorker={MaxRequests}")] : Array.Empty<string>(),
         ];
 
     /// <summary>Processes that serve requests (and so need warming): the workers, or the one process.</summary>

@@ -1,16 +1,16 @@
 using System.Runtime.Versioning;
 using Kestrel.AcceptStrategies;
-using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Hosting;
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Kestrel.AcceptStrategies.Supervisor;
 using Kestrel.AcceptStrategies.Worker;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Microsoft.AspNetCore.Hosting;
@@ -25,11 +25,9 @@ namespace Microsoft.AspNetCore.Hosting;
 [SupportedOSPlatform("linux")]
 public static class AcceptStrategyWebHostBuilderExtensions
 {
-
     /// <summary>
-    /// Accepts Kestrel's IP endpoints with the strategy configured in the <c>AcceptStrategy</c> configuration section.
-    /// Unix sockets, named pipes and file handles stay on Kestrel's own transport; with <c>Workers</c> &gt; 0 they are
-    /// refused at start-up, because only IP endpoints can be handed to worker processes.
+    /// Accepts Kestrel's IP endpoints with the strategy configured in the <c>AcceptStrategy</c> configuration section,
+    /// in this process. Unix sockets, named pipes and file handles stay on Kestrel's own transport.
     /// </summary>
     /// <param name="builder">The web host builder.</param>
     /// <returns>The web host builder.</returns>
@@ -39,6 +37,10 @@ public static class AcceptStrategyWebHostBuilderExtensions
     /// Accepts Kestrel's IP endpoints with an <see cref="AcceptStrategy"/>: the <c>AcceptStrategy</c> configuration
     /// section is bound first, then <paramref name="configure"/> runs, so values set in code win.
     /// </summary>
+    /// <remarks>
+    /// This registers services only. The options are checked, all at once, when the host starts; nothing in the
+    /// process (environment, console, signals, runtime settings) is changed by a one-process app.
+    /// </remarks>
     /// <param name="builder">The web host builder.</param>
     /// <param name="configure">Changes the options after configuration has been bound.</param>
     /// <returns>The web host builder.</returns>
@@ -47,64 +49,39 @@ public static class AcceptStrategyWebHostBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(configure);
 
-        // A worker takes its inherited descriptors out of reach of anything it starts, as early as possible. This is
-        // the one read of the worker environment: the role and every worker part get it from the services.
-        var worker = WorkerIdentity.ReadOnce();
-        var activation = SocketActivation.ReadOnce(worker is not null);
-        if (worker is not null)
-        {
-            AtomicConsole.Install();
-        }
-
         return builder.ConfigureServices((context, services) =>
         {
             if (!services.Any(d => d.ServiceType == typeof(RoleListenerFactory)))
             {
-                // A supervisor-to-be shares its output with its workers: its lines must not be split either. Decided
-                // on a throwaway copy of the options (configuration, then code), before the logger takes the console.
-                var section = context.Configuration.GetSection(AcceptStrategyOptions.SectionName);
-                var probe = new AcceptStrategyOptions();
-                new AcceptStrategyConfigureOptions(section).Configure(probe);
-                configure(probe);
-                if (probe.Workers > 0)
-                {
-                    AtomicConsole.Install();
-                }
-
-                if (probe.Workers > 0 || worker is not null)
-                {
-                    // Last registered, so Kestrel asks it before its own QUIC transport.
-                    services.AddSingleton<IMultiplexedConnectionListenerFactory, QuicRefusal>();
-                }
-
                 // Registered before any code configuration so that code runs after the binding and wins.
-                services.AddSingleton<IConfigureOptions<AcceptStrategyOptions>>(new AcceptStrategyConfigureOptions(section));
-                services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AcceptStrategyOptions>, AcceptStrategyOptionsValidator>());
-                services.AddOptions<AcceptStrategyOptions>().ValidateOnStart();
+                var section = context.Configuration.GetSection(AcceptStrategyOptions.SectionName);
+                services.AddSingleton<IConfigureOptions<AcceptStrategyOptions>>(new SectionBinder<AcceptStrategyOptions>(
+                    section, AcceptStrategyOptions.SectionName, static o => o.ConfigurationProblems, MovedKeys.ToWorkerProcesses));
+                services.AddOptions<WorkerProcessOptions>();
                 services.AddMetrics();
-                services.TryAddSingleton<AcceptStrategyMetrics>();
+                services.AddSingleton<AcceptStrategyMetrics>();
                 services.AddSingleton<AcceptStrategyListenerFactory>();
                 services.AddSingleton<SupervisorBinder>();
-                services.AddSingleton<RoleListenerFactory>();
-                services.AddSingleton(sp =>
-                {
-                    var options = sp.GetRequiredService<IOptions<AcceptStrategyOptions>>();
-                    var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger(AcceptStrategyLog.HostingCategory);
-                    return new AcceptStrategyProcess(() => ProcessRoles.Resolve(worker, options.Value, logger));
-                });
                 services.AddSingleton<SupervisorSockets>();
-                if (worker is not null)
+                services.AddSingleton<RoleListenerFactory>();
+                services.AddSingleton(static sp =>
                 {
-                    services.AddAcceptStrategyWorker(worker);
-                }
+                    var model = sp.GetService<WorkerProcessModel>();
+                    var workers = sp.GetRequiredService<IOptions<WorkerProcessOptions>>();
+                    var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger(AcceptStrategyLog.HostingCategory);
+                    return new WorkerProcessInfo(() => ProcessRoles.Resolve(model, workers.Value, logger));
+                });
 
-                if (activation is not null)
+                // Reading the environment changes nothing: the activated sockets are taken when Kestrel's options are built.
+                var inWorker = WorkerIdentity.ReadOnce() is not null;
+                if (SocketActivation.Present(inWorker))
                 {
-                    services.AddSingleton(activation);
+                    services.AddSingleton(_ => SocketActivation.ReadOnce(inWorker)
+                        ?? throw new InvalidOperationException("systemd socket activation: the variables changed while the host was built."));
                     services.AddSingleton<IConfigureOptions<KestrelServerOptions>, SocketActivationKestrelSetup>();
                 }
 
-                services.AddHostedService<WorkerSupervisor>();
+                services.AddHostedService<AcceptStrategyStartup>();
                 services.AddSingleton<IConfigureOptions<HostOptions>, HostShutdownTimeout>();
                 services.AddSingleton<IPostConfigureOptions<KestrelServerOptions>, KestrelReloadGuard>();
 

@@ -8,6 +8,8 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests;
 
 public sealed class AcceptStrategyWebHostBuilderExtensionsTests
@@ -78,7 +80,7 @@ public sealed class AcceptStrategyWebHostBuilderExtensionsTests
         var app = TestServer.Build(args: ["--AcceptStrategy:Strategy=Fastest", "--AcceptStrategy:Acceptors=0", "--AcceptStrategy:Acceptor=3", "--AcceptStrategy:DeferAccept=maybe"]);
         await using (app)
         {
-            var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
+            var error = await Assert.ThrowsAnyAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
 
             Assert.Equal(4, error.Failures.Count());
             Assert.Contains("AcceptStrategy:Strategy = 'Fastest' is not valid: expected one of Serialized, ThunderingHerd, ReusePort", error.Message, StringComparison.Ordinal);
@@ -93,23 +95,23 @@ public sealed class AcceptStrategyWebHostBuilderExtensionsTests
     {
         var app = TestServer.Build(args:
         [
-            "--AcceptStrategy:Workers=-1", "--AcceptStrategy:MaxRequestsPerWorker=50", "--AcceptStrategy:MinRequestsPerWorker=80",
-            "--AcceptStrategy:RespawnBackoff=00:00:00", "--AcceptStrategy:MaxRespawnBackoff=soon", "--AcceptStrategy:HangTimeout=-00:00:01",
-            "--AcceptStrategy:WarmupPath=health", "--AcceptStrategy:MaxWorkerLifetime=00:00:00.1", "--AcceptStrategy:MaxWorkerMemoryMegabytes=-200",
-        ]);
+            "--WorkerProcesses:Workers=-1", "--WorkerProcesses:MaxRequestsPerWorker=50", "--WorkerProcesses:MinRequestsPerWorker=80",
+            "--WorkerProcesses:RespawnBackoff=00:00:00", "--WorkerProcesses:MaxRespawnBackoff=soon", "--WorkerProcesses:HangTimeout=-00:00:01",
+            "--WorkerProcesses:WarmupPath=health", "--WorkerProcesses:MaxWorkerLifetime=00:00:00.1", "--WorkerProcesses:MaxWorkerMemoryMegabytes=-200",
+        ], workers: _ => { });
         await using (app)
         {
-            var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
+            var error = await Assert.ThrowsAnyAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
 
             Assert.Equal(8, error.Failures.Count());
-            Assert.Contains("AcceptStrategy:Workers = -1 is out of range", error.Message, StringComparison.Ordinal);
-            Assert.Contains("AcceptStrategy:MinRequestsPerWorker = 80 is above MaxRequestsPerWorker = 50", error.Message, StringComparison.Ordinal);
-            Assert.Contains("AcceptStrategy:RespawnBackoff = 00:00:00 must be above zero", error.Message, StringComparison.Ordinal);
-            Assert.Contains("AcceptStrategy:MaxRespawnBackoff = 'soon' is not valid: expected a duration", error.Message, StringComparison.Ordinal);
-            Assert.Contains("AcceptStrategy:HangTimeout = -00:00:01 is negative", error.Message, StringComparison.Ordinal);
-            Assert.Contains("AcceptStrategy:WarmupPath = 'health' must start with '/'", error.Message, StringComparison.Ordinal);
-            Assert.Contains("AcceptStrategy:MaxWorkerLifetime = 00:00:00.1000000 is out of range", error.Message, StringComparison.Ordinal);
-            Assert.Contains("AcceptStrategy:MaxWorkerMemoryMegabytes = -200 is negative", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:Workers = -1 is out of range", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:MinRequestsPerWorker = 80 is above MaxRequestsPerWorker = 50", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:RespawnBackoff = 00:00:00 is out of range: it must be above 0", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:MaxRespawnBackoff = 'soon' is not valid: expected a duration", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:HangTimeout = -00:00:01 is out of range: it must be between 0 (use 0 to turn hang detection off)", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:WarmupPath = 'health' must start with '/'", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:MaxWorkerLifetime = 00:00:00.1000000 is out of range", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:MaxWorkerMemoryMegabytes = -200 is negative", error.Message, StringComparison.Ordinal);
         }
     }
 
@@ -118,9 +120,9 @@ public sealed class AcceptStrategyWebHostBuilderExtensionsTests
     {
         await using var server = await TestServer.StartAsync();
 
-        var process = server.App.Services.GetRequiredService<AcceptStrategyProcess>();
+        var process = server.App.Services.GetRequiredService<WorkerProcessInfo>();
 
-        Assert.Equal(AcceptStrategyRole.SingleProcess, process.Role);
+        Assert.Equal(WorkerProcessRole.SingleProcess, process.Role);
         Assert.Equal(-1, process.Slot);
     }
 

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace Kestrel.AcceptStrategies.Tests;
 
 /// <summary>A bad StatusEndpoint is reported with every other option error, before anything is bound.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class StatusEndpointOptionsTests
 {
     [Theory]
@@ -17,13 +17,13 @@ public sealed class StatusEndpointOptionsTests
     [InlineData("http://127.0.0.1:9100/status", "no path, query")]
     public async Task StartAsync_BadStatusEndpoint_ListedWithTheOtherErrors(string endpoint, string expected)
     {
-        var app = TestServer.Build(args: ["--AcceptStrategy:Workers=2", $"--AcceptStrategy:StatusEndpoint={endpoint}", "--AcceptStrategy:Acceptors=0"]);
+        var app = TestServer.Build(args: ["--WorkerProcesses:Workers=2", $"--WorkerProcesses:StatusEndpoint={endpoint}", "--AcceptStrategy:Acceptors=0"], workers: _ => { });
         await using (app)
         {
-            var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
+            var error = await Assert.ThrowsAnyAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
 
             Assert.Equal(2, error.Failures.Count());
-            Assert.Contains(error.Failures, f => f.StartsWith($"AcceptStrategy:StatusEndpoint = '{endpoint}' is not valid: ", StringComparison.Ordinal) && f.Contains(expected, StringComparison.Ordinal));
+            Assert.Contains(error.Failures, f => f.StartsWith($"WorkerProcesses:StatusEndpoint = '{endpoint}' is not valid: ", StringComparison.Ordinal) && f.Contains(expected, StringComparison.Ordinal));
             Assert.Contains(error.Failures, f => f.StartsWith("AcceptStrategy:Acceptors = 0 is out of range", StringComparison.Ordinal));
         }
     }
@@ -31,20 +31,20 @@ public sealed class StatusEndpointOptionsTests
     [Fact]
     public async Task StartAsync_StatusEndpointWithoutWorkers_Refused()
     {
-        var app = TestServer.Build(args: ["--AcceptStrategy:StatusEndpoint=http://127.0.0.1:0"]);
+        var app = TestServer.Build(args: ["--WorkerProcesses:StatusEndpoint=http://127.0.0.1:0"], workers: _ => { });
         await using (app)
         {
-            var error = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
+            var error = await Assert.ThrowsAnyAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
 
             var failure = Assert.Single(error.Failures);
-            Assert.Equal("AcceptStrategy:StatusEndpoint = 'http://127.0.0.1:0' needs Workers > 0: the status view is the supervisor's, and one process has no supervisor.", failure);
+            Assert.Equal("WorkerProcesses:StatusEndpoint = 'http://127.0.0.1:0' needs Workers > 0: the status view is the supervisor's, and one process has no supervisor.", failure);
         }
     }
 
     [Fact]
     public async Task StartAsync_EmptyStatusEndpoint_Off()
     {
-        await using var server = await TestServer.StartAsync(args: ["--AcceptStrategy:StatusEndpoint="]);
+        await using var server = await TestServer.StartAsync(TestServer.Build(args: ["--WorkerProcesses:StatusEndpoint="], workers: _ => { }));
 
         Assert.Equal(TestServer.Body, await Load.GetAsync(new Uri(server.BaseAddress, "/foo")));
     }

@@ -13,6 +13,8 @@ internal static class AtomicConsole
     private const int BufferChars = 16 * 1024;
     private static int s_installed;
 
+    public static bool Installed => Volatile.Read(ref s_installed) != 0;
+
     /// <summary>Installs the writers once, before the logging providers take <see cref="Console.Out"/>.</summary>
     public static void Install()
     {

@@ -2,6 +2,8 @@ using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Hosting;
 
 /// <summary>
@@ -11,11 +13,11 @@ namespace Kestrel.AcceptStrategies.Hosting;
 /// <c>GracefulShutdownTimeout</c> taken on SIGHUP governs drains from then on, but the supervisor's own stop stays
 /// bounded by the timeout it started with.
 /// </summary>
-internal sealed class HostShutdownTimeout(AcceptStrategyProcess process, IOptions<AcceptStrategyOptions> options) : IConfigureOptions<HostOptions>
+internal sealed class HostShutdownTimeout(WorkerProcessInfo process, IOptions<WorkerProcessOptions> options) : IConfigureOptions<HostOptions>
 {
     public void Configure(HostOptions host)
     {
-        AcceptStrategyRole role;
+        WorkerProcessRole role;
         TimeSpan graceful;
         try
         {
@@ -30,7 +32,7 @@ internal sealed class HostShutdownTimeout(AcceptStrategyProcess process, IOption
 
         switch (role)
         {
-            case AcceptStrategyRole.Supervisor:
+            case WorkerProcessRole.Supervisor:
                 var needed = graceful + SlotPolicy.DrainKillMargin + SlotPolicy.DrainKillMargin;
                 if (host.ShutdownTimeout < needed)
                 {
@@ -38,7 +40,7 @@ internal sealed class HostShutdownTimeout(AcceptStrategyProcess process, IOption
                 }
 
                 break;
-            case AcceptStrategyRole.Worker:
+            case WorkerProcessRole.Worker:
                 host.ShutdownTimeout = graceful;
                 break;
         }

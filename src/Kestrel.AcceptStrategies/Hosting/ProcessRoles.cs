@@ -1,17 +1,25 @@
 using Kestrel.AcceptStrategies.Internal;
-using Kestrel.AcceptStrategies.Worker;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Hosting;
 
-/// <summary>The one place this process's role is decided; <see cref="AcceptStrategyProcess"/> carries the answer.</summary>
+/// <summary>The one place this process's role is decided; <see cref="WorkerProcessInfo"/> carries the answer.</summary>
 internal static class ProcessRoles
 {
-    public static (AcceptStrategyRole Role, int Slot, int Generation) Resolve(WorkerIdentity? worker, AcceptStrategyOptions options, ILogger logger)
+    /// <param name="model">Null when the app did not call <c>UseWorkerProcesses()</c>: then it is one process.</param>
+    /// <param name="options">The worker options.</param>
+    /// <param name="logger">For the one case that overrides the options.</param>
+    public static (WorkerProcessRole Role, int Slot, int Generation) Resolve(WorkerProcessModel? model, WorkerProcessOptions options, ILogger logger)
     {
-        if (worker is not null)
+        if (model is null)
         {
-            return (AcceptStrategyRole.Worker, worker.Slot, worker.Generation);
+            return (WorkerProcessRole.SingleProcess, -1, 0);
+        }
+
+        if (model.Worker is { } worker)
+        {
+            return (WorkerProcessRole.Worker, worker.Slot, worker.Generation);
         }
 
         if (options.Workers > 0 && Environment.GetEnvironmentVariable("DOTNET_WATCH") == "1")
@@ -19,9 +27,9 @@ internal static class ProcessRoles
             // dotnet watch hot-reloads the process it started: a supervisor that serves nothing, while the workers
             // would keep the old code. One process gets every edit.
             AcceptStrategyLog.WatchRunsSingleProcess(logger, options.Workers);
-            return (AcceptStrategyRole.SingleProcess, -1, 0);
+            return (WorkerProcessRole.SingleProcess, -1, 0);
         }
 
-        return (options.Workers > 0 ? AcceptStrategyRole.Supervisor : AcceptStrategyRole.SingleProcess, -1, 0);
+        return (options.Workers > 0 ? WorkerProcessRole.Supervisor : WorkerProcessRole.SingleProcess, -1, 0);
     }
 }

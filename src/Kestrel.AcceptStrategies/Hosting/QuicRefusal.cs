@@ -5,6 +5,8 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Hosting;
 
 /// <summary>
@@ -12,7 +14,7 @@ namespace Kestrel.AcceptStrategies.Hosting;
 /// supervisor would serve HTTP/3 itself while every worker failed to bind the port. Registered in worker mode only,
 /// last, so Kestrel asks it first: start-up fails naming the endpoint instead.
 /// </summary>
-internal sealed class QuicRefusal(IOptions<AcceptStrategyOptions> options, ILoggerFactory loggerFactory)
+internal sealed class QuicRefusal(IOptions<WorkerProcessOptions> options, ILoggerFactory loggerFactory)
     : IMultiplexedConnectionListenerFactory, IConnectionListenerFactorySelector
 {
     public bool CanBind(EndPoint endpoint) => true;
@@ -23,6 +25,6 @@ internal sealed class QuicRefusal(IOptions<AcceptStrategyOptions> options, ILogg
         var described = $"HTTP/3 (QUIC) on {endpoint}";
         AcceptStrategyLog.EndpointRefused(loggerFactory.CreateLogger(AcceptStrategyLog.HostingCategory), described, workers);
         throw new NotSupportedException(
-            $"Refusing to bind {described}: with AcceptStrategy:Workers = {workers} only TCP endpoints are handed to worker processes. Remove Http3 from the endpoint's Protocols, or set Workers to 0.");
+            $"Refusing to bind {described}: with WorkerProcesses:Workers = {workers} only TCP endpoints are handed to worker processes. Remove Http3 from the endpoint's Protocols, or set Workers to 0.");
     }
 }

@@ -8,6 +8,8 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Hosting;
 
 /// <summary>
@@ -16,8 +18,8 @@ namespace Kestrel.AcceptStrategies.Hosting;
 /// accepts; in a worker it accepts on the descriptors the supervisor passed for the same endpoint.
 /// </summary>
 internal sealed class RoleListenerFactory(
-    AcceptStrategyProcess process,
-    IOptions<AcceptStrategyOptions> options,
+    WorkerProcessInfo process,
+    IOptions<WorkerProcessOptions> options,
     AcceptStrategyListenerFactory transport,
     SupervisorBinder supervisor,
     ILoggerFactory loggerFactory,
@@ -30,12 +32,12 @@ internal sealed class RoleListenerFactory(
     /// workers is refused here instead of being served by the supervisor's Kestrel (while every worker, binding it
     /// again, dies on "address already in use").
     /// </summary>
-    public bool CanBind(EndPoint endpoint) => transport.CanBind(endpoint) || process.Role != AcceptStrategyRole.SingleProcess;
+    public bool CanBind(EndPoint endpoint) => transport.CanBind(endpoint) || process.Role != WorkerProcessRole.SingleProcess;
 
     public ValueTask<IConnectionListener> BindAsync(EndPoint endpoint, CancellationToken cancellationToken = default)
     {
         var role = process.Role;
-        if (role == AcceptStrategyRole.SingleProcess)
+        if (role == WorkerProcessRole.SingleProcess)
         {
             return transport.BindAsync(endpoint, cancellationToken);
         }
@@ -45,10 +47,10 @@ internal sealed class RoleListenerFactory(
             var workers = options.Value.Workers;
             AcceptStrategyLog.EndpointRefused(_logger, Describe(endpoint), workers);
             throw new NotSupportedException(
-                $"AcceptStrategy:Workers = {workers}, but {Describe(endpoint)} is not an IP endpoint: only IP endpoints are handed to worker processes. Listen on an IP endpoint instead (behind nginx: proxy_pass http://127.0.0.1:PORT), or set Workers = 0 to serve it in one process.");
+                $"WorkerProcesses:Workers = {workers}, but {Describe(endpoint)} is not an IP endpoint: only IP endpoints are handed to worker processes. Listen on an IP endpoint instead (behind nginx: proxy_pass http://127.0.0.1:PORT), or set Workers = 0 to serve it in one process.");
         }
 
-        return new ValueTask<IConnectionListener>(role == AcceptStrategyRole.Supervisor
+        return new ValueTask<IConnectionListener>(role == WorkerProcessRole.Supervisor
             ? supervisor.Bind(ip)
             : (worker ?? throw new InvalidOperationException("A worker process without its worker environment.")).Bind(ip));
     }

@@ -13,8 +13,9 @@ namespace Kestrel.AcceptStrategies.Hosting;
 /// descriptors.
 /// </summary>
 /// <remarks>
-/// Read once, as early as <c>UseAcceptStrategy()</c>: the descriptors are marked close-on-exec and the LISTEN_*
-/// variables removed, so neither a worker nor anything else the process starts inherits them (aspnetcore #29189).
+/// Read once, when the host builds Kestrel's options at start: the descriptors are marked close-on-exec and the
+/// LISTEN_* variables removed, so neither a worker nor anything else the process starts inherits them (aspnetcore
+/// #29189). <c>UseAcceptStrategy()</c> only looks at whether the variables are there (<see cref="Present"/>).
 /// </remarks>
 internal sealed class SocketActivation
 {
@@ -39,6 +40,11 @@ internal sealed class SocketActivation
     /// This process's activated sockets (a worker: its supervisor's addresses), null when there are none. The
     /// variables are gone after the first read, so every later call (another host in the process) gets that result.
     /// </summary>
+    /// <summary>Whether the environment passes sockets to this process (reading changes nothing).</summary>
+    public static bool Present(bool worker) => worker
+        ? !string.IsNullOrEmpty(Environment.GetEnvironmentVariable(EndpointsVariable))
+        : Environment.GetEnvironmentVariable("LISTEN_PID") is not null && Environment.GetEnvironmentVariable("LISTEN_FDS") is not null;
+
     public static SocketActivation? ReadOnce(bool worker)
     {
         lock (ReadGate)

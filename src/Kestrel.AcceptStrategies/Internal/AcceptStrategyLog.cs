@@ -1,6 +1,8 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Internal;
 
 /// <summary>Every log message of the library, with stable event ids.</summary>
@@ -21,10 +23,11 @@ internal static partial class AcceptStrategyLog
     /// <summary>A worker's own life: warm-up, drain, the supervisor gone.</summary>
     public const string WorkerCategory = CategoryName + ".Worker";
 
-    [LoggerMessage(1, LogLevel.Information,
+    // Information in one process; Debug in a worker, whose endpoints the supervisor's SupervisorBound already named.
+    [LoggerMessage(EventId = 1, Message =
         "Accepting on {EndPoint} with {Strategy}: {Acceptors} acceptor(s) on {Sockets} listening socket(s), mutex {Mutex}, TCP_DEFER_ACCEPT {DeferAccept}.",
         EventName = "ListenerBound")]
-    public static partial void ListenerBound(ILogger logger, EndPoint endPoint, AcceptStrategy strategy, int acceptors, int sockets, string mutex, bool deferAccept);
+    public static partial void ListenerBound(ILogger logger, LogLevel level, EndPoint endPoint, AcceptStrategy strategy, int acceptors, int sockets, string mutex, bool deferAccept);
 
     [LoggerMessage(2, LogLevel.Warning,
         "Acceptor {Acceptor} on {EndPoint} failed to accept: {Error}. Backing off {BackoffMilliseconds} ms and retrying; further errors are counted, not logged, until it recovers.",
@@ -104,7 +107,7 @@ internal static partial class AcceptStrategyLog
         EventName = "SupervisorEventFailed")]
     public static partial void SupervisorEventFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(20, LogLevel.Information,
+    [LoggerMessage(20, LogLevel.Debug,
         "Worker {Pid}: warm-up request GET {Path} answered {StatusCode} in {Milliseconds} ms.",
         EventName = "WorkerWarmedUp")]
     public static partial void WorkerWarmedUp(ILogger logger, int pid, string path, int statusCode, long milliseconds);
@@ -187,7 +190,17 @@ internal static partial class AcceptStrategyLog
         EventName = "WorkerRuntimeProfile")]
     public static partial void WorkerRuntimeProfileApplied(ILogger logger, WorkerRuntimeProfile profile, string applied, string kept);
 
-    // Event ids 55-59: the adaptive pool (MaxWorkers, MinSpareWorkers, MaxSpareWorkers).
+    [LoggerMessage(58, LogLevel.Information,
+        "Thread pool spin limit (UnfairSemaphoreSpinLimit): {Value}, from {Source}.",
+        EventName = "ThreadPoolSpinLimit")]
+    public static partial void ThreadPoolSpinLimit(ILogger logger, string value, string source);
+
+    [LoggerMessage(59, LogLevel.Debug,
+        "Worker mode: console output is written one line per write(2), so the lines of the supervisor and its workers, which share it, do not interleave.",
+        EventName = "SharedConsole")]
+    public static partial void SharedConsole(ILogger logger);
+
+    // Event ids 55-57: the adaptive pool (MaxWorkers, MinSpareWorkers, MaxSpareWorkers).
     [LoggerMessage(55, LogLevel.Information,
         "Adaptive pool grows {From} -> {To} worker(s), reason {Reason}: the accepting workers are {Spare} spare (the share of the last 2 s each had no request in flight, summed), below MinSpareWorkers = {MinSpare}.",
         EventName = "PoolGrown")]

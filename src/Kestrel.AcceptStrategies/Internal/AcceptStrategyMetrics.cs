@@ -10,17 +10,17 @@ namespace Kestrel.AcceptStrategies.Internal;
 internal sealed class AcceptStrategyMetrics
 {
     public const string MeterName = "Kestrel.AcceptStrategies";
-    public const string ConnectionsAcceptedName = "kestrel.accept_strategies.connections.accepted";
-    public const string MutexWaitName = "kestrel.accept_strategies.accept_mutex.wait.duration";
-    public const string AcceptErrorsName = "kestrel.accept_strategies.accept.errors";
-    public const string SpuriousWakeupsName = "kestrel.accept_strategies.accept.spurious_wakeups";
-    public const string WorkersAliveName = "kestrel.accept_strategies.workers.alive";
-    public const string WorkerRestartsName = "kestrel.accept_strategies.workers.restarts";
-    public const string WorkerRequestsName = "kestrel.accept_strategies.worker.requests";
-    public const string WorkerConnectionsName = "kestrel.accept_strategies.worker.connections";
-    public const string WorkerStartupDurationName = "kestrel.accept_strategies.worker.startup.duration";
-    public const string WorkerStartupCpuTimeName = "kestrel.accept_strategies.worker.startup.cpu_time";
-    public const string PoolResizesName = "kestrel.accept_strategies.pool.resizes";
+    public const string ConnectionsAcceptedName = "accept_strategies.connections.accepted";
+    public const string MutexWaitName = "accept_strategies.accept_mutex.wait.duration";
+    public const string AcceptErrorsName = "accept_strategies.accept.errors";
+    public const string SpuriousWakeupsName = "accept_strategies.accept.spurious_wakeups";
+    public const string WorkersAliveName = "accept_strategies.workers.alive";
+    public const string WorkerRestartsName = "accept_strategies.workers.restarts";
+    public const string WorkerRequestsName = "accept_strategies.worker.requests";
+    public const string WorkerConnectionsName = "accept_strategies.worker.connections";
+    public const string WorkerStartupDurationName = "accept_strategies.worker.startup.duration";
+    public const string WorkerStartupCpuTimeName = "accept_strategies.worker.startup.cpu_time";
+    public const string PoolResizesName = "accept_strategies.pool.resizes";
 
     private readonly Counter<long> _accepted;
     private readonly Histogram<double> _mutexWait;

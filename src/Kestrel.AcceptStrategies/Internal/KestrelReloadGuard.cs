@@ -6,6 +6,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Primitives;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Internal;
 
 /// <summary>
@@ -18,7 +20,7 @@ namespace Kestrel.AcceptStrategies.Internal;
 /// WebApplication's defaults call <c>options.Configure(config.GetSection("Kestrel"), reloadOnChange: true)</c>; a
 /// loader the app made itself with <c>Configure(section)</c> does not reload and is kept as it is.
 /// </remarks>
-internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerFactory loggerFactory) : IPostConfigureOptions<KestrelServerOptions>
+internal sealed class KestrelReloadGuard(WorkerProcessInfo process, ILoggerFactory loggerFactory) : IPostConfigureOptions<KestrelServerOptions>
 {
     private static readonly PropertyInfo? ReloadOnChange =
         typeof(KestrelConfigurationLoader).GetProperty("ReloadOnChange", BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic);
@@ -28,7 +30,7 @@ internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerF
 
     public void PostConfigure(string? name, KestrelServerOptions options)
     {
-        if (options.ConfigurationLoader is not { } loader || RoleOrNull() is null or AcceptStrategyRole.SingleProcess)
+        if (options.ConfigurationLoader is not { } loader || RoleOrNull() is null or WorkerProcessRole.SingleProcess)
         {
             return;
         }
@@ -48,7 +50,7 @@ internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerF
             }
         }
 
-        if (process.Role == AcceptStrategyRole.Supervisor)
+        if (process.Role == WorkerProcessRole.Supervisor)
         {
             var section = loader.Configuration;
             var atStart = Snapshot(section);
@@ -65,7 +67,7 @@ internal sealed class KestrelReloadGuard(AcceptStrategyProcess process, ILoggerF
 
     // WebApplication resolves Kestrel's options while it is built; invalid options are start-up's to report, in one
     // error, not an exception out of Build().
-    private AcceptStrategyRole? RoleOrNull()
+    private WorkerProcessRole? RoleOrNull()
     {
         try
         {

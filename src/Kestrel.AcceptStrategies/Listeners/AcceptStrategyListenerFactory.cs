@@ -101,7 +101,8 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
     /// here on: if it cannot be made, they are disposed.
     /// </summary>
     public AcceptStrategyConnectionListener Create(
-        Socket[] sockets, AcceptStrategy strategy, int acceptors, IAcceptMutexFactory? mutexFactory, IAcceptedConnectionObserver? observer)
+        Socket[] sockets, AcceptStrategy strategy, int acceptors, IAcceptMutexFactory? mutexFactory, IAcceptedConnectionObserver? observer,
+        LogLevel boundLevel = LogLevel.Information)
     {
         AcceptStrategyConnectionListener listener;
         try
@@ -117,7 +118,7 @@ internal sealed class AcceptStrategyListenerFactory : IConnectionListenerFactory
         }
 
         AcceptStrategyLog.ListenerBound(
-            _logger, listener.EndPoint, strategy, acceptors, sockets.Length, mutexFactory?.Kind ?? "none", _options.Value.DeferAccept);
+            _logger, boundLevel, listener.EndPoint, strategy, acceptors, sockets.Length, mutexFactory?.Kind ?? "none", _options.Value.DeferAccept);
         return listener;
     }
 }

@@ -31,7 +31,7 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// </remarks>
 internal sealed class EventLoop : Acceptor
 {
-    /// <summary>Accepting wake-ups between re-registrations (ThunderingHerd); measured against 1, 4, 64, 256 and 1024 in perf/README.md.</summary>
+    /// <summary>Accepting wake-ups between re-registrations (ThunderingHerd): often enough to spread connections, rarely enough to cost nothing.</summary>
     public const int RearmEvery = 16;
 
     private const int MaxEvents = 64;

@@ -1,6 +1,8 @@
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.Extensions.Logging;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
@@ -51,7 +53,7 @@ internal sealed class PoolPolicy(SupervisorState state, TimeProvider time, ILogg
     }
 
     /// <summary>Adds or removes at most one slot. Called before every reconciliation while the supervisor runs.</summary>
-    public void Resize(AcceptStrategyOptions settings, long now)
+    public void Resize(WorkerProcessOptions settings, long now)
     {
         foreach (var gone in _meters.Keys.Where(w => w.State != WorkerState.Active || w.Killed).ToList())
         {
@@ -101,7 +103,7 @@ internal sealed class PoolPolicy(SupervisorState state, TimeProvider time, ILogg
     }
 
     /// <summary>When <see cref="Resize"/> should run again without an event; null when nothing moves.</summary>
-    public long? NextDeadline(AcceptStrategyOptions settings, long now)
+    public long? NextDeadline(WorkerProcessOptions settings, long now)
     {
         if (settings.MaxWorkers <= 0)
         {
@@ -114,7 +116,7 @@ internal sealed class PoolPolicy(SupervisorState state, TimeProvider time, ILogg
         return _meters.Values.Any(m => m.Serving || now - m.LastAt < WindowUnits) ? Math.Min(next ?? long.MaxValue, soon) : next;
     }
 
-    private void Grow(AcceptStrategyOptions settings, double spare, int live)
+    private void Grow(WorkerProcessOptions settings, double spare, int live)
     {
         if (live >= settings.MaxWorkers)
         {
@@ -142,7 +144,7 @@ internal sealed class PoolPolicy(SupervisorState state, TimeProvider time, ILogg
     /// Drains the most idle measured worker whose slot is not mid-replacement (any, unmeasured ones counted wholly idle,
     /// when above MaxWorkers); false when there is none.
     /// </summary>
-    private bool Shrink(List<(SupervisedWorker Worker, double? Idle)> shares, double spare, AcceptStrategyOptions settings, string reason)
+    private bool Shrink(List<(SupervisedWorker Worker, double? Idle)> shares, double spare, WorkerProcessOptions settings, string reason)
     {
         var forced = reason == "above_max_workers";
         var live = state.LiveSlots;

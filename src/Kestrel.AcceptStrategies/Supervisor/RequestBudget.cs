@@ -1,10 +1,12 @@
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>A worker's request budget: drawn per worker (Starlet's min/max jitter), and when to start its successor.</summary>
 internal static class RequestBudget
 {
     /// <summary>Uniform in [Min, Max] (Min 0 means 90% of Max); 0 when there is no limit.</summary>
-    public static long Draw(AcceptStrategyOptions settings, Random random)
+    public static long Draw(WorkerProcessOptions settings, Random random)
     {
         var max = settings.MaxRequestsPerWorker;
         if (max == 0)

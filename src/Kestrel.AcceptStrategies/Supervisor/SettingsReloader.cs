@@ -1,8 +1,11 @@
 using System.Globalization;
+using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+
+using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Supervisor;
 
@@ -12,7 +15,12 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// from the supervisor's start-up environment, so a change to those is logged and kept for a
 /// restart; an invalid configuration changes nothing.
 /// </summary>
-internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFactory<AcceptStrategyOptions> factory, ILogger logger)
+internal sealed class SettingsReloader(
+    IConfiguration configuration,
+    IOptionsFactory<AcceptStrategyOptions> transportFactory,
+    IOptionsFactory<WorkerProcessOptions> factory,
+    AcceptStrategyOptions transport,
+    ILogger logger)
 {
     private int _configuredWorkers = -1;
 
@@ -20,7 +28,7 @@ internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFac
     /// The new settings, or null if the configuration is invalid. <paramref name="workers"/> is the new worker count when
     /// the configured one changed (so SIGTTIN/SIGTTOU adjustments survive a reload that did not touch it).
     /// </summary>
-    public AcceptStrategyOptions? Reload(AcceptStrategyOptions current, out int? workers)
+    public WorkerProcessOptions? Reload(WorkerProcessOptions current, out int? workers)
     {
         workers = null;
         if (_configuredWorkers < 0)
@@ -28,14 +36,17 @@ internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFac
             _configuredWorkers = current.Workers;
         }
 
-        AcceptStrategyOptions fresh;
+        WorkerProcessOptions fresh;
+        AcceptStrategyOptions freshTransport;
         try
         {
             (configuration as IConfigurationRoot)?.Reload();
             fresh = factory.Create(Options.DefaultName);
+            freshTransport = transportFactory.Create(Options.DefaultName);
         }
         catch (OptionsValidationException e)
         {
+            // A validator the app added itself.
             AcceptStrategyLog.ReloadRejected(logger, string.Join(" ", e.Failures));
             return null;
         }
@@ -46,10 +57,17 @@ internal sealed class SettingsReloader(IConfiguration configuration, IOptionsFac
             return null;
         }
 
-        fresh.Strategy = KeepForRestart(nameof(fresh.Strategy), current.Strategy, fresh.Strategy);
-        fresh.Acceptors = KeepForRestart(nameof(fresh.Acceptors), current.Acceptors, fresh.Acceptors);
-        fresh.DeferAccept = KeepForRestart(nameof(fresh.DeferAccept), current.DeferAccept, fresh.DeferAccept);
-        fresh.WorkerRuntimeProfile = KeepForRestart(nameof(fresh.WorkerRuntimeProfile), current.WorkerRuntimeProfile, fresh.WorkerRuntimeProfile);
+        var problems = OptionsValidation.Validate(freshTransport, fresh, inWorker: false);
+        if (problems.Count > 0)
+        {
+            AcceptStrategyLog.ReloadRejected(logger, string.Join(" ", problems));
+            return null;
+        }
+
+        KeepForRestart(nameof(transport.Strategy), transport.Strategy, freshTransport.Strategy);
+        KeepForRestart(nameof(transport.Acceptors), transport.Acceptors, freshTransport.Acceptors);
+        KeepForRestart(nameof(transport.DeferAccept), transport.DeferAccept, freshTransport.DeferAccept);
+        fresh.RuntimeProfile = KeepForRestart(nameof(fresh.RuntimeProfile), current.RuntimeProfile, fresh.RuntimeProfile);
         fresh.StatusEndpoint = KeepForRestart(nameof(fresh.StatusEndpoint), current.StatusEndpoint, fresh.StatusEndpoint);
         if (fresh.Workers == 0)
         {

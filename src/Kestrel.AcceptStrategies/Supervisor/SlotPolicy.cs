@@ -1,6 +1,8 @@
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.Extensions.Logging;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
@@ -28,7 +30,7 @@ internal sealed class SlotPolicy
     private readonly SupervisorState _state;
     private readonly SlotReconciler _reconciler;
 
-    public SlotPolicy(AcceptStrategyOptions settings, TimeProvider time, Random random, ILogger logger, AcceptStrategyMetrics? metrics = null)
+    public SlotPolicy(WorkerProcessOptions settings, TimeProvider time, Random random, ILogger logger, AcceptStrategyMetrics? metrics = null)
     {
         _time = time;
         _logger = logger;
@@ -37,7 +39,7 @@ internal sealed class SlotPolicy
         _reconciler.Pool.Metrics = metrics;
     }
 
-    public AcceptStrategyOptions Settings
+    public WorkerProcessOptions Settings
     {
         get => _reconciler.Settings;
         set => _reconciler.Settings = value;

@@ -1,6 +1,8 @@
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.Extensions.Logging;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
@@ -16,7 +18,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
     private long _lastSpawnAt;
     private bool _started;
 
-    public AcceptStrategyOptions Settings { get; set; } = null!;
+    public WorkerProcessOptions Settings { get; set; } = null!;
 
     /// <summary>The adaptive pool: adds and removes slots before each reconciliation (off while MaxWorkers is 0).</summary>
     public PoolPolicy Pool { get; } = new(state, time, logger);

@@ -5,7 +5,7 @@ using System.Text;
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
-/// <c>AcceptStrategy:StatusEndpoint</c> parsed: a loopback TCP endpoint or an absolute Unix socket path. Anything a
+/// <c>WorkerProcesses:StatusEndpoint</c> parsed: a loopback TCP endpoint or an absolute Unix socket path. Anything a
 /// client off the machine could reach, or that would need TLS, is refused, so the view never needs authentication.
 /// </summary>
 internal sealed class StatusEndpointAddress

@@ -7,6 +7,8 @@ using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
@@ -14,6 +16,7 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// </summary>
 internal sealed class SupervisorBinder(
     IOptions<AcceptStrategyOptions> options,
+    IOptions<WorkerProcessOptions> workerOptions,
     IOptions<SocketTransportOptions> socketOptions,
     SupervisorSockets supervisorSockets,
     AcceptStrategyListenerFactory transportFactory,
@@ -27,7 +30,7 @@ internal sealed class SupervisorBinder(
         var transport = socketOptions.Value;
 
         // ReusePort: one group of Acceptors sockets per worker slot; otherwise one socket every worker shares.
-        var count = settings.Strategy == AcceptStrategy.ReusePort ? settings.Acceptors * settings.Workers : 1;
+        var count = settings.Strategy == AcceptStrategy.ReusePort ? settings.Acceptors * workerOptions.Value.Workers : 1;
         // Serialized: each endpoint has a lock of its own, so an acceptor waiting on a quiet endpoint with its lock held
         // keeps no other endpoint's acceptors waiting (one process gives each listener a mutex of its own likewise).
         var acceptLock = settings.Strategy == AcceptStrategy.Serialized ? AcceptLockFile.Create() : null;
@@ -48,7 +51,7 @@ internal sealed class SupervisorBinder(
         }
 
         supervisorSockets.Add(endpoint);
-        AcceptStrategyLog.SupervisorBound(_logger, endpoint.BoundEndPoint, settings.Strategy, sockets.Length, settings.Workers);
+        AcceptStrategyLog.SupervisorBound(_logger, endpoint.BoundEndPoint, settings.Strategy, sockets.Length, workerOptions.Value.Workers);
         return new SupervisorListener(endpoint, supervisorSockets);
     }
 }

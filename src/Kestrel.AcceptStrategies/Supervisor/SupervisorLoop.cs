@@ -2,6 +2,8 @@ using System.Threading.Channels;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.Extensions.Logging;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
@@ -23,12 +25,13 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private readonly TaskCompletionSource _allExited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly DeadlineTimer _timer;
     private readonly SupervisorStatus _status;
+    private readonly AcceptStrategy _strategy;
     private long _lastTickPlannedAt;
     private Task _loop = Task.CompletedTask;
     private volatile int _alive;
 
     public SupervisorLoop(
-        AcceptStrategyOptions settings,
+        WorkerProcessOptions settings,
         IReadOnlyList<SupervisedEndpoint> endpoints,
         WorkerLauncher launcher,
         SettingsReloader reloader,
@@ -38,6 +41,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     {
         _policy = new SlotPolicy(settings, time, Random.Shared, logger, metrics);
         _endpoints = endpoints;
+        _strategy = launcher.Strategy;
         _fleet = new WorkerFleet(launcher, Post, logger);
         _reloader = reloader;
         _metrics = metrics;
@@ -48,7 +52,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     }
 
     /// <summary>Settings re-read on SIGHUP and taken; raised on the loop.</summary>
-    public event Action<AcceptStrategyOptions>? SettingsChanged;
+    public event Action<WorkerProcessOptions>? SettingsChanged;
 
     /// <summary>Completes once every slot has had an accepting worker.</summary>
     public Task AllActive => _allActive.Task;
@@ -163,7 +167,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 Apply(_policy.StopDeadlinePassed());
                 break;
             case SupervisorEvent.StatusRequested { Reply: var reply }:
-                _status.Reply(reply, _policy.Settings, _endpoints, _policy.Workers);
+                _status.Reply(reply, _strategy, _endpoints, _policy.Workers);
                 break;
         }
     }
@@ -204,7 +208,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 AcceptStrategyLog.SignalReceived(_logger, "SIGHUP", $"replacing {replacing} worker(s) one at a time{(added != 0 ? $", {added:+#;-#} new" : "")}");
                 Apply(reload);
                 break;
-            case SupervisorSignal.ScaleUp when live >= (_policy.Settings.MaxWorkers > 0 ? _policy.Settings.MaxWorkers : AcceptStrategyOptionsValidator.MaxWorkers):
+            case SupervisorSignal.ScaleUp when live >= (_policy.Settings.MaxWorkers > 0 ? _policy.Settings.MaxWorkers : Hosting.OptionsValidation.MaxWorkers):
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTIN", $"ignored: {live} workers is the maximum");
                 break;
             case SupervisorSignal.ScaleUp:

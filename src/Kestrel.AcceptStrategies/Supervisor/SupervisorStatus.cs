@@ -21,11 +21,11 @@ internal sealed class SupervisorStatus(TimeProvider time)
     }
 
     /// <summary>Completes <paramref name="reply"/> with a snapshot, or with the failure, so the view answers 500 at once instead of timing out.</summary>
-    public void Reply(TaskCompletionSource<StatusSnapshot> reply, AcceptStrategyOptions settings, IReadOnlyList<SupervisedEndpoint> endpoints, IEnumerable<SupervisedWorker> workers)
+    public void Reply(TaskCompletionSource<StatusSnapshot> reply, AcceptStrategy strategy, IReadOnlyList<SupervisedEndpoint> endpoints, IEnumerable<SupervisedWorker> workers)
     {
         try
         {
-            reply.TrySetResult(Snapshot(settings, endpoints, workers));
+            reply.TrySetResult(Snapshot(strategy, endpoints, workers));
         }
         catch (Exception e)
         {
@@ -34,9 +34,9 @@ internal sealed class SupervisorStatus(TimeProvider time)
     }
 
     /// <summary>Every live worker (starting, standby, active, draining) by slot and generation; RSS is read later, off the loop.</summary>
-    public StatusSnapshot Snapshot(AcceptStrategyOptions settings, IReadOnlyList<SupervisedEndpoint> endpoints, IEnumerable<SupervisedWorker> workers) => new(
+    public StatusSnapshot Snapshot(AcceptStrategy strategy, IReadOnlyList<SupervisedEndpoint> endpoints, IEnumerable<SupervisedWorker> workers) => new(
         Environment.ProcessId,
-        settings.Strategy.ToString(),
+        strategy.ToString(),
         [.. endpoints.Select(e => e.BoundEndPoint.ToString())],
         _startedAt,
 

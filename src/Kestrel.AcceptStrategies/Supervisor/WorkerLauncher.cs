@@ -12,6 +12,9 @@ internal sealed class WorkerLauncher(
     AcceptStrategy strategy,
     IReadOnlyList<KeyValuePair<string, string>> runtimeSettings)
 {
+    /// <summary>The strategy the workers are told to accept with (and the status view shows).</summary>
+    public AcceptStrategy Strategy => strategy;
+
     /// <summary>The new worker's pid and handle; throws (leaving nothing open) when any step fails.</summary>
     public unsafe (int Pid, WorkerHandle Handle) Launch(int slot, int generation, long budget)
     {

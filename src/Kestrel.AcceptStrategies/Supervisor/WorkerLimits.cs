@@ -1,3 +1,5 @@
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
@@ -9,7 +11,7 @@ internal static class WorkerLimits
     public const long Megabyte = 1024 * 1024;
 
     /// <summary>Uniform in [90%, 100%] of <c>MaxWorkerLifetime</c>, so workers started together do not end together.</summary>
-    public static TimeSpan DrawLifetime(AcceptStrategyOptions settings, Random random)
+    public static TimeSpan DrawLifetime(WorkerProcessOptions settings, Random random)
     {
         var max = settings.MaxWorkerLifetime.Ticks;
         return max <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks(random.NextInt64(max * 9 / 10, max + 1));

@@ -1,8 +1,10 @@
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
 /// The runtime settings a supervisor adds to its workers' environment under <see cref="WorkerRuntimeProfile.Tuned"/>:
-/// the ones measured to pay when many .NET processes share the machine's cores (README, "Worker runtime profile").
+/// the ones measured to pay when many .NET processes share the machine's cores (perf/README.md, "Runtime profile").
 /// </summary>
 /// <remarks>
 /// A setting the user gave wins: a knob is left out when the supervisor's environment sets it under either prefix
@@ -10,14 +12,20 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// </remarks>
 internal static class WorkerRuntimeSettings
 {
+    /// <summary>
+    /// The AppContext switch the package's build targets write into runtimeconfig.json beside the settings when the
+    /// project opts in (<c>&lt;AcceptStrategyRuntimeProfile&gt;Tuned&lt;/AcceptStrategyRuntimeProfile&gt;</c>), so a
+    /// log can say who set them.
+    /// </summary>
+    public const string ProfileMarker = "Kestrel.AcceptStrategies.RuntimeProfile";
+
     /// <summary>The tuned profile, each knob with why it is there.</summary>
     public static readonly IReadOnlyList<RuntimeKnob> Tuned =
     [
         // Idle thread-pool threads spin before they sleep, which pays with one process per machine; with more processes
         // than cores the spinning steals the cores other workers need (sched_yield and context switches in a profile).
-        // Measured with 8 workers on 2 cores: server CPU per request halved (README, "Worker runtime profile").
         // The GC is left as the app has it: workstation GC measured no cheaper per request than the Web SDK's server
-        // GC with DATAS, and held more memory (48 vs 35 MB PSS per worker).
+        // GC with DATAS, and held more memory (docs/runtime-profile.md).
         new("ThreadPool_UnfairSemaphoreSpinLimit", "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", "0"),
     ];
 
@@ -43,7 +51,9 @@ internal static class WorkerRuntimeSettings
             var fromRuntimeConfig = runtimeConfig(knob.RuntimeConfigProperty) is not null;
             if (fromEnvironment || fromRuntimeConfig)
             {
-                kept.Add(fromEnvironment ? knob.Variable : knob.RuntimeConfigProperty);
+                kept.Add(fromEnvironment ? knob.Variable
+                    : runtimeConfig(ProfileMarker) is "Tuned" ? knob.RuntimeConfigProperty + " (runtimeconfig.json, from the package's opt-in runtime profile)"
+                    : knob.RuntimeConfigProperty + " (runtimeconfig.json)");
             }
             else
             {

@@ -5,6 +5,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
@@ -13,9 +15,11 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// events, and stops the workers gracefully before Kestrel stops.
 /// </summary>
 internal sealed class WorkerSupervisor(
-    AcceptStrategyProcess process,
-    IOptions<AcceptStrategyOptions> options,
-    IOptionsFactory<AcceptStrategyOptions> optionsFactory,
+    WorkerProcessInfo process,
+    IOptions<WorkerProcessOptions> options,
+    IOptionsFactory<WorkerProcessOptions> optionsFactory,
+    IOptions<AcceptStrategyOptions> transportOptions,
+    IOptionsFactory<AcceptStrategyOptions> transportFactory,
     IConfiguration configuration,
     SupervisorSockets sockets,
     AcceptStrategyMetrics metrics,
@@ -25,7 +29,7 @@ internal sealed class WorkerSupervisor(
     private readonly List<PosixSignalRegistration> _signals = [];
     private SupervisorLoop? _loop;
     private StatusServer? _status;
-    private AcceptStrategyOptions _settings = null!;
+    private WorkerProcessOptions _settings = null!;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -34,18 +38,19 @@ internal sealed class WorkerSupervisor(
     /// <summary>After every hosted service started, so Kestrel has bound every endpoint: start the workers.</summary>
     public async Task StartedAsync(CancellationToken cancellationToken)
     {
-        if (process.Role != AcceptStrategyRole.Supervisor)
+        if (process.Role != WorkerProcessRole.Supervisor)
         {
             return;
         }
 
         _settings = options.Value;
+        var transport = transportOptions.Value;
         var endpoints = sockets.Snapshot();
         if (endpoints.Count == 0)
         {
             AcceptStrategyLog.NoEndpoints(_logger, _settings.Workers);
             throw new InvalidOperationException(
-                $"AcceptStrategy:Workers = {_settings.Workers}, but Kestrel bound no IP endpoint to hand to the workers.");
+                $"WorkerProcesses:Workers = {_settings.Workers}, but Kestrel bound no IP endpoint to hand to the workers.");
         }
 
         if (!OperatingSystem.IsLinux())
@@ -58,8 +63,8 @@ internal sealed class WorkerSupervisor(
         _loop = new SupervisorLoop(
             _settings,
             endpoints,
-            new WorkerLauncher(endpoints, _settings.Strategy, DecideRuntimeSettings(_settings.WorkerRuntimeProfile)),
-            new SettingsReloader(configuration, optionsFactory, _logger),
+            new WorkerLauncher(endpoints, transport.Strategy, DecideRuntimeSettings(_settings.RuntimeProfile)),
+            new SettingsReloader(configuration, transportFactory, optionsFactory, transport, _logger),
             metrics,
             _logger,
             TimeProvider.System);
@@ -81,7 +86,7 @@ internal sealed class WorkerSupervisor(
             }));
         }
 
-        AcceptStrategyLog.SupervisorStarted(_logger, Environment.ProcessId, _settings.Workers, _settings.Strategy);
+        AcceptStrategyLog.SupervisorStarted(_logger, Environment.ProcessId, _settings.Workers, transport.Strategy);
         _loop.Start();
 
         // Application started means serving: wait (bounded) for every slot to accept. A slot whose worker fails keeps

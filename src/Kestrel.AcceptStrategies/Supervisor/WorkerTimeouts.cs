@@ -1,3 +1,5 @@
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>The supervisor's clocks on its workers: start, heartbeat and drain timeouts, and its own pauses.</summary>
@@ -20,7 +22,7 @@ internal static class WorkerTimeouts
 
     /// <summary>Workers to kill now, with why.</summary>
     public static IEnumerable<(SupervisedWorker Worker, WorkerExitReason Reason, string Detail)> Expired(
-        IEnumerable<SupervisedWorker> workers, AcceptStrategyOptions settings, TimeProvider time, long now)
+        IEnumerable<SupervisedWorker> workers, WorkerProcessOptions settings, TimeProvider time, long now)
     {
         foreach (var worker in workers.Where(w => !w.Killed))
         {
@@ -44,7 +46,7 @@ internal static class WorkerTimeouts
     /// The earliest timestamp at which <see cref="Expired"/> could name one of <paramref name="workers"/> (just past its
     /// timeout, as the comparisons there are strict); null when no clock runs on any of them.
     /// </summary>
-    public static long? NextExpiry(IEnumerable<SupervisedWorker> workers, AcceptStrategyOptions settings, TimeProvider time)
+    public static long? NextExpiry(IEnumerable<SupervisedWorker> workers, WorkerProcessOptions settings, TimeProvider time)
     {
         long? next = null;
         foreach (var worker in workers.Where(w => !w.Killed))
@@ -73,7 +75,7 @@ internal static class WorkerTimeouts
     }
 
     /// <summary><c>RespawnBackoff</c> doubled per consecutive failure, capped at <c>MaxRespawnBackoff</c>.</summary>
-    public static TimeSpan Backoff(AcceptStrategyOptions settings, int failures)
+    public static TimeSpan Backoff(WorkerProcessOptions settings, int failures)
     {
         var ticks = settings.RespawnBackoff.Ticks * Math.Pow(2, Math.Min(failures - 1, 30));
         return TimeSpan.FromTicks((long)Math.Min(ticks, settings.MaxRespawnBackoff.Ticks));

@@ -2,6 +2,7 @@ using System.Net;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace Kestrel.AcceptStrategies.Worker;
@@ -28,7 +29,8 @@ internal sealed class WorkerBinder(
         var sockets = ListenSocketBinder.Adopt(inherited.Fds);
         // ReusePort: one acceptor per socket of the slot's group; a lone shared socket (systemd's) gets Acceptors dups.
         var acceptors = strategy == AcceptStrategy.ReusePort && sockets.Length > 1 ? sockets.Length : options.Value.Acceptors;
-        var listener = transport.Create(sockets, strategy, acceptors, mutexFactory, listeners.Connections);
+        // Debug: the supervisor named the endpoint when it bound it; a worker's one start-up line is its "ready".
+        var listener = transport.Create(sockets, strategy, acceptors, mutexFactory, listeners.Connections, LogLevel.Debug);
 
         // Started by the worker agent once the supervisor tells it to accept.
         listeners.Add(listener);

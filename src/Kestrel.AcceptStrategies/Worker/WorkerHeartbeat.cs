@@ -1,6 +1,8 @@
 using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
@@ -9,7 +11,7 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// a quarter of the hang timeout when idle, from the thread pool, so a starved worker falls silent.
 /// </summary>
 internal sealed class WorkerHeartbeat(
-    WorkerControlClient control, WorkerRequests requests, WorkerListeners listeners, IOptions<AcceptStrategyOptions> options)
+    WorkerControlClient control, WorkerRequests requests, WorkerListeners listeners, IOptions<WorkerProcessOptions> options)
 {
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
 

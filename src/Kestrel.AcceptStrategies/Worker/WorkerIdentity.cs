@@ -10,13 +10,13 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// and of its (already unlinked) accept lock file.
 /// </summary>
 /// <remarks>
-/// Read once, as early as <c>UseAcceptStrategy()</c>: the inherited descriptors are marked close-on-exec again and
-/// the variables removed, so no process the worker starts inherits a listening socket or believes it is a worker.
-/// <c>UseAcceptStrategy()</c> registers the result in the services; everything else gets it injected.
+/// Read (without changing anything) by <c>UseWorkerProcesses()</c>, which registers the result in the services;
+/// everything else gets it injected. The host's start claims it (<see cref="Claim"/>).
 /// </remarks>
 internal sealed class WorkerIdentity
 {
-    private static readonly Lazy<WorkerIdentity?> LazyCurrent = new(ReadAndClear);
+    private static readonly Lazy<WorkerIdentity?> LazyCurrent = new(Read);
+    private int _claimed;
 
     private readonly Dictionary<string, Queue<InheritedEndpoint>> _endpoints;
 
@@ -32,8 +32,9 @@ internal sealed class WorkerIdentity
     }
 
     /// <summary>
-    /// This process's worker identity, null when it is not a worker. For <c>UseAcceptStrategy()</c> only: the
-    /// variables are gone after the first read, so every later call (another host in the process) gets that result.
+    /// This process's worker identity, null when it is not a worker. Reading changes nothing; <see cref="Claim"/> does,
+    /// at host start. Read once: after the claim the variables are gone, and every later call (another host in the
+    /// process) gets the first result.
     /// </summary>
     public static WorkerIdentity? ReadOnce() => LazyCurrent.Value;
 
@@ -102,28 +103,33 @@ internal sealed class WorkerIdentity
         }
     }
 
-    private static WorkerIdentity? ReadAndClear()
+    private static WorkerIdentity? Read()
     {
         var worker = Environment.GetEnvironmentVariable(WorkerEnvironment.WorkerVariable);
-        if (worker is null)
+        return worker is null ? null : Parse(
+            worker,
+            Environment.GetEnvironmentVariable(WorkerEnvironment.ListenFdsVariable) ?? "",
+            Environment.GetEnvironmentVariable(WorkerEnvironment.LockFdsVariable));
+    }
+
+    /// <summary>
+    /// Makes this process a worker, once, when the host starts: the terminal's signals, blocked since the spawn, are
+    /// caught from here on; the variables go, and the inherited descriptors become close-on-exec, so nothing this
+    /// worker starts holds the supervisor's sockets or lock files or believes it is a worker.
+    /// </summary>
+    public void Claim()
+    {
+        if (Interlocked.Exchange(ref _claimed, 1) != 0)
         {
-            return null;
+            return;
         }
 
-        // First of all: the terminal's signals, blocked since the spawn, are caught from here on.
         WorkerSignals.TakeOver();
-
-        var listen = Environment.GetEnvironmentVariable(WorkerEnvironment.ListenFdsVariable) ?? "";
-        var locks = Environment.GetEnvironmentVariable(WorkerEnvironment.LockFdsVariable);
         Libc.RemoveEnvironmentVariable(WorkerEnvironment.WorkerVariable);
         Libc.RemoveEnvironmentVariable(WorkerEnvironment.ListenFdsVariable);
         Libc.RemoveEnvironmentVariable(WorkerEnvironment.LockFdsVariable);
-
-        var identity = Parse(worker, listen, locks);
-
-        // Inherited without close-on-exec; nothing this worker starts may hold the supervisor's sockets or lock files.
-        Libc.SetCloseOnExec(identity.ControlFd, true);
-        foreach (var inherited in identity._endpoints.Values.SelectMany(q => q))
+        Libc.SetCloseOnExec(ControlFd, true);
+        foreach (var inherited in _endpoints.Values.SelectMany(q => q))
         {
             if (inherited.LockFd is { } acceptLock)
             {
@@ -135,8 +141,6 @@ internal sealed class WorkerIdentity
                 Libc.SetCloseOnExec(fd, true);
             }
         }
-
-        return identity;
     }
 
     /// <summary><c>ENDPOINT=FD[,FD...]</c> entries, <c>;</c>-separated, in order (<see cref="WorkerEnvironment.FormatFds"/>).</summary>

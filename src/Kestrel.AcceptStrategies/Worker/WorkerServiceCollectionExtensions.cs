@@ -18,6 +18,10 @@ internal static class WorkerServiceCollectionExtensions
         services.AddSingleton<IPostConfigureOptions<SimpleConsoleFormatterOptions>, WorkerConsoleScopes>();
         services.AddSingleton<IPostConfigureOptions<JsonConsoleFormatterOptions>, WorkerConsoleScopes>();
         services.AddSingleton<IPostConfigureOptions<ConsoleFormatterOptions>, WorkerConsoleScopes>();
+        services.AddSingleton<IPostConfigureOptions<ConsoleLoggerOptions>, WorkerConsoleScopes>();
+
+        // One start-up line per worker (the supervisor's "ready"), not the host's four.
+        services.AddSingleton<IConfigureOptions<LoggerFilterOptions>, WorkerStartupLines>();
         services.AddSingleton<WorkerBinder>();
         services.AddSingleton<WorkerListeners>();
         services.AddSingleton<WorkerControlClient>();

@@ -13,6 +13,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Worker;
 
 /// <summary>
@@ -20,7 +22,7 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// <c>ready</c> with its own start-up time and CPU, whatever happened.
 /// </summary>
 internal sealed class WorkerWarmup(
-    IOptions<AcceptStrategyOptions> options,
+    IOptions<WorkerProcessOptions> options,
     WorkerListeners listeners,
     WorkerRequests requests,
     WorkerControlClient control,
@@ -95,7 +97,7 @@ internal sealed class WorkerWarmup(
 
     /// <summary>
     /// Plain HTTP/1.1 by hand: the request warms the server's path, and the worker does not JIT an HTTP client stack
-    /// it never uses again (see README, "Start-up of a JIT worker"). Reads the response to its end (the server
+    /// it never uses again (a JIT worker pays for every type it loads). Reads the response to its end (the server
     /// closes: <c>Connection: close</c>).
     /// </summary>
     private static async Task<int> SendPlainAsync(AcceptStrategyConnectionListener listener, Uri uri, TimeSpan timeout)

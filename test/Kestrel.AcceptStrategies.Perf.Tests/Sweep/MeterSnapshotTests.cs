@@ -6,7 +6,7 @@ using Kestrel.AcceptStrategies.Tests.Supervisor;
 namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 /// <summary>The sweep's fairness figures come from the library's Meter in every process, as BenchmarkApp writes it.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class MeterSnapshotTests : IDisposable
 {
     private readonly string _directory = Directory.CreateTempSubdirectory("meter-snapshot-test-").FullName;

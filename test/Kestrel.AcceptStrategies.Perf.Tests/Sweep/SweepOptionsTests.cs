@@ -32,7 +32,7 @@ public sealed class SweepOptionsTests
              "Serialized A1 W2", "Serialized A1 W2 R1000", "Serialized A1 W2 R10000"],
             labels);
         var recycling = SweepRunner.Configurations(options).Single(c => c.Label == "Serialized A1 W2 R1000");
-        Assert.Contains("--AcceptStrategy:MaxRequestsPerWorker=1000", recycling.Arguments);
+        Assert.Contains("--WorkerProcesses:MaxRequestsPerWorker=1000", recycling.Arguments);
         Assert.Equal(new ServerConfiguration("Serialized", 1, 2), recycling.Unlimited);
     }
 

@@ -6,7 +6,7 @@ using Kestrel.AcceptStrategies.Tests.Supervisor;
 namespace Kestrel.AcceptStrategies.Perf.Tests.Sweep;
 
 /// <summary>The sweep end to end, small: real servers (one with a worker), real ab and wrk, real CSV, table and charts.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class SweepProgramTests : IDisposable
 {
     private readonly string _output = Directory.CreateTempSubdirectory("sweep-test-").FullName;

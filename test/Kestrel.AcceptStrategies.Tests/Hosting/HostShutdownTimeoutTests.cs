@@ -4,17 +4,19 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Hosting;
 
 /// <summary>The host's shutdown timeout in worker mode, set by options configuration when the host is built.</summary>
 public sealed class HostShutdownTimeoutTests
 {
-    private static readonly AcceptStrategyOptions Settings = new() { Workers = 2, GracefulShutdownTimeout = TimeSpan.FromSeconds(45) };
+    private static readonly WorkerProcessOptions Settings = new() { Workers = 2, GracefulShutdownTimeout = TimeSpan.FromSeconds(45) };
 
     [Fact]
     public void Supervisor_OutlastsTheWorkersDrainAndItsKillMargins()
     {
-        var host = Configure(AcceptStrategyRole.Supervisor, new HostOptions { ShutdownTimeout = TimeSpan.FromSeconds(30) });
+        var host = Configure(WorkerProcessRole.Supervisor, new HostOptions { ShutdownTimeout = TimeSpan.FromSeconds(30) });
 
         Assert.Equal(TimeSpan.FromSeconds(55), host.ShutdownTimeout);
     }
@@ -22,7 +24,7 @@ public sealed class HostShutdownTimeoutTests
     [Fact]
     public void Supervisor_LongerTimeoutTheAppSetIsKept()
     {
-        var host = Configure(AcceptStrategyRole.Supervisor, new HostOptions { ShutdownTimeout = TimeSpan.FromMinutes(5) });
+        var host = Configure(WorkerProcessRole.Supervisor, new HostOptions { ShutdownTimeout = TimeSpan.FromMinutes(5) });
 
         Assert.Equal(TimeSpan.FromMinutes(5), host.ShutdownTimeout);
     }
@@ -30,7 +32,7 @@ public sealed class HostShutdownTimeoutTests
     [Fact]
     public void Worker_StopsWithinTheGracefulTimeout()
     {
-        var host = Configure(AcceptStrategyRole.Worker, new HostOptions { ShutdownTimeout = TimeSpan.FromSeconds(30) });
+        var host = Configure(WorkerProcessRole.Worker, new HostOptions { ShutdownTimeout = TimeSpan.FromSeconds(30) });
 
         Assert.Equal(TimeSpan.FromSeconds(45), host.ShutdownTimeout);
     }
@@ -38,7 +40,7 @@ public sealed class HostShutdownTimeoutTests
     [Fact]
     public void SingleProcess_Untouched()
     {
-        var host = Configure(AcceptStrategyRole.SingleProcess, new HostOptions { ShutdownTimeout = TimeSpan.FromSeconds(30) });
+        var host = Configure(WorkerProcessRole.SingleProcess, new HostOptions { ShutdownTimeout = TimeSpan.FromSeconds(30) });
 
         Assert.Equal(TimeSpan.FromSeconds(30), host.ShutdownTimeout);
     }
@@ -46,7 +48,7 @@ public sealed class HostShutdownTimeoutTests
     [Fact]
     public async Task UseAcceptStrategy_WorkersInCode_HostBuiltWithTheSupervisorsTimeout()
     {
-        var app = TestServer.Build(o => (o.Workers, o.GracefulShutdownTimeout) = (2, TimeSpan.FromSeconds(45)));
+        var app = TestServer.Build(workers: o => (o.Workers, o.GracefulShutdownTimeout) = (2, TimeSpan.FromSeconds(45)));
         await using (app)
         {
             Assert.Equal(TimeSpan.FromSeconds(55), app.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout);
@@ -56,7 +58,7 @@ public sealed class HostShutdownTimeoutTests
     [Fact]
     public void InvalidOptions_UntouchedAndNoException()
     {
-        var process = new AcceptStrategyProcess(() => throw new OptionsValidationException("AcceptStrategy", typeof(AcceptStrategyOptions), ["Workers = -1"]));
+        var process = new WorkerProcessInfo(() => throw new OptionsValidationException("WorkerProcesses", typeof(WorkerProcessOptions), ["Workers = -1"]));
         var host = new HostOptions { ShutdownTimeout = TimeSpan.FromSeconds(30) };
 
         new HostShutdownTimeout(process, Options.Create(Settings)).Configure(host);
@@ -64,9 +66,9 @@ public sealed class HostShutdownTimeoutTests
         Assert.Equal(TimeSpan.FromSeconds(30), host.ShutdownTimeout);
     }
 
-    private static HostOptions Configure(AcceptStrategyRole role, HostOptions host)
+    private static HostOptions Configure(WorkerProcessRole role, HostOptions host)
     {
-        new HostShutdownTimeout(new AcceptStrategyProcess(role, role == AcceptStrategyRole.Worker ? 0 : -1, 1), Options.Create(Settings)).Configure(host);
+        new HostShutdownTimeout(new WorkerProcessInfo(role, role == WorkerProcessRole.Worker ? 0 : -1, 1), Options.Create(Settings)).Configure(host);
         return host;
     }
 }

@@ -6,6 +6,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Hosting;
 
 /// <summary>
@@ -17,7 +19,7 @@ public sealed class QuicRefusalTests
     [Fact]
     public async Task BindAsync_AnyEndpoint_RefusedNamingIt()
     {
-        var refusal = new QuicRefusal(Options.Create(new AcceptStrategyOptions { Workers = 2 }), NullLoggerFactory.Instance);
+        var refusal = new QuicRefusal(Options.Create(new WorkerProcessOptions { Workers = 2 }), NullLoggerFactory.Instance);
 
         var error = await Assert.ThrowsAsync<NotSupportedException>(() => refusal.BindAsync(new IPEndPoint(IPAddress.Loopback, 8443)).AsTask());
 
@@ -28,7 +30,7 @@ public sealed class QuicRefusalTests
     [Fact]
     public async Task WorkerMode_RegisteredLastSoKestrelAsksItFirst_SingleProcessUntouched()
     {
-        var workers = TestServer.Build(o => o.Workers = 2);
+        var workers = TestServer.Build(workers: o => o.Workers = 2);
         await using (workers)
         {
             Assert.IsType<QuicRefusal>(workers.Services.GetServices<IMultiplexedConnectionListenerFactory>().Last());

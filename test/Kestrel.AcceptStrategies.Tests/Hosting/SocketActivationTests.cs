@@ -8,7 +8,7 @@ namespace Kestrel.AcceptStrategies.Tests.Hosting;
 /// systemd socket activation: the BenchmarkApp started by <c>systemd-socket-activate</c> (which binds the port, waits
 /// for the first connection and execs the app with LISTEN_FDS/LISTEN_PID), or with hand-made LISTEN_* variables.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class SocketActivationTests
 {
     private const int ActivatedSocketUsed = 75;
@@ -22,7 +22,7 @@ public sealed class SocketActivationTests
     public async Task ActivatedSocket_Workers2_WorkersAnswerWithNoListenVariables(string strategy)
     {
         var port = TestServer.FreeLoopbackPort();
-        await using var app = await StartActivatedAsync(port, $"--AcceptStrategy:Workers=2 --AcceptStrategy:Strategy={strategy} --ChildFdProbe=true");
+        await using var app = await StartActivatedAsync(port, $"--WorkerProcesses:Workers=2 --AcceptStrategy:Strategy={strategy} --ChildFdProbe=true");
         var address = new Uri($"http://127.0.0.1:{port}");
 
         // Before: the supervisor bound 127.0.0.1:5000 (or died on the activated port being taken), never serving it.
@@ -57,7 +57,7 @@ public sealed class SocketActivationTests
     public async Task ActivatedSocket_SingleProcess_Serves()
     {
         var port = TestServer.FreeLoopbackPort();
-        await using var app = await StartActivatedAsync(port, "--AcceptStrategy:Workers=0 --AcceptStrategy:Strategy=ThunderingHerd --AcceptStrategy:Acceptors=2");
+        await using var app = await StartActivatedAsync(port, "--WorkerProcesses:Workers=0 --AcceptStrategy:Strategy=ThunderingHerd --AcceptStrategy:Acceptors=2");
 
         using var client = CreateClient();
         for (var i = 0; i < 10; i++)
@@ -76,7 +76,7 @@ public sealed class SocketActivationTests
     {
         // Descriptor 3 is a file; LISTEN_PID is the shell's pid, which exec hands to the app.
         await using var app = ChildProcess.StartBenchmarkApp(
-            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2",
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=2",
             shellPrefix: "exec 3</dev/null; export LISTEN_FDS=1 LISTEN_PID=$$ LISTEN_FDNAMES=web; ");
 
         await app.WaitForExitAsync(TestServer.Timeout);
@@ -89,7 +89,7 @@ public sealed class SocketActivationTests
     public async Task ActivatedUnixSocket_StartupErrorNamingTheDescriptor()
     {
         var path = Path.Combine(Path.GetTempPath(), $"accept-activated-{Guid.NewGuid():N}.sock");
-        await using var app = await StartActivatedAsync(path, "--AcceptStrategy:Workers=2");
+        await using var app = await StartActivatedAsync(path, "--WorkerProcesses:Workers=2");
         try
         {
             // The first connection makes systemd-socket-activate start the app.
@@ -111,7 +111,7 @@ public sealed class SocketActivationTests
     {
         // LISTEN_PID 1 is not the app: the descriptors are someone else's, whatever descriptor 3 is.
         await using var app = ChildProcess.StartBenchmarkApp(
-            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=0",
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=0",
             shellPrefix: "exec 3</dev/null; export LISTEN_FDS=1 LISTEN_PID=1; ",
             environment: new Dictionary<string, string> { ["Logging__Console__FormatterName"] = "json" });
         var address = await app.WaitForListeningAsync();

@@ -83,6 +83,37 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         return new ChildProcess(Process.Start(start)!);
     }
 
+    public static string StockAppPath { get; } = typeof(ChildProcess).Assembly
+        .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "StockAppPath").Value!;
+
+    /// <summary>
+    /// Starts the stock app (test/StockApp) from its own directory, as <c>dotnet run</c> would, with nothing set for
+    /// tests: its appsettings.json and the console logger's defaults decide what it prints.
+    /// </summary>
+    public static ChildProcess StartStockApp(string arguments)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(StockAppPath)!,
+        };
+        start.ArgumentList.Add(StockAppPath);
+        foreach (var argument in arguments.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        // A test run's own logging settings must not reach the app.
+        foreach (var variable in start.Environment.Keys.Where(k => k.StartsWith("Logging__", StringComparison.OrdinalIgnoreCase)).ToList())
+        {
+            start.Environment.Remove(variable);
+        }
+
+        return new ChildProcess(Process.Start(start)!);
+    }
+
     /// <summary>
     /// Starts the BenchmarkApp with JSON console logs, so tests can wait for the library's events by id
     /// (<see cref="WaitForEventAsync"/>) rather than by the wording of a message.

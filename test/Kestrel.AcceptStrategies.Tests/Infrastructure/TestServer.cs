@@ -1,5 +1,6 @@
 using System.Net;
 using Kestrel.AcceptStrategies;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -40,7 +41,12 @@ internal sealed class TestServer : IAsyncDisposable
         return StartAsync(app);
     }
 
-    public static WebApplication Build(Action<AcceptStrategyOptions>? configure = null, Action<WebApplicationBuilder>? build = null, string[]? args = null)
+    /// <param name="configure">Transport options in code.</param>
+    /// <param name="build">Anything else on the builder, before the library's registration.</param>
+    /// <param name="args">Command-line configuration.</param>
+    /// <param name="workers">Non-null: the app calls <c>UseWorkerProcesses()</c> too, with this in code.</param>
+    public static WebApplication Build(
+        Action<AcceptStrategyOptions>? configure = null, Action<WebApplicationBuilder>? build = null, string[]? args = null, Action<WorkerProcessOptions>? workers = null)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [], EnvironmentName = Environments.Production });
         builder.Logging.ClearProviders();
@@ -48,6 +54,10 @@ internal sealed class TestServer : IAsyncDisposable
         builder.Services.AddSingleton<SlowGate>();
         build?.Invoke(builder);
         builder.WebHost.UseAcceptStrategy(configure ?? (_ => { }));
+        if (workers is not null)
+        {
+            builder.WebHost.UseWorkerProcesses(workers);
+        }
 
         var app = builder.Build();
         app.MapGet("/foo", (HttpContext context) =>

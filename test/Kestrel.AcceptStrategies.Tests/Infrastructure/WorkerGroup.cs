@@ -35,7 +35,7 @@ internal sealed class WorkerGroup : IAsyncDisposable
         string urls = "http://127.0.0.1:0", int acceptors = 2) =>
         WaitReadyAsync(
             ChildProcess.StartBenchmarkApp(
-                $"\"--urls={urls}\" --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors={acceptors} --AcceptStrategy:Workers={workers} {arguments}",
+                $"\"--urls={urls}\" --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors={acceptors} --WorkerProcesses:Workers={workers} {arguments}",
                 environment: JsonLogs(environment)),
             workers);
 

@@ -5,7 +5,7 @@ using Kestrel.AcceptStrategies.Tests.Supervisor;
 namespace Kestrel.AcceptStrategies.Tests.Listeners;
 
 /// <summary>ThunderingHerd acceptors sharing one socket take turns, within a process and across worker processes.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class AcceptorFairnessTests
 {
     private const int Acceptors = 4;

@@ -6,11 +6,11 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// An idle group sleeps: the supervisor's timer only fires for a deadline or its pause check (a quarter of the hang
 /// timeout), and an idle worker heart-beats only as often as hang detection needs (a quarter of the hang timeout).
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class IdleGroupTests
 {
     // A quarter of it is 3 s: the intervals asserted below are lower bounds, which a loaded machine only lengthens.
-    private const string Arguments = "--AcceptStrategy:HangTimeout=00:00:12 --Logging:LogLevel:Kestrel.AcceptStrategies.Supervisor=Debug";
+    private const string Arguments = "--WorkerProcesses:HangTimeout=00:00:12 --Logging:LogLevel:Kestrel.AcceptStrategies.Supervisor=Debug";
     private const string Category = "Kestrel.AcceptStrategies.Supervisor";
     private static readonly TimeSpan Quarter = TimeSpan.FromSeconds(3);
 

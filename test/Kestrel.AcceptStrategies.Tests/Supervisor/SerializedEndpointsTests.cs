@@ -7,7 +7,7 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// Serialized workers with several endpoints: an acceptor waits for connections while it holds its accept lock, so
 /// an endpoint whose acceptors share a lock with a quiet one (HTTPS beside HTTP, an admin port) starves.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class SerializedEndpointsTests
 {
     private const int Requests = 20;
@@ -31,7 +31,7 @@ public sealed class SerializedEndpointsTests
     [Fact]
     public async Task Serialized_TwoEndpoints_WorkersRespawnedByReloadAndRecycleHoldEachEndpointsLock()
     {
-        await using var group = await StartTwoEndpointsAsync(2, "--AcceptStrategy:MaxRequestsPerWorker=8 --ChildFdProbe=true");
+        await using var group = await StartTwoEndpointsAsync(2, "--WorkerProcesses:MaxRequestsPerWorker=8 --ChildFdProbe=true");
         var (busy, quiet) = (group.Addresses[0], group.Addresses[1]);
         var first = group.Ready.ToList();
 

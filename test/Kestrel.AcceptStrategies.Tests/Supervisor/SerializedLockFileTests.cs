@@ -5,7 +5,7 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// <summary>
 /// The Serialized strategy's accept lock between worker processes: a file, but one no tmp cleaner can take away.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class SerializedLockFileTests
 {
     [Fact]

@@ -4,7 +4,7 @@ using Kestrel.AcceptStrategies.Tests.Infrastructure;
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>The supervisor and its workers write to one standard output: no line may be cut by another's.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class SharedOutputTests
 {
     [Fact]

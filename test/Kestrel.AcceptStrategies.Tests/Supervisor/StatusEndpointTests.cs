@@ -10,10 +10,10 @@ using Xunit.Abstractions;
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>The supervisor's status view (StatusEndpoint) with real worker processes, over TCP and a Unix socket.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class StatusEndpointTests(ITestOutputHelper output)
 {
-    private const string Tcp = "--AcceptStrategy:StatusEndpoint=http://127.0.0.1:0";
+    private const string Tcp = "--WorkerProcesses:StatusEndpoint=http://127.0.0.1:0";
 
     [Fact]
     public async Task Json_TwoWorkers_ListsTheLiveWorkersAndTheirRequestsAddUp()
@@ -87,7 +87,7 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
             MakeStaleSocket(path);
             Assert.True(File.Exists(path));
 
-            await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.Serialized, $"--AcceptStrategy:StatusEndpoint=unix:{path}");
+            await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.Serialized, $"--WorkerProcesses:StatusEndpoint=unix:{path}");
             using var status = await StatusClient.OfAsync(group.Supervisor);
             Assert.Equal("unix:" + path, status.Address);
             Assert.NotEmpty(group.EventsOf(LogEvents.StatusSocketRemoved));
@@ -163,7 +163,7 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
     [Fact]
     public async Task Ipv6Loopback_PortZero_LoggedAsBoundAndServed()
     {
-        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ThunderingHerd, "--AcceptStrategy:StatusEndpoint=http://[::1]:0");
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ThunderingHerd, "--WorkerProcesses:StatusEndpoint=http://[::1]:0");
         using var status = await StatusClient.OfAsync(group.Supervisor);
 
         Assert.StartsWith("http://[::1]:", status.Address, StringComparison.Ordinal);
@@ -184,7 +184,7 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
             other.Listen();
 
             await AssertStartupFailsAsync(
-                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=unix:{path}",
+                $"--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 --WorkerProcesses:StatusEndpoint=unix:{path}",
                 $"another process listens on {path}",
                 StringComparison.Ordinal);
             Assert.True(File.Exists(path), "a socket someone listens on is not removed");
@@ -204,7 +204,7 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
             var path = Path.Combine(dir.FullName, "notes.txt");
             await File.WriteAllTextAsync(path, "keep me");
             await AssertStartupFailsAsync(
-                $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=unix:{path}",
+                $"--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 --WorkerProcesses:StatusEndpoint=unix:{path}",
                 $"{path} exists and is not a socket",
                 StringComparison.Ordinal);
             Assert.Equal("keep me", await File.ReadAllTextAsync(path));
@@ -224,7 +224,7 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
         var port = ((IPEndPoint)taken.LocalEndPoint!).Port;
 
         await AssertStartupFailsAsync(
-            $"--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=http://127.0.0.1:{port}",
+            $"--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 --WorkerProcesses:StatusEndpoint=http://127.0.0.1:{port}",
             $"status endpoint http://127.0.0.1:{port}",
             StringComparison.OrdinalIgnoreCase);
     }
@@ -234,7 +234,7 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
     {
         var port = TestServer.FreeLoopbackPort();
         await AssertStartupFailsAsync(
-            $"--urls=http://127.0.0.1:{port} --AcceptStrategy:Workers=1 --AcceptStrategy:StatusEndpoint=http://127.0.0.1:{port}",
+            $"--urls=http://127.0.0.1:{port} --WorkerProcesses:Workers=1 --WorkerProcesses:StatusEndpoint=http://127.0.0.1:{port}",
             "is one of the app's endpoints",
             StringComparison.Ordinal);
     }

@@ -35,7 +35,7 @@ public sealed class StatusFormatTests
         // A pause of the supervisor shifts its monotonic timestamps; the wall clock of the start stays.
         active.StartedAt += (long)(5 * time.TimestampFrequency);
         time.Advance(TimeSpan.FromSeconds(10));
-        var snapshot = status.Snapshot(new AcceptStrategyOptions { Strategy = AcceptStrategy.Serialized }, [], [active, first]);
+        var snapshot = status.Snapshot(AcceptStrategy.Serialized, [], [active, first]);
 
         Assert.Equal(Environment.ProcessId, snapshot.Pid);
         Assert.Equal("Serialized", snapshot.Strategy);
@@ -61,7 +61,7 @@ public sealed class StatusFormatTests
         var status = new SupervisorStatus(new FakeTimeProvider(Start));
         var reply = new TaskCompletionSource<StatusSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        status.Reply(reply, null!, [], [Worker(new FakeTimeProvider(Start), 1, new WorkerSlot(0), 1)]);
+        status.Reply(reply, AcceptStrategy.ReusePort, null!, [Worker(new FakeTimeProvider(Start), 1, new WorkerSlot(0), 1)]);
 
         await Assert.ThrowsAsync<NullReferenceException>(() => reply.Task);
     }

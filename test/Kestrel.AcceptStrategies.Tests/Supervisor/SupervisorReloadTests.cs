@@ -9,7 +9,7 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// SIGHUP and scaling signals against a real supervisor: what a reload must replace, what it re-reads, and how it
 /// behaves when the new code cannot start.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class SupervisorReloadTests
 {
     [Fact]
@@ -64,7 +64,7 @@ public sealed class SupervisorReloadTests
         // start-up time before the budget runs out) and stands by; the load stops as soon as it starts, with hundreds
         // of requests of the budget left.
         await using var group = await WorkerGroup.StartAsync(
-            1, AcceptStrategy.ReusePort, "--AcceptStrategy:MaxRequestsPerWorker=1500 --AcceptStrategy:MinRequestsPerWorker=1500");
+            1, AcceptStrategy.ReusePort, "--WorkerProcesses:MaxRequestsPerWorker=1500 --WorkerProcesses:MinRequestsPerWorker=1500");
         using (var stop = new CancellationTokenSource())
         using (var client = Load.CreateClient())
         {

@@ -9,13 +9,13 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// A real supervisor under conditions an operator or an attacker creates: paused, stopped while starting, out of
 /// descriptors, its workers' drains held open by clients.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class SupervisorRobustnessTests
 {
     [Fact]
     public async Task SupervisorPaused_LongerThanHangTimeout_NoHealthyWorkerKilled()
     {
-        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort, "--AcceptStrategy:HangTimeout=00:00:03");
+        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort, "--WorkerProcesses:HangTimeout=00:00:03");
         var first = group.Ready.Select(r => r.Pid).ToList();
 
         // The pause is the scenario itself: the supervisor runs nothing for longer than the hang timeout.
@@ -56,7 +56,7 @@ public sealed class SupervisorRobustnessTests
     public async Task RequestsHeldOnEveryOldWorker_DrainingWorkersCappedPerSlot()
     {
         await using var group = await WorkerGroup.StartAsync(
-            1, AcceptStrategy.ReusePort, "--AcceptStrategy:MaxRequestsPerWorker=100 --AcceptStrategy:MinRequestsPerWorker=100");
+            1, AcceptStrategy.ReusePort, "--WorkerProcesses:MaxRequestsPerWorker=100 --WorkerProcesses:MinRequestsPerWorker=100");
         using var client = Load.CreateClient();
         var held = new List<Task<string>>();
         for (var round = 0; round < 5; round++)
@@ -85,7 +85,7 @@ public sealed class SupervisorRobustnessTests
     {
         // A slow warm-up keeps the workers starting, and so the supervisor's start-up waiting, for seconds.
         var supervisor = ChildProcess.StartBenchmarkAppWithJsonLogs(
-            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2 --AcceptStrategy:WarmupPath=/slow?ms=4000");
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=2 --WorkerProcesses:WarmupPath=/slow?ms=4000");
         await using var _ = supervisor;
         await supervisor.WaitForEventAsync(LogEvents.WorkerStarted, e => e.Int("Slot") == 1, TestServer.Timeout);
 
@@ -115,7 +115,7 @@ public sealed class SupervisorRobustnessTests
             ["DOTNET_ThreadPool_ForceMinWorkerThreads"] = "4",
             ["DOTNET_ThreadPool_ForceMaxWorkerThreads"] = "4",
         };
-        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "--AcceptStrategy:RespawnBackoff=00:00:01", environment);
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "--WorkerProcesses:RespawnBackoff=00:00:01", environment);
         var supervisor = group.Supervisor.Id;
 
         // One respawn with descriptors first: the exit and spawn paths are then loaded and compiled, so the moment

@@ -5,7 +5,7 @@ using Kestrel.AcceptStrategies.Tests.Infrastructure;
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>What the supervisor says a worker served must be what it served, up to its last request.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerCountTests
 {
     [Theory]

@@ -10,11 +10,11 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// How a draining worker lets go of its connections: clients that would keep it alive (HTTP/2, silent or slow
 /// connections) must not, and requests already running must still finish.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerDrainTests
 {
     // Far above any bound asserted here: a worker that exits sooner was let go by the drain, not by the timeout.
-    private const string LongGrace = "--AcceptStrategy:GracefulShutdownTimeout=00:00:30";
+    private const string LongGrace = "--WorkerProcesses:GracefulShutdownTimeout=00:00:30";
     private static readonly TimeSpan DrainBound = TimeSpan.FromSeconds(10);
 
     [Fact]

@@ -3,7 +3,7 @@ using Kestrel.AcceptStrategies.Tests.Infrastructure;
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>What a supervisor tells a worker stays in that worker: nothing it starts inherits it.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerEnvironmentTests
 {
     [Theory]

@@ -9,7 +9,7 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// Worker mode inside the host: endpoints it cannot hand to workers, <c>dotnet watch</c>, configuration reloads.
 /// Real BenchmarkApp processes.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerHostingTests
 {
     [Fact]
@@ -17,7 +17,7 @@ public sealed class WorkerHostingTests
     {
         var path = Path.Combine(Path.GetTempPath(), $"accept-uds-{Guid.NewGuid():N}.sock");
         await using var app = ChildProcess.StartBenchmarkApp(
-            $"--urls \"http://127.0.0.1:0;http://unix:{path}\" --AcceptStrategy:Workers=2");
+            $"--urls \"http://127.0.0.1:0;http://unix:{path}\" --WorkerProcesses:Workers=2");
 
         // Before: the supervisor served the Unix socket itself and every worker died on "address already in use".
         await app.WaitForExitAsync(TestServer.Timeout);
@@ -31,7 +31,7 @@ public sealed class WorkerHostingTests
     public async Task DotnetWatch_Workers_RunsSingleProcessWithOneWarning()
     {
         await using var app = ChildProcess.StartBenchmarkAppWithJsonLogs(
-            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2",
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=2",
             environment: new Dictionary<string, string> { ["DOTNET_WATCH"] = "1" });
         var address = await app.WaitForListeningAsync();
 
@@ -54,7 +54,7 @@ public sealed class WorkerHostingTests
         using var copy = AppCopy.Create(Endpoint(oldPort));
         {
             await using var app = ChildProcess.StartBenchmarkApp(
-                "--AcceptStrategy:Workers=2", environment: new Dictionary<string, string> { ["Logging__Console__FormatterName"] = "json" }, appPath: copy.AppPath);
+                "--WorkerProcesses:Workers=2", environment: new Dictionary<string, string> { ["Logging__Console__FormatterName"] = "json" }, appPath: copy.AppPath);
             await app.WaitForEventAsync(LogEvents.WorkerReady, e => e.Int("Slot") == 0, TestServer.Timeout);
             await app.WaitForEventAsync(LogEvents.WorkerReady, e => e.Int("Slot") == 1, TestServer.Timeout);
             using var client = Load.CreateClient();

@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>MaxWorkerLifetime and MaxWorkerMemoryMegabytes with real workers under load: warm replacement, no failure.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerLimitTests(ITestOutputHelper output)
 {
     private const long Megabyte = 1024 * 1024;
@@ -14,7 +14,7 @@ public sealed class WorkerLimitTests(ITestOutputHelper output)
     [Fact]
     public async Task Lifetime_3s_EverySlotRecycledRepeatedly_NoFailedRequest()
     {
-        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort, "--AcceptStrategy:MaxWorkerLifetime=00:00:03");
+        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort, "--WorkerProcesses:MaxWorkerLifetime=00:00:03");
 
         using var enough = new CancellationTokenSource();
         var load = Load.RunUntilAsync(group.Address, 8, connectionClose: false, TimeSpan.FromSeconds(90), enough.Token);
@@ -42,7 +42,7 @@ public sealed class WorkerLimitTests(ITestOutputHelper output)
     public async Task Memory_200MB_LeakingWorkerRecycledBeforeItGrowsFar_NoFailedRequest()
     {
         await using var group = await WorkerGroup.StartAsync(
-            1, AcceptStrategy.ReusePort, "--AcceptStrategy:MaxWorkerMemoryMegabytes=200 --RetainBytesPerRequest=20000");
+            1, AcceptStrategy.ReusePort, "--WorkerProcesses:MaxWorkerMemoryMegabytes=200 --RetainBytesPerRequest=20000");
 
         // Sample every worker's VmRSS while the load runs, as the kernel counts it.
         using var done = new CancellationTokenSource();

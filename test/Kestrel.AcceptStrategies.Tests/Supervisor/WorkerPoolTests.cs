@@ -5,10 +5,10 @@ using Xunit.Abstractions;
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>The adaptive pool (MaxWorkers, MinSpareWorkers, MaxSpareWorkers) with real workers under real load.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerPoolTests(ITestOutputHelper output)
 {
-    private const string Pool = "--AcceptStrategy:MaxWorkers=4 --AcceptStrategy:MinSpareWorkers=1 --AcceptStrategy:MaxSpareWorkers=1";
+    private const string Pool = "--WorkerProcesses:MaxWorkers=4 --WorkerProcesses:MinSpareWorkers=1 --WorkerProcesses:MaxSpareWorkers=1";
 
     [Theory]
     [InlineData(AcceptStrategy.ThunderingHerd)]
@@ -75,7 +75,7 @@ public sealed class WorkerPoolTests(ITestOutputHelper output)
     {
         // MinSpareWorkers 0 and MaxSpareWorkers 2: two idle workers neither grow nor shrink the pool by themselves.
         await using var group = await WorkerGroup.StartAsync(
-            1, AcceptStrategy.ThunderingHerd, "--AcceptStrategy:MaxWorkers=2 --AcceptStrategy:MinSpareWorkers=0 --AcceptStrategy:MaxSpareWorkers=2");
+            1, AcceptStrategy.ThunderingHerd, "--WorkerProcesses:MaxWorkers=2 --WorkerProcesses:MinSpareWorkers=0 --WorkerProcesses:MaxSpareWorkers=2");
 
         group.Signal("TTIN");
         await group.WaitUntilAsync(g => g.Ready.Count >= 2 && g.LivePids.Count == 2, TestServer.Timeout, "a second worker");

@@ -7,7 +7,7 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// The runtime settings the supervisor gives its workers reach them (libc's environment, which the runtime read at
 /// start), a setting the user gave in the environment or runtimeconfig.json wins, and Inherit adds nothing.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerRuntimeProfileTests
 {
     private const string Spin = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
@@ -76,7 +76,7 @@ public sealed class WorkerRuntimeProfileTests
     [Fact]
     public async Task Inherit_WorkersGetNothingAdded()
     {
-        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "--AcceptStrategy:WorkerRuntimeProfile=Inherit");
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "--WorkerProcesses:RuntimeProfile=Inherit");
 
         Assert.Equal($"{Spin} unset", await NativeEnvAsync(group, Spin));
         var profile = Assert.Single(group.EventsOf(LogEvents.WorkerRuntimeProfile));

@@ -1,5 +1,7 @@
 using Kestrel.AcceptStrategies.Supervisor;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>Which runtime settings a worker gets: the profile's, minus any the user set either way.</summary>

@@ -7,7 +7,7 @@ using Kestrel.AcceptStrategies.Tests.Infrastructure;
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>Signals a terminal sends to the whole process group are the supervisor's, from a worker's first instant.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed partial class WorkerSignalTests
 {
     private const int SIGHUP = 1;
@@ -20,7 +20,8 @@ public sealed partial class WorkerSignalTests
         // The supervisor (and so the test run) is in the same process group as its workers, so the workers are
         // signalled one by one, from the moment the supervisor logs their pid, as a group signal would reach them.
         var supervisor = ChildProcess.StartBenchmarkApp(
-            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=2 --AcceptStrategy:HangTimeout=00:00:05 --ChildFdProbe=true");
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=2 --WorkerProcesses:HangTimeout=00:00:05 --ChildFdProbe=true " +
+            "--Logging:LogLevel:Kestrel.AcceptStrategies.Supervisor=Debug"); // "started in slot" (event 11) is Debug
         await using var owned = supervisor;
         await supervisor.WaitForListeningAsync();
         using var done = new CancellationTokenSource(TimeSpan.FromSeconds(60));

@@ -8,11 +8,11 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// Each worker measures its own start-up (wall time since its process started, CPU time) and reports it with
 /// <c>ready</c>; the supervisor logs it in WorkerReady and records it in two Meter histograms.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerStartupTelemetryTests : IDisposable
 {
-    private const string DurationName = "kestrel.accept_strategies.worker.startup.duration";
-    private const string CpuTimeName = "kestrel.accept_strategies.worker.startup.cpu_time";
+    private const string DurationName = "accept_strategies.worker.startup.duration";
+    private const string CpuTimeName = "accept_strategies.worker.startup.cpu_time";
 
     private readonly string _directory = Directory.CreateTempSubdirectory("startup-telemetry-test-").FullName;
 
@@ -45,7 +45,7 @@ public sealed class WorkerStartupTelemetryTests : IDisposable
     public async Task Histograms_WorkersStartedAndRecycled_OneMeasurementPerStart()
     {
         await using var group = await WorkerGroup.StartAsync(
-            workers: 2, AcceptStrategy.ReusePort, $"--AcceptStrategy:MaxRequestsPerWorker=20 --MeterSnapshotPath={_directory}");
+            workers: 2, AcceptStrategy.ReusePort, $"--WorkerProcesses:MaxRequestsPerWorker=20 --MeterSnapshotPath={_directory}");
 
         // 100 requests with a budget of 18-20 per worker: workers recycle; wait until every worker started is ready.
         Assert.Empty(await Load.RunAsync(group.Address, total: 100, concurrency: 4, connectionClose: true));

@@ -9,7 +9,7 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// A real supervisor (the BenchmarkApp with Workers &gt; 0) and real worker processes, driven by real HTTP clients
 /// and real signals. One at a time: each starts several .NET processes on a 2-core machine.
 /// </summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerSupervisorTests
 {
     private const int Requests = 5000;
@@ -35,7 +35,7 @@ public sealed class WorkerSupervisorTests
 
     private static async Task RecycleUnderLoadAsync(AcceptStrategy strategy, bool connectionClose)
     {
-        await using var group = await WorkerGroup.StartAsync(3, strategy, "--AcceptStrategy:MaxRequestsPerWorker=100");
+        await using var group = await WorkerGroup.StartAsync(3, strategy, "--WorkerProcesses:MaxRequestsPerWorker=100");
 
         var failures = await Load.RunAsync(
             group.Address, Requests, Clients, connectionClose, _ => $"/slow?ms={PaceMilliseconds}", "done", TimeSpan.FromMinutes(2));
@@ -56,7 +56,7 @@ public sealed class WorkerSupervisorTests
     public async Task Budget_MinAndMax_EveryBudgetDrawnWithinRange()
     {
         await using var group = await WorkerGroup.StartAsync(
-            4, AcceptStrategy.ReusePort, "--AcceptStrategy:MinRequestsPerWorker=20 --AcceptStrategy:MaxRequestsPerWorker=40");
+            4, AcceptStrategy.ReusePort, "--WorkerProcesses:MinRequestsPerWorker=20 --WorkerProcesses:MaxRequestsPerWorker=40");
 
         // New connections, so SO_REUSEPORT spreads them over every slot and each slot spends budgets.
         Assert.Empty(await Load.RunAsync(group.Address, 400, 8, connectionClose: true, _ => "/slow?ms=20", "done"));
@@ -198,7 +198,7 @@ public sealed class WorkerSupervisorTests
     public async Task WorkerCrashesAtStart_BackoffGrowsAndSupervisorStaysUp()
     {
         var supervisor = ChildProcess.StartBenchmarkAppWithJsonLogs(
-            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 --AcceptStrategy:RespawnBackoff=00:00:00.1 --CrashWorkerAtStart=true");
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 --WorkerProcesses:RespawnBackoff=00:00:00.1 --CrashWorkerAtStart=true");
         await using var _ = supervisor;
 
         var delays = new List<long>();
@@ -217,7 +217,7 @@ public sealed class WorkerSupervisorTests
     [Fact]
     public async Task HungWorker_NoHeartbeat_KilledAndReplaced()
     {
-        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ThunderingHerd, "--AcceptStrategy:HangTimeout=00:00:01");
+        await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ThunderingHerd, "--WorkerProcesses:HangTimeout=00:00:01");
         var victim = group.Ready[0];
 
         // A stopped process runs no thread at all: exactly a worker that stopped heart-beating.
@@ -249,7 +249,7 @@ public sealed class WorkerSupervisorTests
     {
         // Every process of the app starts a child every 50 ms that lists its descriptors, while workers recycle.
         await using var group = await WorkerGroup.StartAsync(
-            2, AcceptStrategy.ReusePort, "--ChildFdProbe=true --AcceptStrategy:MaxRequestsPerWorker=50");
+            2, AcceptStrategy.ReusePort, "--ChildFdProbe=true --WorkerProcesses:MaxRequestsPerWorker=50");
 
         Assert.Empty(await Load.RunAsync(group.Address, 1000, 10, connectionClose: true, _ => "/slow?ms=20", "done"));
         await group.WaitUntilAsync(g => g.Exited.Count(e => e.Reason == "recycled") >= 4, TestServer.Timeout, "4 recycles");

@@ -4,14 +4,14 @@ using Kestrel.AcceptStrategies.Tests.Infrastructure;
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 
 /// <summary>A new worker's warm-up request reaches its own Kestrel only, without a port anyone else could use.</summary>
-[Collection(WorkerProcesses.Name)]
+[Collection(SharedWorkerProcesses.Name)]
 public sealed class WorkerWarmupTests
 {
     [Fact]
     public async Task Warmup_WhileRunning_WorkerListensOnNoTcpPortButTheInheritedOnes()
     {
         var supervisor = ChildProcess.StartBenchmarkAppWithJsonLogs(
-            "--urls=http://127.0.0.1:0 --AcceptStrategy:Workers=1 \"--AcceptStrategy:WarmupPath=/slow?ms=3000\"");
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 \"--WorkerProcesses:WarmupPath=/slow?ms=3000\"");
         await using var owned = supervisor;
         var address = await supervisor.WaitForListeningAsync();
 
@@ -31,7 +31,7 @@ public sealed class WorkerWarmupTests
     public async Task Warmup_PlainHttp_AnsweredWithoutLoadingAnHttpClient()
     {
         // An HttpClient for one request would JIT a whole client stack in every new worker, for nothing after.
-        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "\"--AcceptStrategy:WarmupPath=/foo?foo=warm\"");
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "\"--WorkerProcesses:WarmupPath=/foo?foo=warm\"");
         var worker = group.Ready[0].Pid;
 
         // The worker logs through its own console queue: its line may come after the supervisor's ready line.

@@ -11,6 +11,8 @@ using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Worker;
 
 /// <summary>
@@ -31,8 +33,8 @@ public sealed class WorkerBinderTests
         Assert.True(fd >= 0);
         await using var provider = CreateServices(Identity(fd));
 
-        var process = provider.GetRequiredService<AcceptStrategyProcess>();
-        Assert.Equal((AcceptStrategyRole.Worker, 2, 3), (process.Role, process.Slot, process.Generation));
+        var process = provider.GetRequiredService<WorkerProcessInfo>();
+        Assert.Equal((WorkerProcessRole.Worker, 2, 3), (process.Role, process.Slot, process.Generation));
 
         var factory = provider.GetRequiredService<RoleListenerFactory>();
         await using var listener = await factory.BindAsync(Requested);
@@ -105,14 +107,15 @@ public sealed class WorkerBinderTests
         services.AddLogging();
         services.AddMetrics();
         services.AddOptions<SocketTransportOptions>();
-        services.Configure<AcceptStrategyOptions>(o => { o.Strategy = AcceptStrategy.ThunderingHerd; o.Acceptors = 1; o.Workers = 1; });
+        services.Configure<AcceptStrategyOptions>(o => { o.Strategy = AcceptStrategy.ThunderingHerd; o.Acceptors = 1; });
+        services.Configure<WorkerProcessOptions>(o => o.Workers = 1);
         services.AddSingleton<AcceptStrategyMetrics>();
         services.AddSingleton<AcceptStrategyListenerFactory>();
         services.AddSingleton<SupervisorSockets>();
         services.AddSingleton<SupervisorBinder>();
         services.AddSingleton<RoleListenerFactory>();
-        services.AddSingleton(sp => new AcceptStrategyProcess(() => ProcessRoles.Resolve(
-            worker, sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<AcceptStrategyOptions>>().Value, NullLogger.Instance)));
+        services.AddSingleton(sp => new WorkerProcessInfo(() => ProcessRoles.Resolve(
+            new WorkerProcessModel(worker), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<WorkerProcessOptions>>().Value, NullLogger.Instance)));
         services.AddAcceptStrategyWorker(worker);
         return services.BuildServiceProvider();
     }

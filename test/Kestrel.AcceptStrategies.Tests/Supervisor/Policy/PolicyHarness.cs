@@ -3,6 +3,8 @@ using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 
 /// <summary>
@@ -13,16 +15,16 @@ internal sealed class PolicyHarness
 {
     private int _nextPid = 1000;
 
-    public PolicyHarness(Action<AcceptStrategyOptions>? configure = null, AcceptStrategyMetrics? metrics = null)
+    public PolicyHarness(Action<WorkerProcessOptions>? configure = null, AcceptStrategyMetrics? metrics = null)
     {
-        Settings = new AcceptStrategyOptions { Workers = 2, RespawnBackoff = TimeSpan.FromSeconds(1), MaxRespawnBackoff = TimeSpan.FromSeconds(8) };
+        Settings = new WorkerProcessOptions { Workers = 2, RespawnBackoff = TimeSpan.FromSeconds(1), MaxRespawnBackoff = TimeSpan.FromSeconds(8) };
         configure?.Invoke(Settings);
         Policy = new SlotPolicy(Settings, Time, new Random(42), NullLogger.Instance, metrics);
     }
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 11, 23, 0, 0, 0, TimeSpan.Zero));
 
-    public AcceptStrategyOptions Settings { get; }
+    public WorkerProcessOptions Settings { get; }
 
     public SlotPolicy Policy { get; }
 

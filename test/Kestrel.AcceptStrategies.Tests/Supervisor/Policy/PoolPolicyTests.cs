@@ -4,6 +4,8 @@ using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.Extensions.DependencyInjection;
 using Intent = Kestrel.AcceptStrategies.Supervisor.SupervisorIntent;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 
 /// <summary>The adaptive pool's decisions on a fake clock, with workers played by <see cref="PoolSimulation"/>.</summary>
@@ -129,7 +131,7 @@ public sealed class PoolPolicyTests
         var sim = new PoolSimulation(h);
         sim.Run(3 * Second, _ => 0.2);
 
-        h.Policy.Settings = new AcceptStrategyOptions { Workers = 2, MaxWorkers = 2, MinSpareWorkers = 1, MaxSpareWorkers = 4 };
+        h.Policy.Settings = new WorkerProcessOptions { Workers = 2, MaxWorkers = 2, MinSpareWorkers = 1, MaxSpareWorkers = 4 };
         sim.Run(Second, _ => 0.2);
 
         // One worker per event (heartbeats): both within the first step.

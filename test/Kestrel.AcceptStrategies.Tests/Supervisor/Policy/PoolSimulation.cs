@@ -1,5 +1,7 @@
 using Kestrel.AcceptStrategies.Supervisor;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 
 /// <summary>

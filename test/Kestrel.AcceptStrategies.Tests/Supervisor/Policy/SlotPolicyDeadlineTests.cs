@@ -1,6 +1,8 @@
 using Kestrel.AcceptStrategies.Supervisor;
 using Intent = Kestrel.AcceptStrategies.Supervisor.SupervisorIntent;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 
 /// <summary>

@@ -1,6 +1,8 @@
 using Kestrel.AcceptStrategies.Supervisor;
 using Intent = Kestrel.AcceptStrategies.Supervisor.SupervisorIntent;
 
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 
 /// <summary>Back-off, timeouts and pauses of the slot policy, on a fake clock with no process.</summary>

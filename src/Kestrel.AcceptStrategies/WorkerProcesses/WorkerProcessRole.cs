@@ -1,9 +1,9 @@
-namespace Kestrel.AcceptStrategies;
+namespace Kestrel.AcceptStrategies.WorkerProcesses;
 
 /// <summary>
-/// What this process is in the accept strategy's process model.
+/// What this process is in the worker process model.
 /// </summary>
-public enum AcceptStrategyRole
+public enum WorkerProcessRole
 {
     /// <summary><c>Workers</c> is 0: this process accepts and serves requests itself.</summary>
     SingleProcess,

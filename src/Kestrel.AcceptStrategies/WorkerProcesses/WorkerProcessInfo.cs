@@ -1,23 +1,23 @@
-namespace Kestrel.AcceptStrategies;
+namespace Kestrel.AcceptStrategies.WorkerProcesses;
 
 /// <summary>
-/// This process's place in the worker model, registered as a singleton by <c>UseAcceptStrategy()</c>. Inject it to
+/// This process's place in the worker model, registered as a singleton by <c>UseAcceptStrategy()</c> and <c>UseWorkerProcesses()</c>. Inject it to
 /// keep work out of the supervisor, which runs the whole app but serves no requests:
 /// <code>
-/// if (process.Role == AcceptStrategyRole.Supervisor) return; // in a hosted service's ExecuteAsync
+/// if (process.Role == WorkerProcessRole.Supervisor) return; // in a hosted service's ExecuteAsync
 /// </code>
 /// </summary>
-public sealed class AcceptStrategyProcess
+public sealed class WorkerProcessInfo
 {
-    private readonly Lazy<(AcceptStrategyRole Role, int Slot, int Generation)> _value;
+    private readonly Lazy<(WorkerProcessRole Role, int Slot, int Generation)> _value;
 
-    internal AcceptStrategyProcess(AcceptStrategyRole role, int slot, int generation) => _value = new((role, slot, generation));
+    internal WorkerProcessInfo(WorkerProcessRole role, int slot, int generation) => _value = new((role, slot, generation));
 
     // Lazy, so resolving this (or Kestrel's transport, which needs it) does not validate the options before start-up does.
-    internal AcceptStrategyProcess(Func<(AcceptStrategyRole, int, int)> resolve) => _value = new(resolve);
+    internal WorkerProcessInfo(Func<(WorkerProcessRole, int, int)> resolve) => _value = new(resolve);
 
     /// <summary>Whether this process serves requests alone, supervises workers, or is a worker.</summary>
-    public AcceptStrategyRole Role => _value.Value.Role;
+    public WorkerProcessRole Role => _value.Value.Role;
 
     /// <summary>A worker's slot, from 0 to <c>Workers - 1</c>; successive workers in a slot replace each other. -1 outside workers.</summary>
     public int Slot => _value.Value.Slot;

@@ -7,7 +7,7 @@ namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 /// to the other test project of the checkout (Kestrel.AcceptStrategies.Perf.Tests), which links this file.
 /// </summary>
 [CollectionDefinition(Name)]
-public sealed class WorkerProcesses : ICollectionFixture<WorkerProcessesLock>
+public sealed class SharedWorkerProcesses : ICollectionFixture<WorkerProcessesLock>
 {
     public const string Name = "Worker processes";
 }

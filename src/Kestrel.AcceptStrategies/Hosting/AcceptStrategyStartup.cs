@@ -1,0 +1,62 @@
+using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.WorkerProcesses;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Kestrel.AcceptStrategies.Hosting;
+
+/// <summary>
+/// The library's first step when the host starts, before any hosted service's <c>StartAsync</c> (Kestrel binds in
+/// its own): checks every option of both products at once, then makes the process changes its role needs, and no
+/// others. A worker claims its inherited descriptors and the terminal signals; one process and a supervisor report the
+/// thread pool's spin limit and where it came from.
+/// </summary>
+internal sealed class AcceptStrategyStartup(
+    IServiceProvider services,
+    IOptions<AcceptStrategyOptions> transport,
+    IConfiguration configuration,
+    WorkerProcessInfo process,
+    ILoggerFactory loggerFactory) : IHostedLifecycleService
+{
+    public Task StartingAsync(CancellationToken cancellationToken)
+    {
+        var model = services.GetService<WorkerProcessModel>();
+        var workers = model is null ? null : services.GetRequiredService<IOptions<WorkerProcessOptions>>().Value;
+        var problems = OptionsValidation.Validate(transport.Value, workers, inWorker: model?.Worker is not null);
+        if (model is null && configuration.GetSection(WorkerProcessOptions.SectionName).Exists())
+        {
+            problems.Add($"The {WorkerProcessOptions.SectionName} section is set, but the app runs as one process: call builder.WebHost.UseWorkerProcesses() (in place of UseAcceptStrategy()) for worker processes, or remove the section.");
+        }
+
+        if (problems.Count > 0)
+        {
+            StartupFailureExit.Arm(services);
+            throw new AcceptStrategyOptionsException(problems);
+        }
+
+        if (process.Role == WorkerProcessRole.Worker)
+        {
+            model!.Worker!.Claim();
+        }
+        else
+        {
+            var (value, source) = SpinLimitReport.Describe();
+            AcceptStrategyLog.ThreadPoolSpinLimit(loggerFactory.CreateLogger(AcceptStrategyLog.HostingCategory), value, source);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,94 @@
+using System.Runtime.Versioning;
+using Kestrel.AcceptStrategies;
+using Kestrel.AcceptStrategies.Hosting;
+using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Worker;
+using Kestrel.AcceptStrategies.WorkerProcesses;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.AspNetCore.Hosting;
+
+/// <summary>
+/// Extension methods that run the app as pre-started worker processes under a supervisor, as Starlet, gunicorn and
+/// mod_perl do.
+/// </summary>
+[SupportedOSPlatform("linux")]
+public static class WorkerProcessesWebHostBuilderExtensions
+{
+    /// <summary>
+    /// Runs the app as the worker processes configured in the <c>WorkerProcesses</c> configuration section: with
+    /// <c>Workers</c> &gt; 0 the process the user starts becomes a supervisor that binds every endpoint, serves nothing,
+    /// and keeps that many copies of the app accepting on its sockets; with <c>Workers</c> = 0 (the default) the app
+    /// is one process. Also applies <see cref="AcceptStrategyWebHostBuilderExtensions.UseAcceptStrategy(IWebHostBuilder)"/>,
+    /// whose options the workers accept with.
+    /// </summary>
+    /// <param name="builder">The web host builder.</param>
+    /// <returns>The web host builder.</returns>
+    public static IWebHostBuilder UseWorkerProcesses(this IWebHostBuilder builder) => builder.UseWorkerProcesses(static _ => { });
+
+    /// <summary>
+    /// Runs the app as worker processes: the <c>WorkerProcesses</c> configuration section is bound first, then
+    /// <paramref name="configure"/> runs, so values set in code win. See <see cref="UseWorkerProcesses(IWebHostBuilder)"/>.
+    /// </summary>
+    /// <remarks>
+    /// This registers services only. When the host starts, and only in worker mode, the process takes what its role
+    /// needs: the supervisor its signal handlers (SIGHUP, SIGTTIN, SIGTTOU) and console writers that keep lines whole,
+    /// a worker its inherited sockets and the terminal's signals. Unix sockets, named pipes and HTTP/3 are refused in
+    /// worker mode: only TCP endpoints can be handed to workers.
+    /// </remarks>
+    /// <param name="builder">The web host builder.</param>
+    /// <param name="configure">Changes the options after configuration has been bound.</param>
+    /// <returns>The web host builder.</returns>
+    public static IWebHostBuilder UseWorkerProcesses(this IWebHostBuilder builder, Action<WorkerProcessOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configure);
+
+        builder.UseAcceptStrategy();
+        return builder.ConfigureServices((context, services) =>
+        {
+            if (!services.Any(d => d.ServiceType == typeof(WorkerProcessModel)))
+            {
+                // Read, not claimed: the host's start takes the descriptors and signals (AcceptStrategyStartup).
+                var worker = WorkerIdentity.ReadOnce();
+                services.AddSingleton(new WorkerProcessModel(worker));
+
+                var section = context.Configuration.GetSection(WorkerProcessOptions.SectionName);
+                var binder = new SectionBinder<WorkerProcessOptions>(
+                    section, WorkerProcessOptions.SectionName, static o => o.ConfigurationProblems, MovedKeys.ToAcceptStrategy);
+
+                // Which services worker mode needs is decided on a throwaway copy of the options (configuration, then code).
+                var probe = new WorkerProcessOptions();
+                binder.Configure(probe);
+                configure(probe);
+                if (probe.Workers > 0 || worker is not null)
+                {
+                    // Last registered, so Kestrel asks it before its own QUIC transport.
+                    services.AddSingleton<IMultiplexedConnectionListenerFactory, QuicRefusal>();
+
+                    // A supervisor and its workers share standard output: its lines must not be split.
+                    services.AddSingleton<SharedConsoleSetup>();
+                    services.AddSingleton<IConfigureOptions<ConsoleLoggerOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                    services.AddSingleton<IConfigureOptions<SimpleConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                    services.AddSingleton<IConfigureOptions<JsonConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                    services.AddSingleton<IConfigureOptions<ConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                }
+
+                // Registered before any code configuration so that code runs after the binding and wins.
+                services.AddSingleton<IConfigureOptions<WorkerProcessOptions>>(binder);
+                if (worker is not null)
+                {
+                    services.AddAcceptStrategyWorker(worker);
+                }
+
+                services.AddHostedService<WorkerSupervisor>();
+            }
+
+            services.Configure(configure);
+        });
+    }
+}
