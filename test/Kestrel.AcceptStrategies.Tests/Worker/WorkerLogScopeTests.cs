@@ -24,8 +24,7 @@ public sealed class WorkerLogScopeTests
         foreach (var line in started)
         {
             using var json = JsonDocument.Parse(line);
-            var scopes = json.RootElement.GetProperty("Scopes");
-            if (scopes.GetArrayLength() == 0)
+            if (!json.RootElement.TryGetProperty("Scopes", out var scopes) || scopes.GetArrayLength() == 0)
             {
                 continue;
             }
