@@ -1,19 +1,29 @@
+using System.Reflection;
+using Kestrel.AcceptStrategies;
+using Kestrel.AcceptStrategies.WorkerProcesses;
+
 namespace BenchmarkApp;
 
 /// <summary>
 /// The command-line keys this app understands. Configuration binding ignores a key nobody reads, so a misspelt
-/// <c>--Baselin=true</c> would silently benchmark the wrong server; this makes it an error instead. Keys under the
-/// library's sections (<c>AcceptStrategy:</c>, <c>WorkerProcesses:</c>) are checked by the library itself.
+/// <c>--AcceptStrategy:Stratgy=Serialized</c> would silently benchmark the default (with <c>--Baseline=true</c> the
+/// library, which reports its own unknown keys, is not even there); this makes it an error instead.
 /// </summary>
 internal static class KnownArguments
 {
     private static readonly string[] s_appKeys = ["urls", "Baseline", "MeterSnapshotPath", "ChildFdProbe", "CrashWorkerAtStart", "RetainBytesPerRequest"];
-    private static readonly string[] s_prefixes = ["Logging:", "Kestrel:", "AcceptStrategy:", "WorkerProcesses:"];
+    private static readonly string[] s_prefixes = ["Logging:", "Kestrel:"];
+
+    private static readonly string[] s_optionKeys =
+    [
+        .. typeof(AcceptStrategyOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Select(p => AcceptStrategyOptions.SectionName + ":" + p.Name),
+        .. typeof(WorkerProcessOptions).GetProperties(BindingFlags.Public | BindingFlags.Instance).Select(p => WorkerProcessOptions.SectionName + ":" + p.Name),
+    ];
 
     /// <summary>Every key in <paramref name="args"/> that this app would not read.</summary>
     public static IReadOnlyList<string> FindUnknown(string[] args)
     {
-        var known = new HashSet<string>(s_appKeys, StringComparer.OrdinalIgnoreCase);
+        var known = new HashSet<string>(s_appKeys.Concat(s_optionKeys), StringComparer.OrdinalIgnoreCase);
 
         var unknown = new List<string>();
         for (var i = 0; i < args.Length; i++)
@@ -51,5 +61,5 @@ internal static class KnownArguments
     }
 
     public static string Describe() =>
-        string.Join(", ", s_appKeys) + ", " + string.Join(", ", s_prefixes.Select(p => p + "*"));
+        string.Join(", ", s_appKeys.Concat(s_optionKeys)) + ", " + string.Join(", ", s_prefixes.Select(p => p + "*"));
 }

@@ -35,9 +35,10 @@ public static class WorkerProcessesWebHostBuilderExtensions
     /// <paramref name="configure"/> runs, so values set in code win. See <see cref="UseWorkerProcesses(IWebHostBuilder)"/>.
     /// </summary>
     /// <remarks>
-    /// This registers services only. When the host starts, and only in worker mode, the process takes what its role
+    /// This registers services. When the host starts, and only in worker mode, the process takes what its role
     /// needs: the supervisor its signal handlers (SIGHUP, SIGTTIN, SIGTTOU) and console writers that keep lines whole,
-    /// a worker its inherited sockets and the terminal's signals. Unix sockets, named pipes and HTTP/3 are refused in
+    /// a worker its inherited sockets. A worker process (never the process the user starts) also unblocks, here, the
+    /// terminal's signals its supervisor blocked when it started it. Unix sockets, named pipes and HTTP/3 are refused in
     /// worker mode: only TCP endpoints can be handed to workers.
     /// </remarks>
     /// <param name="builder">The web host builder.</param>
@@ -53,8 +54,15 @@ public static class WorkerProcessesWebHostBuilderExtensions
         {
             if (!services.Any(d => d.ServiceType == typeof(WorkerProcessModel)))
             {
-                // Read, not claimed: the host's start takes the descriptors and signals (AcceptStrategyStartup).
+                // Read, not claimed: the host's start takes the descriptors (AcceptStrategyStartup). The one exception is
+                // the terminal's signals, which the supervisor blocked at the spawn: every thread started from here on
+                // would pass the block on to the processes it starts, so a worker unblocks them now.
                 var worker = WorkerIdentity.ReadOnce();
+                if (worker is not null)
+                {
+                    WorkerSignals.TakeOver();
+                }
+
                 services.AddSingleton(new WorkerProcessModel(worker));
 
                 var section = context.Configuration.GetSection(WorkerProcessOptions.SectionName);

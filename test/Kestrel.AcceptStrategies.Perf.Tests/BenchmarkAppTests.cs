@@ -37,7 +37,7 @@ public sealed class BenchmarkAppTests
 
         await app.WaitForExitAsync(TestServer.Timeout);
 
-        Assert.Equal(2, app.ExitCode);
+        Assert.Equal(78, app.ExitCode);
         Assert.Contains("AcceptStrategy:Strategy = 'Fastest' is not valid", app.Output, StringComparison.Ordinal);
     }
 

@@ -6,7 +6,9 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// <summary>
 /// SIGHUP, SIGTTIN and SIGTTOU are the supervisor's: a terminal (or <c>kill -- -PGID</c>) sends them to the whole
 /// process group, and their default actions would end or stop a worker. A worker is spawned with the three blocked,
-/// so from its first instruction they stay pending and do nothing; this takes over when the worker's host starts.
+/// so from its first instruction they stay pending and do nothing; this takes over as soon as the library runs in a
+/// worker (<c>UseWorkerProcesses()</c>, in a process a supervisor started: undoing the block the supervisor set is
+/// the one thing the library does before the host starts, because every thread started before it keeps the block).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -18,8 +20,7 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// </para>
 /// <para>
 /// Threads that already ran keep the three blocked: the runtime's own (GC, finalizer, debugger, tiered compilation)
-/// and any started before the host (thread-pool threads included): a process one of them starts inherits the three
-/// blocked.
+/// and any the app started before <c>UseWorkerProcesses()</c>. They start no processes.
 /// </para>
 /// </remarks>
 internal static unsafe class WorkerSignals

@@ -113,9 +113,9 @@ internal sealed class WorkerIdentity
     }
 
     /// <summary>
-    /// Makes this process a worker, once, when the host starts: the terminal's signals, blocked since the spawn, are
-    /// caught from here on; the variables go, and the inherited descriptors become close-on-exec, so nothing this
-    /// worker starts holds the supervisor's sockets or lock files or believes it is a worker.
+    /// Makes this process a worker, once, when the host starts: the variables go, and the inherited descriptors become
+    /// close-on-exec, so nothing this worker starts holds the supervisor's sockets or lock files or believes it is a
+    /// worker. (The terminal's signals are taken over earlier, <see cref="WorkerSignals"/>.)
     /// </summary>
     public void Claim()
     {
@@ -124,7 +124,6 @@ internal sealed class WorkerIdentity
             return;
         }
 
-        WorkerSignals.TakeOver();
         Libc.RemoveEnvironmentVariable(WorkerEnvironment.WorkerVariable);
         Libc.RemoveEnvironmentVariable(WorkerEnvironment.ListenFdsVariable);
         Libc.RemoveEnvironmentVariable(WorkerEnvironment.LockFdsVariable);

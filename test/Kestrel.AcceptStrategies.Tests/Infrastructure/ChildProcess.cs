@@ -83,7 +83,8 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         return new ChildProcess(Process.Start(start)!);
     }
 
-    public static string StockAppPath { get; } = typeof(ChildProcess).Assembly
+    // Read when used: the perf tests compile this file too and have no stock app.
+    public static string StockAppPath => typeof(ChildProcess).Assembly
         .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "StockAppPath").Value!;
 
     /// <summary>

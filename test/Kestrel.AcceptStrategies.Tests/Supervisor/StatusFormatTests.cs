@@ -63,7 +63,7 @@ public sealed class StatusFormatTests
 
         status.Reply(reply, AcceptStrategy.ReusePort, null!, [Worker(new FakeTimeProvider(Start), 1, new WorkerSlot(0), 1)]);
 
-        await Assert.ThrowsAsync<NullReferenceException>(() => reply.Task);
+        await Assert.ThrowsAsync<ArgumentNullException>(() => reply.Task);
     }
 
     [Fact]

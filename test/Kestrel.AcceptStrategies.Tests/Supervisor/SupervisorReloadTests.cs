@@ -128,5 +128,5 @@ public sealed class SupervisorReloadTests
 
     private static int Reloads(WorkerGroup group) => group.Started.Count(s => s.Reason == "reload");
 
-    private static JsonObject Settings(JsonObject acceptStrategy) => new() { ["AcceptStrategy"] = acceptStrategy };
+    private static JsonObject Settings(JsonObject workers) => new() { ["WorkerProcesses"] = workers };
 }

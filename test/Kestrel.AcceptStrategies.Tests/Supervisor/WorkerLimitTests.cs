@@ -78,10 +78,10 @@ public sealed class WorkerLimitTests(ITestOutputHelper output)
     [Fact]
     public async Task Sighup_LifetimeAndMemoryReread_NewWorkersRecycledByLifetime()
     {
-        using var app = AppCopy.Create(new JsonObject { ["AcceptStrategy"] = new JsonObject { ["Workers"] = 1 } });
+        using var app = AppCopy.Create(new JsonObject { ["WorkerProcesses"] = new JsonObject { ["Workers"] = 1 } });
         await using var group = await WorkerGroup.StartAsync(app, 1);
 
-        app.Update(new JsonObject { ["AcceptStrategy"] = new JsonObject { ["Workers"] = 1, ["MaxWorkerLifetime"] = "00:00:02", ["MaxWorkerMemoryMegabytes"] = 4096 } });
+        app.Update(new JsonObject { ["WorkerProcesses"] = new JsonObject { ["Workers"] = 1, ["MaxWorkerLifetime"] = "00:00:02", ["MaxWorkerMemoryMegabytes"] = 4096 } });
         group.Signal("HUP");
         await group.WaitUntilAsync(g => g.Exited.Any(e => e.Reason == "lifetime"), TimeSpan.FromSeconds(60), "a lifetime recycle after the reload");
 

@@ -41,7 +41,21 @@ public sealed class WorkerRuntimeSettingsTests
             WorkerRuntimeProfile.Tuned, Knobs, [], p => p == "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit" ? 50 : null);
 
         Assert.Equal(["DOTNET_gcServer"], applied.Select(a => a.Key));
-        Assert.Equal(["System.Threading.ThreadPool.UnfairSemaphoreSpinLimit"], kept);
+        Assert.Equal(["System.Threading.ThreadPool.UnfairSemaphoreSpinLimit (runtimeconfig.json)"], kept);
+    }
+
+    [Fact]
+    public void Tuned_PackageProfileSetProperty_KeptAndCreditedToThePackage()
+    {
+        var (_, kept) = WorkerRuntimeSettings.Decide(
+            WorkerRuntimeProfile.Tuned, Knobs, [], p => p switch
+            {
+                "System.Threading.ThreadPool.UnfairSemaphoreSpinLimit" => 0,
+                WorkerRuntimeSettings.ProfileMarker => "Tuned",
+                _ => null,
+            });
+
+        Assert.Equal(["System.Threading.ThreadPool.UnfairSemaphoreSpinLimit (runtimeconfig.json, from the package's opt-in runtime profile)"], kept);
     }
 
     [Fact]

@@ -11,7 +11,8 @@ public sealed class WorkerWarmupTests
     public async Task Warmup_WhileRunning_WorkerListensOnNoTcpPortButTheInheritedOnes()
     {
         var supervisor = ChildProcess.StartBenchmarkAppWithJsonLogs(
-            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 \"--WorkerProcesses:WarmupPath=/slow?ms=3000\"");
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 \"--WorkerProcesses:WarmupPath=/slow?ms=3000\" " +
+            "--Logging:LogLevel:Kestrel.AcceptStrategies.Worker=Debug"); // the warm-up's line (event 20) is Debug
         await using var owned = supervisor;
         var address = await supervisor.WaitForListeningAsync();
 
@@ -31,7 +32,8 @@ public sealed class WorkerWarmupTests
     public async Task Warmup_PlainHttp_AnsweredWithoutLoadingAnHttpClient()
     {
         // An HttpClient for one request would JIT a whole client stack in every new worker, for nothing after.
-        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort, "\"--WorkerProcesses:WarmupPath=/foo?foo=warm\"");
+        await using var group = await WorkerGroup.StartAsync(
+            1, AcceptStrategy.ReusePort, "\"--WorkerProcesses:WarmupPath=/foo?foo=warm\" --Logging:LogLevel:Kestrel.AcceptStrategies.Worker=Debug");
         var worker = group.Ready[0].Pid;
 
         // The worker logs through its own console queue: its line may come after the supervisor's ready line.

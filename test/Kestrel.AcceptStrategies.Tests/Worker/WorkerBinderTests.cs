@@ -105,6 +105,7 @@ public sealed class WorkerBinderTests
     {
         var services = new ServiceCollection();
         services.AddLogging();
+        services.AddSingleton<Microsoft.Extensions.Configuration.IConfiguration>(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build());
         services.AddMetrics();
         services.AddOptions<SocketTransportOptions>();
         services.Configure<AcceptStrategyOptions>(o => { o.Strategy = AcceptStrategy.ThunderingHerd; o.Acceptors = 1; });
