@@ -1,4 +1,4 @@
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Worker;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;

@@ -1,5 +1,10 @@
 using System.Threading.Channels;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
+using Kestrel.AcceptStrategies.Supervisor.Processes;
+using Kestrel.AcceptStrategies.Supervisor.Status;
 using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Supervisor;
@@ -204,7 +209,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 AcceptStrategyLog.SignalReceived(_logger, "SIGHUP", $"replacing {replacing} worker(s) one at a time{(added != 0 ? $", {added:+#;-#} new" : "")}");
                 Apply(reload);
                 break;
-            case SupervisorSignal.ScaleUp when live >= (_policy.Settings.MaxWorkers > 0 ? _policy.Settings.MaxWorkers : AcceptStrategyOptionsValidator.MaxWorkers):
+            case SupervisorSignal.ScaleUp when live >= (_policy.Settings.MaxWorkers > 0 ? _policy.Settings.MaxWorkers : SlotPolicy.MaxSlots):
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTIN", $"ignored: {live} workers is the maximum");
                 break;
             case SupervisorSignal.ScaleUp:

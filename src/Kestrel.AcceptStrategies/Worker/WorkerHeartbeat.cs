@@ -1,4 +1,4 @@
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Protocol;
 using Microsoft.Extensions.Options;
 
 namespace Kestrel.AcceptStrategies.Worker;

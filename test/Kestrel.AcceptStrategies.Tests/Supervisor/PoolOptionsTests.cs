@@ -1,4 +1,4 @@
-using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;

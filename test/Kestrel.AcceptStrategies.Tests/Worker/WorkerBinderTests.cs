@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 using Kestrel.AcceptStrategies.Worker;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;

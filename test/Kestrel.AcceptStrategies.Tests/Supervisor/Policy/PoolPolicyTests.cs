@@ -1,8 +1,10 @@
 using System.Diagnostics.Metrics;
 using Kestrel.AcceptStrategies.Internal;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Microsoft.Extensions.DependencyInjection;
-using Intent = Kestrel.AcceptStrategies.Supervisor.SupervisorIntent;
+
+using Intent = Kestrel.AcceptStrategies.Supervisor.Policy.SupervisorIntent;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 

@@ -1,4 +1,5 @@
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 
