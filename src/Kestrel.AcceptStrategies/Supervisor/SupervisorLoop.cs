@@ -111,7 +111,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private void ScheduleTick()
     {
         var cap = LoopSleepCap.For(_policy.Settings.HangTimeout);
-        var capped = _time.GetTimestamp() + (long)(cap.TotalSeconds * _time.TimestampFrequency);
+        var capped = _time.GetTimestamp() + _time.Units(cap);
         _timer.Request(Math.Min(_policy.NextDeadline() ?? long.MaxValue, capped));
     }
 

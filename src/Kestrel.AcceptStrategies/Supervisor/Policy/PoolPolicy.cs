@@ -32,7 +32,7 @@ internal sealed class PoolPolicy(SupervisorState state, TimeProvider time, ILogg
 
     public AcceptStrategyMetrics? Metrics { get; set; }
 
-    private long WindowUnits => (long)(Window.TotalSeconds * time.TimestampFrequency);
+    private long WindowUnits => time.Units(Window);
 
     /// <summary>A heartbeat's counts were stored on <paramref name="worker"/>; only accepting workers are measured.</summary>
     public void Measured(SupervisedWorker worker)
@@ -109,8 +109,8 @@ internal sealed class PoolPolicy(SupervisorState state, TimeProvider time, ILogg
         }
 
         // Never in the past: a surplus with nothing to drain yet (every slot mid-replacement) must not spin the loop.
-        var soon = now + (long)(EvaluationPeriod.TotalSeconds * time.TimestampFrequency);
-        long? next = _surplusSince == 0 ? null : Math.Max(_surplusSince + (long)(ShrinkHold.TotalSeconds * time.TimestampFrequency), soon);
+        var soon = now + time.Units(EvaluationPeriod);
+        long? next = _surplusSince == 0 ? null : Math.Max(_surplusSince + time.Units(ShrinkHold), soon);
         return _meters.Values.Any(m => m.Serving || now - m.LastAt < WindowUnits) ? Math.Min(next ?? long.MaxValue, soon) : next;
     }
 

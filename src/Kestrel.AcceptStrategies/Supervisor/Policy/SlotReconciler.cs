@@ -101,7 +101,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
         foreach (var slot in state.Slots.Where(s => !s.Removed && s.Active is { Lifetime.Ticks: > 0 }))
         {
             var end = WorkerLimits.LifetimeEnd(slot.Active!, time);
-            var at = slot.Next is null ? end - (long)(Lead * time.TimestampFrequency) : end;
+            var at = slot.Next is null ? end - time.Units(Lead) : end;
             if (at > now)
             {
                 next = Math.Min(next ?? long.MaxValue, at);
@@ -192,7 +192,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
     {
         slot.Failures++;
         var delay = WorkerTimeouts.Backoff(Settings, slot.Failures);
-        slot.NextSpawnAt = time.GetTimestamp() + (long)(delay.TotalSeconds * time.TimestampFrequency);
+        slot.NextSpawnAt = time.GetTimestamp() + time.Units(delay);
         slot.EmptyReason = SpawnReason.Respawn;
         AcceptStrategyLog.WorkerRespawnDelayed(logger, slot.Index, slot.Failures, (long)delay.TotalMilliseconds);
     }

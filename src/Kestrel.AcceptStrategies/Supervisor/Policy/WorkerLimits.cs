@@ -1,3 +1,4 @@
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Protocol;
 
 namespace Kestrel.AcceptStrategies.Supervisor.Policy;
@@ -19,11 +20,11 @@ internal static class WorkerLimits
 
     /// <summary>The timestamp its lifetime ends; only for a worker with one.</summary>
     public static long LifetimeEnd(SupervisedWorker worker, TimeProvider time) =>
-        worker.StartedAt + (long)(worker.Lifetime.TotalSeconds * time.TimestampFrequency);
+        worker.StartedAt + time.Units(worker.Lifetime);
 
     /// <summary>Whether its successor should start now to be ready when the lifetime ends.</summary>
     public static bool LifetimeNearEnd(SupervisedWorker worker, double leadSeconds, long now, TimeProvider time) =>
-        worker.Lifetime > TimeSpan.Zero && LifetimeEnd(worker, time) - now <= (long)(leadSeconds * time.TimestampFrequency);
+        worker.Lifetime > TimeSpan.Zero && LifetimeEnd(worker, time) - now <= time.Units(leadSeconds);
 
     /// <summary>Which limit says it should go now (the exit reason), or null while none does.</summary>
     public static WorkerExitReason? Due(SupervisedWorker worker, long now, TimeProvider time) =>

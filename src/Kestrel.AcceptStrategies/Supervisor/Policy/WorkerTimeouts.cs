@@ -1,3 +1,4 @@
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Protocol;
 
 namespace Kestrel.AcceptStrategies.Supervisor.Policy;
@@ -68,11 +69,7 @@ internal static class WorkerTimeouts
     }
 
     /// <summary>The first timestamp more than <paramref name="timeout"/> after <paramref name="start"/>.</summary>
-    public static long After(long start, TimeSpan timeout, TimeProvider time)
-    {
-        var units = (long)Math.Min(timeout.TotalSeconds * time.TimestampFrequency, long.MaxValue / 4);
-        return start + units + 1;
-    }
+    public static long After(long start, TimeSpan timeout, TimeProvider time) => start + time.Units(timeout) + 1;
 
     /// <summary><c>RespawnBackoff</c> doubled per consecutive failure, capped at <c>MaxRespawnBackoff</c>.</summary>
     public static TimeSpan Backoff(AcceptStrategyOptions settings, int failures)

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Protocol;
 using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Kestrel.AcceptStrategies.Supervisor.Status;
@@ -35,7 +36,7 @@ public sealed class StatusFormatTests
         status.Exited(Worker(time, 99, slot0, 0), WorkerExitReason.Stopped);
 
         // A pause of the supervisor shifts its monotonic timestamps; the wall clock of the start stays.
-        active.StartedAt += (long)(5 * time.TimestampFrequency);
+        active.StartedAt += time.Units(TimeSpan.FromSeconds(5));
         time.Advance(TimeSpan.FromSeconds(10));
         var snapshot = status.Snapshot(new AcceptStrategyOptions { Strategy = AcceptStrategy.Serialized }, [], [active, first]);
 
