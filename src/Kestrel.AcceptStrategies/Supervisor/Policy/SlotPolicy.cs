@@ -59,15 +59,11 @@ internal sealed class SlotPolicy
     public bool AllActive => _state.AllActive;
 
     /// <summary>Nothing in motion: one accepting worker per slot, no reload, no back-off.</summary>
-    public bool Steady => !Stopping && _state.ReloadQueue.Count == 0 && _state.Workers.Count == LiveSlots && _state.Workers.TrueForAll(w => w.State == WorkerState.Active);
+    public bool Steady => !Stopping && !_state.ReloadPending && _state.Workers.Count == LiveSlots && _state.Workers.All(w => w.State == WorkerState.Active);
 
     public IReadOnlyList<SupervisorIntent> Start(int workers)
     {
-        for (var i = 0; i < workers; i++)
-        {
-            _state.Slots.Add(new WorkerSlot(i));
-        }
-
+        _state.AddInitialSlots(workers);
         return _reconciler.Run(Stopping);
     }
 
@@ -75,8 +71,7 @@ internal sealed class SlotPolicy
     public SupervisedWorker Spawned(SupervisorIntent.Spawn spawn, int pid)
     {
         var worker = new SupervisedWorker(pid, spawn.Slot, spawn.Generation, spawn.Budget, _time.GetTimestamp()) { Lifetime = spawn.Lifetime };
-        spawn.Slot.Next = worker;
-        _state.Workers.Add(worker);
+        _state.Started(worker);
         return worker;
     }
 
@@ -181,31 +176,15 @@ internal sealed class SlotPolicy
     /// <summary>A worker was reaped; returns why it ended.</summary>
     public IReadOnlyList<SupervisorIntent> Exited(SupervisedWorker worker, int status, out WorkerExitReason reason)
     {
-        _state.Workers.Remove(worker);
         var slot = worker.Slot;
         var wasStarting = worker.State == WorkerState.Starting;
 
         // Exit code 0 unasked: the worker was stopped from outside (a terminal's SIGINT reaches the whole group).
         reason = worker.ExitReason ?? (wasStarting ? WorkerExitReason.FailedToStart : status == 0 ? WorkerExitReason.Exited : WorkerExitReason.Crashed);
-        if (slot.Active == worker)
-        {
-            slot.Active = null;
-            slot.EmptyReason = SpawnReason.Respawn;
-        }
-
-        if (slot.Next == worker)
-        {
-            slot.Next = null;
-        }
-
+        _state.Exited(worker);
         if (!Stopping && !slot.Removed && reason == WorkerExitReason.FailedToStart)
         {
             _reconciler.Backoff(slot);
-        }
-
-        if (slot.Removed && slot.Active is null && slot.Next is null)
-        {
-            _state.Slots.Remove(slot);
         }
 
         return _reconciler.Run(Stopping);
@@ -218,11 +197,9 @@ internal sealed class SlotPolicy
     /// </summary>
     public IReadOnlyList<SupervisorIntent> Reload(int? workers, out int replacing)
     {
-        foreach (var slot in _state.Slots.Where(s => s.Next is not null))
+        foreach (var slot in _state.Slots)
         {
-            var next = slot.Next!;
-            slot.Next = null;
-            _state.Kill(next, WorkerExitReason.Superseded, "started before the reload signal");
+            _state.KillNext(slot, WorkerExitReason.Superseded, "started before the reload signal");
         }
 
         var target = Math.Max(1, workers ?? LiveSlots);
@@ -231,11 +208,7 @@ internal sealed class SlotPolicy
             _state.RemoveSlot();
         }
 
-        var live = _state.Slots.Where(s => !s.Removed).ToList();
-        foreach (var slot in live.Where(s => !_state.ReloadQueue.Contains(s)))
-        {
-            _state.ReloadQueue.Enqueue(slot);
-        }
+        var live = _state.QueueReload();
 
         // New slots start workers after the signal anyway: nothing to reload there.
         while (LiveSlots < target)

@@ -36,7 +36,7 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
         var now = time.GetTimestamp();
 
         Pool.Resize(Settings, now);
-        AdvanceReloadQueue();
+        state.AdvanceReloadQueue();
 
         foreach (var slot in state.Slots.Where(s => !s.Removed))
         {
@@ -152,39 +152,14 @@ internal sealed class SlotReconciler(SupervisorState state, TimeProvider time, R
     /// <summary>The standby of <paramref name="slot"/> starts accepting; only then does its predecessor drain.</summary>
     private void Promote(WorkerSlot slot)
     {
-        var next = slot.Next!;
-        var previous = slot.Active;
-        next.State = WorkerState.Active;
-        state.Add(new SupervisorIntent.Accept(next));
-        slot.Active = next;
-        slot.Next = null;
-        if (previous is not null)
+        if (state.Promote(slot) is { } previous)
         {
             state.Drain(previous, slot.ReloadRequested ? WorkerExitReason.Reload : WorkerLimits.Due(previous, time.GetTimestamp(), time) ?? WorkerExitReason.Recycled);
         }
 
         if (slot.ReloadRequested)
         {
-            slot.ReloadRequested = false;
-            if (state.ReloadQueue.TryPeek(out var head) && head == slot)
-            {
-                state.ReloadQueue.Dequeue();
-                AdvanceReloadQueue();
-            }
-        }
-    }
-
-    /// <summary>Flags the head of the reload queue; a slot removed while queued has nothing left to reload.</summary>
-    private void AdvanceReloadQueue()
-    {
-        while (state.ReloadQueue.TryPeek(out var removed) && removed.Removed)
-        {
-            state.ReloadQueue.Dequeue();
-        }
-
-        if (state.ReloadQueue.TryPeek(out var head))
-        {
-            head.ReloadRequested = true;
+            state.Reloaded(slot);
         }
     }
 
