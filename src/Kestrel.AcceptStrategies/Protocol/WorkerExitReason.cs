@@ -15,7 +15,7 @@ internal enum WorkerExitReason
     /// <summary>Drained by a reload (SIGHUP).</summary>
     Reload,
 
-    /// <summary>Its slot was removed (SIGTTOU, or fewer workers on reload).</summary>
+    /// <summary>Its slot was removed (SIGTTOU, fewer workers on reload, or the adaptive pool shrinking).</summary>
     Scaled,
 
     /// <summary>The supervisor is stopping.</summary>

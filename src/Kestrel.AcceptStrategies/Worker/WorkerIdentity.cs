@@ -12,7 +12,8 @@ namespace Kestrel.AcceptStrategies.Worker;
 /// <remarks>
 /// Read once, as early as <c>UseAcceptStrategy()</c>: the inherited descriptors are marked close-on-exec again and
 /// the variables removed, so no process the worker starts inherits a listening socket or believes it is a worker.
-/// <c>UseAcceptStrategy()</c> registers the result in the services; everything else gets it injected.
+/// <c>UseAcceptStrategy()</c> registers the result in the services, where the worker's parts get it; the options
+/// validator, which has no services, asks <see cref="ReadOnce"/> for the cached result.
 /// </remarks>
 internal sealed class WorkerIdentity
 {
@@ -32,8 +33,9 @@ internal sealed class WorkerIdentity
     }
 
     /// <summary>
-    /// This process's worker identity, null when it is not a worker. For <c>UseAcceptStrategy()</c> only: the
-    /// variables are gone after the first read, so every later call (another host in the process) gets that result.
+    /// This process's worker identity, null when it is not a worker. Read by <c>UseAcceptStrategy()</c> (and the options
+    /// validator): the variables are gone after the first read, so every later call (another host in the process, the
+    /// validator) gets that result.
     /// </summary>
     public static WorkerIdentity? ReadOnce() => LazyCurrent.Value;
 

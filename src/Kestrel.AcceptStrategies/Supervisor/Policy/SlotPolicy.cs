@@ -191,7 +191,7 @@ internal sealed class SlotPolicy
     }
 
     /// <summary>
-    /// SIGHUP: replace every worker one slot at a _time. Everything started before the signal goes: a replacement
+    /// SIGHUP: replace every worker one slot at a time. Everything started before the signal goes: a replacement
     /// already starting or standing by runs the old code, so it is killed (it has accepted nothing) and started anew.
     /// <paramref name="workers"/> is a new worker count from configuration, if it changed.
     /// </summary>

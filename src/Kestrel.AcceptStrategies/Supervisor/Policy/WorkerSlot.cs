@@ -16,7 +16,7 @@ internal sealed class WorkerSlot(int index)
     /// <summary>The worker starting (or ready, standing by) to take over.</summary>
     public SupervisedWorker? Next { get; set; }
 
-    /// <summary>Workers in a row that exited or timed out before they were ready.</summary>
+    /// <summary>Workers in a row that could not be started, or exited or timed out before they were ready.</summary>
     public int Failures { get; set; }
 
     /// <summary>Not before this timestamp does the slot get a new worker after a failure.</summary>

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Kestrel.AcceptStrategies.Internal;
 
 namespace Kestrel.AcceptStrategies.Supervisor.Status;
 
@@ -7,7 +8,7 @@ namespace Kestrel.AcceptStrategies.Supervisor.Status;
 /// The status view's Unix socket file: a stale one (left by a supervisor killed with SIGKILL) is removed, anything else
 /// at the path is refused rather than replaced. <c>statx(2)</c>, because .NET cannot tell a socket file from others.
 /// </summary>
-internal static unsafe partial class StatusSocketFile
+internal static unsafe class StatusSocketFile
 {
     private const int AtFdCwd = -100;
     private const int AtSymlinkNoFollow = 0x100;
@@ -24,7 +25,7 @@ internal static unsafe partial class StatusSocketFile
     public static bool? IsSocket(string path)
     {
         var buffer = stackalloc byte[StatxSize];
-        if (Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) != 0)
+        if (Libc.Statx(AtFdCwd, path, AtSymlinkNoFollow, StatxType, buffer) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
             return errno == ENOENT ? null : throw new IOException($"statx({path}) failed: {Marshal.GetPInvokeErrorMessage(errno)}");
@@ -74,7 +75,4 @@ internal static unsafe partial class StatusSocketFile
             // Gone already, or its directory is: nothing to clean.
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 }

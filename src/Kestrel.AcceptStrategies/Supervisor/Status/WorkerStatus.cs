@@ -2,8 +2,8 @@ namespace Kestrel.AcceptStrategies.Supervisor.Status;
 
 /// <summary>One live worker in a <see cref="StatusSnapshot"/>, as of its last heartbeat.</summary>
 /// <param name="Pid">The worker's process id.</param>
-/// <param name="Slot">Its slot (0..Workers-1).</param>
-/// <param name="Generation">How many workers held its slot before it.</param>
+/// <param name="Slot">Its slot: 0..Workers-1, and above while SIGTTIN or the adaptive pool added slots.</param>
+/// <param name="Generation">Its number among the workers its slot has had, this one included (1 for the first).</param>
 /// <param name="State">starting, standby, active or draining (<see cref="WorkerStatusStates"/>).</param>
 /// <param name="Requests">Requests it started (warm-up excluded).</param>
 /// <param name="Connections">Connections open now.</param>
