@@ -4,6 +4,7 @@ using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Worker;
 using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.AspNetCore.Connections;

@@ -1,6 +1,7 @@
 using System.Runtime.Versioning;
 using Kestrel.AcceptStrategies;
 using Kestrel.AcceptStrategies.Hosting;
+using Kestrel.AcceptStrategies.Protocol;
 using Kestrel.AcceptStrategies.Supervisor;
 using Kestrel.AcceptStrategies.Worker;
 using Kestrel.AcceptStrategies.WorkerProcesses;

@@ -2,13 +2,12 @@ using System.Net;
 using System.Net.Http;
 using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Tests;
 

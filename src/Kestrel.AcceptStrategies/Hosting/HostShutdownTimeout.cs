@@ -1,8 +1,7 @@
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Hosting;
 

@@ -2,13 +2,12 @@ using System.Net;
 using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Worker;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Hosting;
 

@@ -1,4 +1,5 @@
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;

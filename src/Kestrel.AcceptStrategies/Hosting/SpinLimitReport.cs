@@ -25,7 +25,7 @@ internal static class SpinLimitReport
         if (runtimeConfig(Property) is { } configured)
         {
             return (Convert.ToString(configured, System.Globalization.CultureInfo.InvariantCulture) ?? "",
-                runtimeConfig(Supervisor.WorkerRuntimeSettings.ProfileMarker) is "Tuned"
+                runtimeConfig(Supervisor.Processes.WorkerRuntimeSettings.ProfileMarker) is "Tuned"
                     ? "runtimeconfig.json, written by the package's runtime profile (<AcceptStrategyRuntimeProfile>Tuned</AcceptStrategyRuntimeProfile> in the project)"
                     : "runtimeconfig.json, the app's own setting");
         }

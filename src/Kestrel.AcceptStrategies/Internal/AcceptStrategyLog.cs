@@ -1,7 +1,6 @@
 using System.Net;
-using Microsoft.Extensions.Logging;
-
 using Kestrel.AcceptStrategies.WorkerProcesses;
+using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Internal;
 

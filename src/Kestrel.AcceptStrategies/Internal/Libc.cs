@@ -5,9 +5,12 @@ namespace Kestrel.AcceptStrategies.Internal;
 /// <summary>
 /// The Linux calls .NET does not expose, in one place: <c>epoll</c> and <c>eventfd</c> for the event loops (typed by
 /// <see cref="Epoll"/> and <see cref="EventFd"/>), the socket calls their connections make without .NET's socket engine
-/// (<c>accept4</c>, <c>recv</c>, <c>send</c>/<c>sendmsg</c>, <c>shutdown</c>, <c>SO_LINGER</c>), <c>poll</c>, <c>dup</c>
-/// with close-on-exec, <c>flock</c>, and what the supervisor needs to start and watch workers with chosen descriptors
-/// (<c>posix_spawn</c>, <c>socketpair</c>, <c>pidfd_open</c>, <c>pidfd_send_signal</c>, <c>waitpid</c>).
+/// (<c>accept4</c>, <c>recv</c>, <c>send</c>/<c>sendmsg</c>, <c>shutdown</c>, <c>SO_LINGER</c>), <c>poll</c>, <c>fcntl</c>
+/// (dup with close-on-exec, <c>O_NONBLOCK</c>), <c>flock</c>, <c>socketpair</c> (the control channel, a worker's
+/// warm-up), <c>statx</c> (the status view's socket file), what the supervisor needs to start and watch workers with
+/// chosen descriptors (<c>posix_spawn</c> with a signal mask, <c>pidfd_open</c>, <c>pidfd_send_signal</c>,
+/// <c>waitpid</c>), what a worker needs to take the terminal's signals over (<c>signal</c>, <c>pthread_sigmask</c>), and
+/// <c>unsetenv</c>.
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -182,6 +185,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, EntryPoint = "socketpair", SetLastError = true)]
     public static partial int SocketPair(int domain, int type, int protocol, int* sv);
+
+    [LibraryImport(LibraryName, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 
     [LibraryImport(LibraryName, EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;

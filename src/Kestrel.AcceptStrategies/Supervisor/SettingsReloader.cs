@@ -1,11 +1,9 @@
 using System.Globalization;
-using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Supervisor;
 

@@ -1,3 +1,7 @@
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
+using Kestrel.AcceptStrategies.Supervisor.Status;
+
 namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>What wakes the supervisor's loop; each is handled on the loop alone, so its state needs no lock.</summary>

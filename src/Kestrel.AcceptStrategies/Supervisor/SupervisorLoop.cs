@@ -1,8 +1,12 @@
 using System.Threading.Channels;
 using Kestrel.AcceptStrategies.Internal;
-using Microsoft.Extensions.Logging;
-
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
+using Kestrel.AcceptStrategies.Supervisor.Processes;
+using Kestrel.AcceptStrategies.Supervisor.Status;
 using Kestrel.AcceptStrategies.WorkerProcesses;
+using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Supervisor;
 
@@ -110,7 +114,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private void ScheduleTick()
     {
         var cap = LoopSleepCap.For(_policy.Settings.HangTimeout);
-        var capped = _time.GetTimestamp() + (long)(cap.TotalSeconds * _time.TimestampFrequency);
+        var capped = _time.GetTimestamp() + _time.Units(cap);
         _timer.Request(Math.Min(_policy.NextDeadline() ?? long.MaxValue, capped));
     }
 
@@ -208,7 +212,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 AcceptStrategyLog.SignalReceived(_logger, "SIGHUP", $"replacing {replacing} worker(s) one at a time{(added != 0 ? $", {added:+#;-#} new" : "")}");
                 Apply(reload);
                 break;
-            case SupervisorSignal.ScaleUp when live >= (_policy.Settings.MaxWorkers > 0 ? _policy.Settings.MaxWorkers : Hosting.OptionsValidation.MaxWorkers):
+            case SupervisorSignal.ScaleUp when live >= (_policy.Settings.MaxWorkers > 0 ? _policy.Settings.MaxWorkers : SlotPolicy.MaxSlots):
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTIN", $"ignored: {live} workers is the maximum");
                 break;
             case SupervisorSignal.ScaleUp:

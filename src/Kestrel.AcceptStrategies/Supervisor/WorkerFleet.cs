@@ -1,4 +1,7 @@
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
+using Kestrel.AcceptStrategies.Supervisor.Processes;
 using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Supervisor;

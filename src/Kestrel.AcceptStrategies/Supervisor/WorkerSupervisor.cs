@@ -1,11 +1,14 @@
 using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
+using Kestrel.AcceptStrategies.Supervisor.Processes;
+using Kestrel.AcceptStrategies.Supervisor.Status;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Supervisor;
 

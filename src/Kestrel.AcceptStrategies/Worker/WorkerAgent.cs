@@ -1,5 +1,5 @@
 using Kestrel.AcceptStrategies.Internal;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Protocol;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -34,8 +34,8 @@ internal sealed class WorkerAgent(
         Observe(Task.Run(() => heartbeat.RunAsync(_stopping.Token), CancellationToken.None), "the heartbeat", "the supervisor will take this worker for hung");
         lifetime.ApplicationStarted.Register(() => Observe(Task.Run(warmup.WarmUpAndReportReadyAsync), "the warm-up", "the supervisor was not told it is ready"));
 
-        // The heartbeat reports changes up to a second late, and this is the last word before the exit the supervisor
-        // logs with these counts.
+        // The heartbeat can report a change late (a request's end with no request after it waits for the idle interval,
+        // a quarter of the hang timeout), and this is the last word before the exit the supervisor logs with these counts.
         lifetime.ApplicationStopped.Register(heartbeat.SendCounts);
         return Task.CompletedTask;
     }

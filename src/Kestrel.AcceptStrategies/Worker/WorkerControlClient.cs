@@ -1,4 +1,4 @@
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Protocol;
 
 namespace Kestrel.AcceptStrategies.Worker;
 

@@ -46,7 +46,7 @@ internal sealed class WorkerDrain(
             }
 
             // The grace: a busy client sends its next request within it and is told to go (Connection: close, GOAWAY).
-            var graceEnds = Stopwatch.GetTimestamp() + (long)(Grace.TotalSeconds * Stopwatch.Frequency);
+            var graceEnds = Stopwatch.GetTimestamp() + Timestamps.Units(Grace, Stopwatch.Frequency);
             while (listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < graceEnds)
             {
                 await Task.Delay(20).ConfigureAwait(false);

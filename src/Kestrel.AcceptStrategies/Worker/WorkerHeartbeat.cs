@@ -1,7 +1,6 @@
-using Kestrel.AcceptStrategies.Supervisor;
-using Microsoft.Extensions.Options;
-
+using Kestrel.AcceptStrategies.Protocol;
 using Kestrel.AcceptStrategies.WorkerProcesses;
+using Microsoft.Extensions.Options;
 
 namespace Kestrel.AcceptStrategies.Worker;
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Kestrel.AcceptStrategies.Internal;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Protocol;
 
 namespace Kestrel.AcceptStrategies.Worker;
 

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Protocol;
 
 namespace Kestrel.AcceptStrategies.Worker;
 

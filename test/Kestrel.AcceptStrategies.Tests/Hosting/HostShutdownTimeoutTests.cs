@@ -1,10 +1,9 @@
 using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Tests.Hosting;
 

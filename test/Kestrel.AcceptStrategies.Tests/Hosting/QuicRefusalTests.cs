@@ -1,12 +1,11 @@
 using System.Net;
 using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Tests.Hosting;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Http;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Kestrel.AcceptStrategies.Internal;
 
 namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 
@@ -71,7 +72,7 @@ internal sealed class StatusClient : IDisposable
     /// <summary>Polls the status (no blind sleep: each poll is a round trip through the supervisor's loop) until <paramref name="condition"/> holds.</summary>
     public async Task<JsonObject> WaitUntilAsync(Func<JsonObject, bool> condition, TimeSpan timeout, string what)
     {
-        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var deadline = Stopwatch.GetTimestamp() + Timestamps.Units(timeout, Stopwatch.Frequency);
         while (true)
         {
             var status = await GetJsonAsync();

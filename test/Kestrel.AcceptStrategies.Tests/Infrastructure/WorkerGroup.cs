@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Kestrel.AcceptStrategies.Internal;
 
 namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 
@@ -104,7 +105,7 @@ internal sealed class WorkerGroup : IAsyncDisposable
     /// <summary>Waits (without sleeping blindly: each new output line re-checks) until <paramref name="condition"/> holds.</summary>
     public async Task WaitUntilAsync(Func<WorkerGroup, bool> condition, TimeSpan timeout, string what)
     {
-        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var deadline = Stopwatch.GetTimestamp() + Timestamps.Units(timeout, Stopwatch.Frequency);
         while (!condition(this))
         {
             var left = TimeSpan.FromSeconds((deadline - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency);

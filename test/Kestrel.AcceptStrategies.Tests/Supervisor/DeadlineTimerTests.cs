@@ -1,3 +1,4 @@
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Supervisor;
 using Microsoft.Extensions.Time.Testing;
 
@@ -43,5 +44,5 @@ public sealed class DeadlineTimerTests
         Assert.Equal([now], _fired);
     }
 
-    private long At(long start, double seconds) => start + (long)(seconds * _time.TimestampFrequency);
+    private long At(long start, double seconds) => start + _time.Units(seconds);
 }

@@ -1,6 +1,6 @@
-using Kestrel.AcceptStrategies.Hosting;
-using Kestrel.AcceptStrategies.WorkerProcesses;
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Http;
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
@@ -161,7 +162,7 @@ public sealed class WorkerDrainTests
 
     internal static async Task WaitForAsync(Func<bool> condition, TimeSpan timeout)
     {
-        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        var deadline = Stopwatch.GetTimestamp() + Timestamps.Units(timeout, Stopwatch.Frequency);
         while (!condition())
         {
             Assert.True(Stopwatch.GetTimestamp() < deadline, $"not reached within {timeout}");

@@ -1,5 +1,5 @@
 using System.Text.Json.Nodes;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Processes;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 using Xunit.Abstractions;
 

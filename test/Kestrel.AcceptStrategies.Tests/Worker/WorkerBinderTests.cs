@@ -4,14 +4,13 @@ using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 using Kestrel.AcceptStrategies.Worker;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Tests.Worker;
 

@@ -1,9 +1,9 @@
 using Kestrel.AcceptStrategies.Internal;
-using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
+using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
-
-using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 

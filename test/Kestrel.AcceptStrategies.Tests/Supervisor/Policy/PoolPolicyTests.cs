@@ -1,10 +1,10 @@
 using System.Diagnostics.Metrics;
 using Kestrel.AcceptStrategies.Internal;
-using Kestrel.AcceptStrategies.Supervisor;
-using Microsoft.Extensions.DependencyInjection;
-using Intent = Kestrel.AcceptStrategies.Supervisor.SupervisorIntent;
-
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Kestrel.AcceptStrategies.WorkerProcesses;
+using Microsoft.Extensions.DependencyInjection;
+using Intent = Kestrel.AcceptStrategies.Supervisor.Policy.SupervisorIntent;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 

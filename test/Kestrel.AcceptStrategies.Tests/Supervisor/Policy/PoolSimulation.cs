@@ -1,5 +1,6 @@
-using Kestrel.AcceptStrategies.Supervisor;
-
+using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Kestrel.AcceptStrategies.WorkerProcesses;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
@@ -69,7 +70,7 @@ internal sealed class PoolSimulation(PolicyHarness h)
     {
         var queued = new List<(SupervisedWorker Worker, long BusyMs)>();
         var accepting = h.Policy.Workers.Where(w => w.State == WorkerState.Active).ToList();
-        var planned = h.Time.GetTimestamp() + (long)(Step.TotalSeconds * h.Time.TimestampFrequency);
+        var planned = h.Time.GetTimestamp() + h.Time.Units(Step);
         for (var t = TimeSpan.Zero; t < pause; t += Step)
         {
             foreach (var worker in accepting)

@@ -1,7 +1,7 @@
-using Kestrel.AcceptStrategies.Supervisor;
-using Intent = Kestrel.AcceptStrategies.Supervisor.SupervisorIntent;
-
+using Kestrel.AcceptStrategies.Protocol;
+using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Kestrel.AcceptStrategies.WorkerProcesses;
+using Intent = Kestrel.AcceptStrategies.Supervisor.Policy.SupervisorIntent;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Policy;
 

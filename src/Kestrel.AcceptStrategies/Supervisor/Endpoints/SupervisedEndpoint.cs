@@ -1,0 +1,140 @@
+using System.Net;
+using System.Net.Sockets;
+using Kestrel.AcceptStrategies.Listeners;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+
+namespace Kestrel.AcceptStrategies.Supervisor.Endpoints;
+
+/// <summary>
+/// One endpoint bound by the supervisor: a shared listening socket, or (<see cref="AcceptStrategy.ReusePort"/>) one
+/// group of <c>SO_REUSEPORT</c> sockets per worker slot, held across the slot's generations so a recycling
+/// worker's queued connections wait for its successor instead of being reset. Under
+/// <see cref="AcceptStrategy.Serialized"/> also the endpoint's own accept lock file: its acceptors in every worker
+/// take turns among themselves only, as one process's listeners each have a mutex of their own, because an acceptor
+/// waits for a connection while it holds the lock and must not keep another endpoint's acceptors waiting meanwhile.
+/// </summary>
+internal sealed class SupervisedEndpoint : IDisposable
+{
+    private readonly Socket? _shared;
+    private readonly AcceptLockFile? _acceptLock;
+    // Null where a slot was released (the adaptive pool drained a middle slot) and not yet taken again.
+    private readonly List<Socket[]?> _slots = [];
+    private readonly int _acceptorsPerSlot;
+    private readonly bool _deferAccept;
+    private readonly SocketTransportOptions _socketOptions;
+    private readonly object _gate = new();
+    private bool _disposed;
+
+    // acceptLock: owned from here on; null unless the workers accept Serialized.
+    public SupervisedEndpoint(
+        string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions, AcceptLockFile? acceptLock = null)
+    {
+        Requested = requested;
+        _acceptLock = acceptLock;
+        BoundEndPoint = (IPEndPoint)sockets[0].LocalEndPoint!;
+        _acceptorsPerSlot = acceptors;
+        _deferAccept = deferAccept;
+        _socketOptions = socketOptions;
+        if (strategy == AcceptStrategy.ReusePort)
+        {
+            _slots.AddRange(sockets.Chunk(acceptors));
+        }
+        else
+        {
+            _shared = sockets[0];
+        }
+    }
+
+    /// <summary>The endpoint as Kestrel asked for it (port 0 included): what a worker's Kestrel will ask for too.</summary>
+    public string Requested { get; }
+
+    public IPEndPoint BoundEndPoint { get; }
+
+    /// <summary>
+    /// The descriptors a worker in <paramref name="slot"/> inherits for this endpoint: its listening sockets (bound
+    /// now if the slot is new) and its accept lock, if any.
+    /// </summary>
+    public (int[] Sockets, int? Lock) FdsFor(int slot)
+    {
+        lock (_gate)
+        {
+            // A disposed socket's number may already belong to something else: never hand it to a worker.
+            if (_disposed)
+            {
+                throw new ObjectDisposedException(
+                    nameof(SupervisedEndpoint), $"The supervisor's sockets for {Requested} are closed (Kestrel unbound the endpoint); they cannot be handed to a worker.");
+            }
+
+            if (_shared is not null)
+            {
+                return ([Fd(_shared)], _acceptLock?.Fd);
+            }
+
+            while (_slots.Count <= slot)
+            {
+                _slots.Add(null);
+            }
+
+            if (_slots[slot] is null)
+            {
+                var group = new List<Socket>(_acceptorsPerSlot);
+                try
+                {
+                    while (group.Count < _acceptorsPerSlot)
+                    {
+                        group.Add(ListenSocketBinder.BindReusePortMember(BoundEndPoint, _deferAccept, _socketOptions));
+                    }
+                }
+                catch
+                {
+                    group.ForEach(s => s.Dispose());
+                    throw;
+                }
+
+                _slots[slot] = [.. group];
+            }
+
+            return ([.. _slots[slot]!.Select(Fd)], _acceptLock?.Fd);
+        }
+    }
+
+    /// <summary>
+    /// Closes the supervisor's copies of a removed slot's sockets (scaling down); the slot's worker holds the last
+    /// ones. A connection the kernel queued on them after that worker's last accept is reset when it closes them,
+    /// unless <c>net.ipv4.tcp_migrate_req</c> is 1, which moves it to another socket of the group (the adaptive pool
+    /// requires it with ReusePort). A later slot of the same index binds a new group.
+    /// </summary>
+    public void ReleaseSlot(int slot)
+    {
+        lock (_gate)
+        {
+            if (_shared is null && slot < _slots.Count && _slots[slot] is { } group)
+            {
+                foreach (var socket in group)
+                {
+                    socket.Dispose();
+                }
+
+                _slots[slot] = null;
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            _shared?.Dispose();
+            _acceptLock?.Dispose();
+            foreach (var socket in _slots.SelectMany(s => s ?? []))
+            {
+                socket.Dispose();
+            }
+
+            _slots.Clear();
+        }
+    }
+
+    private static int Fd(Socket socket) => (int)socket.SafeHandle.DangerousGetHandle();
+}
