@@ -43,10 +43,12 @@ public sealed class WorkerRuntimeProfileTests
     [Fact]
     public void PackageProfile_AppsRuntimeConfigTurnsSpinningOff()
     {
-        // BenchmarkApp imports the package's buildTransitive targets, as a PackageReference does.
+        // BenchmarkApp imports the package's buildTransitive targets, as a PackageReference does, and opts in with
+        // <AcceptStrategyRuntimeProfile>Tuned</…>; the marker tells the library the value came from that profile.
         var path = Path.ChangeExtension(ChildProcess.BenchmarkAppPath, ".runtimeconfig.json");
         var properties = JsonNode.Parse(File.ReadAllText(path))!["runtimeOptions"]!["configProperties"]!.AsObject();
         Assert.Equal(0, properties[SpinProperty]?.GetValue<int>());
+        Assert.Equal("Tuned", properties["Kestrel.AcceptStrategies.RuntimeProfile"]?.GetValue<string>());
     }
 
     [Fact]
