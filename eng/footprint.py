@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Idle CPU and memory of a BenchmarkApp worker group (loopback only, bounded).
+"""Script, not tested: used for the idle cost of a worker group (CPU and wake-ups per thread while idle, PSS and
+private dirty per process, where a worker's memory lives). For load comparisons use `perf/Sweep compare` (perf/README.md).
 
-Starts BenchmarkApp with the given arguments (environment assignments first, as in abcompare.py), drives
+Idle CPU and memory of a BenchmarkApp worker group (loopback only, bounded).
+
+Starts BenchmarkApp with the given arguments (environment assignments first, NAME=value), drives
 --requests requests with ab (keep-alive off: one connection per request, so every worker gets its share), lets the
 group settle, then measures over --window seconds: CPU of the supervisor and every worker (% of one core, from
 /proc/PID/task/*/stat, per thread name) and wake-ups (voluntary + involuntary context switches per second), then

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""A ReusePort adaptive pool grows and shrinks with no failed request (loopback only, bounded).
+"""Script, not tested: used to check by hand that a ReusePort adaptive pool grows and shrinks with no failed request
+(the test suite covers the pool's policy; this runs it under real load in a private network namespace).
+
+A ReusePort adaptive pool grows and shrinks with no failed request (loopback only, bounded).
 
 ReusePort pools need net.ipv4.tcp_migrate_req = 1 (README, "Adaptive pool"). So as not to change the machine's own
 network namespace, this re-runs itself in a private one (root: unshare -n), brings its loopback up, sets the sysctl

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""A fresh worker's start-up cost per BenchmarkApp configuration, interleaved (A B C C B A ...), loopback only, bounded.
+"""Script, not tested: used to compare what a fresh JIT worker costs to start (time and CPU to ready, CPU of its first
+requests) between builds or runtime settings. For load comparisons use `perf/Sweep compare` (perf/README.md).
+
+A fresh worker's start-up cost per BenchmarkApp configuration, interleaved (A B C C B A ...), loopback only, bounded.
 
 Each trial starts a supervisor with one worker (ReusePort, one acceptor) and reads the worker's own figures from its
 WorkerReady event (ProcessMilliseconds: wall time from its process start to ready; CpuMilliseconds: CPU time by then),

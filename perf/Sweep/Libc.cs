@@ -4,6 +4,7 @@ namespace Kestrel.AcceptStrategies.Sweep;
 
 internal static partial class Libc
 {
+    public const int SIGINT = 2;
     public const int SIGTERM = 15;
 
     [LibraryImport("libc", EntryPoint = "geteuid")]

@@ -87,6 +87,86 @@ internal static class ProcessTree
         return kib;
     }
 
+    /// <summary>
+    /// Context switches so far (voluntary + involuntary) of every live thread of the process and its children. A thread
+    /// that exits takes its count with it, so over a run this is a floor.
+    /// </summary>
+    public static long ContextSwitches(int pid)
+    {
+        long total = 0;
+        foreach (var member in Members(pid))
+        {
+            try
+            {
+                foreach (var task in Directory.EnumerateDirectories($"/proc/{member}/task"))
+                {
+                    total += StatusSwitches(File.ReadAllText(Path.Combine(task, "status")));
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>voluntary_ctxt_switches + nonvoluntary_ctxt_switches of one /proc/PID/task/TID/status.</summary>
+    internal static long StatusSwitches(string status)
+    {
+        long total = 0;
+        foreach (var line in status.Split('\n'))
+        {
+            if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal) || line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+            {
+                total += long.Parse(line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim(), CultureInfo.InvariantCulture);
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>
+    /// Proportional set size (KiB) of the process and of each child, in <see cref="Members"/> order: shared pages (the
+    /// runtime, the app's code) are split among the processes that map them, so the sum is what the group costs.
+    /// </summary>
+    public static IReadOnlyList<long> PssKiB(int pid)
+    {
+        var pss = new List<long>();
+        foreach (var member in Members(pid))
+        {
+            try
+            {
+                pss.Add(SmapsRollupPss(File.ReadAllText($"/proc/{member}/smaps_rollup")));
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return pss;
+    }
+
+    /// <summary>The <c>Pss:</c> line of /proc/PID/smaps_rollup, in KiB.</summary>
+    internal static long SmapsRollupPss(string smapsRollup)
+    {
+        foreach (var line in smapsRollup.Split('\n'))
+        {
+            if (line.StartsWith("Pss:", StringComparison.Ordinal))
+            {
+                return long.Parse(line["Pss:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+            }
+        }
+
+        throw new FormatException("No Pss: line in smaps_rollup.");
+    }
+
     // sysconf(_SC_CLK_TCK) is 100 on every Linux ABI .NET runs on.
     private const long ClockTicksPerSecond = 100;
 

@@ -3,7 +3,19 @@ using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Sweep;
 
 // The seed's experiment in one command: requests/sec against worker processes for every accept strategy, beside
-// Kestrel's default transport, under ab and wrk, with and without keep-alive. See README.md, "Sweep".
+// Kestrel's default transport, under ab and wrk, with and without keep-alive; `compare` measures a few named
+// configurations side by side. See perf/README.md.
+if (args.Length > 0 && args[0] == "compare")
+{
+    if (!OperatingSystem.IsLinux())
+    {
+        Console.Error.WriteLine($"compare measures Linux servers; this is {RuntimeInformation.OSDescription}.");
+        return 2;
+    }
+
+    return await CompareCommand.RunAsync(args[1..]);
+}
+
 SweepOptions options;
 try
 {

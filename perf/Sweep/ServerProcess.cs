@@ -6,7 +6,8 @@ namespace Kestrel.AcceptStrategies.Sweep;
 
 /// <summary>
 /// One BenchmarkApp server (with its workers) on its own loopback port, started through <c>dotnet</c> (a .dll) or
-/// directly (an executable, such as a Native AOT publish) and stopped with SIGTERM (graceful) then SIGKILL. Its output is kept for the error message if it fails to start.
+/// directly (an executable, such as a Native AOT publish) and stopped with SIGTERM (graceful) then SIGKILL. Its output
+/// is kept for the error message if it fails to start. The sweep and the compare command both start servers this way.
 /// </summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
@@ -15,9 +16,10 @@ internal sealed class ServerProcess : IAsyncDisposable
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _readyWorkers;
 
-    private ServerProcess(ServerConfiguration configuration, int port, string meterDirectory, Process process)
+    private ServerProcess(string label, int workers, int port, string? meterDirectory, Process process)
     {
-        Configuration = configuration;
+        Label = label;
+        Workers = workers;
         Port = port;
         MeterDirectory = meterDirectory;
         _process = process;
@@ -30,7 +32,10 @@ internal sealed class ServerProcess : IAsyncDisposable
     public static string BenchmarkAppPath { get; } = typeof(ServerProcess).Assembly
         .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "BenchmarkAppPath").Value!;
 
-    public ServerConfiguration Configuration { get; }
+    public string Label { get; }
+
+    /// <summary>Worker processes the server starts (0: one process); it is started once every one is ready.</summary>
+    public int Workers { get; }
 
     public int Port { get; }
 
@@ -39,16 +44,23 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <summary>The supervisor (or only process). <c>ip netns exec</c> execs in place, so it keeps the pid we started.</summary>
     public int Pid => _process.Id;
 
-    public string MeterDirectory { get; }
+    /// <summary>Where every process writes its Meter counters (<c>--MeterSnapshotPath</c>); null when not asked for.</summary>
+    public string? MeterDirectory { get; }
 
-    public static ServerProcess Start(ServerConfiguration configuration, string app, int port, string meterDirectory, NetworkNamespace? ns)
+    public static ServerProcess Start(ServerConfiguration configuration, string app, int port, string meterDirectory, NetworkNamespace? ns) =>
+        Start(configuration.Label, configuration.Workers, configuration.Arguments, environment: null, app, port, meterDirectory, ns);
+
+    /// <param name="environment">Variables set for the server (and so for its workers) on top of the sweep's own.</param>
+    public static ServerProcess Start(
+        string label, int workers, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment,
+        string app, int port, string? meterDirectory, NetworkNamespace? ns)
     {
         IEnumerable<string> command =
         [
             .. app.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? ["dotnet", app] : new[] { app },
             string.Create(CultureInfo.InvariantCulture, $"--urls=http://127.0.0.1:{port}"),
-            $"--MeterSnapshotPath={meterDirectory}",
-            .. configuration.Arguments,
+            .. meterDirectory is null ? Array.Empty<string>() : [$"--MeterSnapshotPath={meterDirectory}"],
+            .. arguments,
         ];
         if (ns is not null)
         {
@@ -64,7 +76,12 @@ internal sealed class ServerProcess : IAsyncDisposable
 
         start.Environment["Logging__Console__FormatterName"] = "simple";
         start.Environment["Logging__Console__FormatterOptions__SingleLine"] = "true";
-        return new ServerProcess(configuration, port, meterDirectory, Process.Start(start)!);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
+        return new ServerProcess(label, workers, port, meterDirectory, Process.Start(start)!);
     }
 
     /// <summary>Waits until every worker reported ready and the supervisor's host has started.</summary>
@@ -75,7 +92,7 @@ internal sealed class ServerProcess : IAsyncDisposable
         if (first != _started.Task)
         {
             throw new InvalidOperationException(
-                $"{Configuration.Label} did not start within {timeout.TotalSeconds:0} s{(first == exited ? $" (exit code {_process.ExitCode})" : "")}. Output:\n{Output}");
+                $"{Label} did not start within {timeout.TotalSeconds:0} s{(first == exited ? $" (exit code {_process.ExitCode})" : "")}. Output:\n{Output}");
         }
     }
 
@@ -130,7 +147,7 @@ internal sealed class ServerProcess : IAsyncDisposable
                 _readyWorkers++;
             }
 
-            if (line.Contains("Application started.", StringComparison.Ordinal) && _readyWorkers >= Configuration.Workers)
+            if (line.Contains("Application started.", StringComparison.Ordinal) && _readyWorkers >= Workers)
             {
                 _started.TrySetResult();
             }

@@ -42,6 +42,7 @@ internal sealed class SweepOptions
 
     public const string Usage = """
         Usage: dotnet run -c Release --project perf/Sweep -- [options]
+               dotnet run -c Release --project perf/Sweep -- compare --help   (a few named configurations side by side)
 
         Sweeps Kestrel's default transport and every strategy × acceptors × workers, interleaved, and writes
         results.csv, results.md, one chart per load mode (SVG) and machine.md into the output directory.
@@ -138,7 +139,7 @@ internal sealed class SweepOptions
         return options;
     }
 
-    private static string AppPath(string name, string path, List<string> errors)
+    internal static string AppPath(string name, string path, List<string> errors)
     {
         var full = Path.GetFullPath(path);
         if (!File.Exists(full))

@@ -13,6 +13,7 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
 {
     private readonly LoadGenerator _load = new(ns, options.Connections, options.AbRequests, options.WrkSeconds);
     private readonly Dictionary<ServerProcess, (int Index, MeterSnapshot Before, DateTimeOffset End)> _pending = [];
+    private readonly Dictionary<ServerProcess, ServerConfiguration> _configurations = [];
 
     /// <summary>Workers of the recycling points: two, so one recycles while the other serves.</summary>
     public const int RecyclingWorkers = 2;
@@ -51,8 +52,9 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
                 cancellationToken.ThrowIfCancellationRequested();
                 progress.Phase($"starting {configuration.Label}", servers.Count, configurations.Count);
                 var server = ServerProcess.Start(
-                    configuration, options.App ?? ServerProcess.BenchmarkAppPath, FreePort(servers.Count), Path.Combine(meterRoot, $"server{servers.Count}"), ns);
+                    configuration, options.App ?? ServerProcess.BenchmarkAppPath, FreePort(ns, servers.Count), Path.Combine(meterRoot, $"server{servers.Count}"), ns);
                 servers.Add(server);
+                _configurations[server] = configuration;
                 await server.WaitStartedAsync(TimeSpan.FromMinutes(2));
             }
 
@@ -60,8 +62,8 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
             // with or without "Connection: close"), or the first runs pay for tier-1 JIT in every process at once.
             for (var i = 0; i < servers.Count && options.Warmup > 0; i++)
             {
-                progress.Phase($"warming {servers[i].Configuration.Label}", i, servers.Count);
-                var requests = options.Warmup * servers[i].Configuration.ServingProcesses / modes.Count;
+                progress.Phase($"warming {_configurations[servers[i]].Label}", i, servers.Count);
+                var requests = options.Warmup * _configurations[servers[i]].ServingProcesses / modes.Count;
                 // wrk runs for a time: at roughly 10,000 requests a second, as many as ab would send.
                 foreach (var mode in modes)
                 {
@@ -91,7 +93,7 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
                     foreach (var server in order)
                     {
                         cancellationToken.ThrowIfCancellationRequested();
-                        progress.Measuring(server.Configuration, modes[m], round, options.Rounds, done, total,
+                        progress.Measuring(_configurations[server], modes[m], round, options.Rounds, done, total,
                             done == 0 ? null : clock.Elapsed / done * (total - done));
                         measurements.Add(await MeasureAsync(server, modes[m], round, measurements, cancellationToken));
                         done++;
@@ -117,7 +119,7 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
     private async Task<Measurement> MeasureAsync(
         ServerProcess server, LoadMode mode, int round, List<Measurement> measurements, CancellationToken cancellationToken)
     {
-        var configuration = server.Configuration;
+        var configuration = _configurations[server];
         // The counters after this server's previous run are its counters before this one; reading them now rather
         // than right after that run means no wait for the workers' next heartbeat, since other servers ran between.
         var before = configuration.IsBaseline ? null : await CompletePendingAsync(server, measurements, cancellationToken);
@@ -159,11 +161,11 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
     {
         if (!_pending.Remove(server, out var pending))
         {
-            return MeterSnapshot.Read(server.MeterDirectory);
+            return MeterSnapshot.Read(server.MeterDirectory!);
         }
 
         var after = await FreshSnapshotAsync(server, pending.End, cancellationToken);
-        var c = server.Configuration;
+        var c = _configurations[server];
         measurements[pending.Index] = measurements[pending.Index] with
         {
             WorkerFairness = c.Workers >= 2 ? JainFairness.Index(MeterSnapshot.ConnectionsPerWorker(pending.Before, after, c.Workers)) : null,
@@ -185,7 +187,7 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
             await Task.Delay(wait, cancellationToken);
         }
 
-        return MeterSnapshot.Read(server.MeterDirectory);
+        return MeterSnapshot.Read(server.MeterDirectory!);
     }
 
     private static async Task<long> SamplePeakRssAsync(int pid, CancellationToken cancellationToken)
@@ -207,7 +209,7 @@ internal sealed class SweepRunner(SweepOptions options, IReadOnlyList<LoadMode> 
     }
 
     /// <summary>Inside a private namespace every port is free; outside, ask the kernel for one.</summary>
-    private int FreePort(int index)
+    internal static int FreePort(NetworkNamespace? ns, int index)
     {
         if (ns is not null)
         {

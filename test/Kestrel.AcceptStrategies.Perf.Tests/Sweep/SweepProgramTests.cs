@@ -90,6 +90,46 @@ public sealed class SweepProgramTests : IDisposable
         Assert.Contains("Usage:", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Compare_TwoConfigurations_PrintsOneRowEachWithCostsAndMemory()
+    {
+        var report = Path.Combine(_output, "compare.md");
+        var (exitCode, stdout, stderr) = await RunSweepAsync(
+            "compare", "--rounds", "3", "--duration", "1", "--warmup", "300", "--out", report, "--",
+            "baseline=--Baseline=true", "reuseport=DOTNET_gcServer=0 --AcceptStrategy:Strategy=ReusePort --AcceptStrategy:Acceptors=1");
+
+        Assert.True(exitCode == 0, $"exit {exitCode}\n{stderr}\n{stdout}");
+        Assert.Equal(await File.ReadAllTextAsync(report), stdout.TrimEnd() + "\n");
+        Assert.Contains("`wrk -t1 -c30 -d1s -H 'Connection: close'`, one connection per request; 3 rounds", stdout, StringComparison.Ordinal);
+        Assert.Contains("compare --rounds 3 --duration 1 --warmup 300 --out ", stdout, StringComparison.Ordinal);
+        Assert.Contains("'reuseport=DOTNET_gcServer=0 --AcceptStrategy:Strategy=ReusePort --AcceptStrategy:Acceptors=1'", stdout, StringComparison.Ordinal);
+        foreach (var label in new[] { "baseline", "reuseport" })
+        {
+            var cells = stdout.Split('\n').Single(l => l.StartsWith($"| {label} |", StringComparison.Ordinal))
+                .Split('|', StringSplitOptions.TrimEntries)[1..^1];
+            Assert.True(double.Parse(cells[1], CultureInfo.InvariantCulture) > 0, string.Join(" | ", cells)); // req/s
+            Assert.Equal("0", cells[4]); // failed
+            Assert.True(double.Parse(cells[5], CultureInfo.InvariantCulture) > 0, "CPU ms per 1,000 requests");
+            Assert.True(double.Parse(cells[7], CultureInfo.InvariantCulture) > 0, "context switches per request");
+            Assert.Equal("1", cells[8]); // processes
+            Assert.True(double.Parse(cells[9], CultureInfo.InvariantCulture) > 10, "PSS MiB");
+        }
+
+        Assert.Contains("| baseline | ", stdout, StringComparison.Ordinal);
+        Assert.Contains("round 3:", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Compare_BadConfigurations_ListsEveryProblemAndExits2()
+    {
+        var (exitCode, _, stderr) = await RunSweepAsync("compare", "--rounds", "1", "a=APP=/nonexistent/BenchmarkApp");
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains("--rounds '1'", stderr, StringComparison.Ordinal);
+        Assert.Contains("a: APP= '/nonexistent/BenchmarkApp': no such file", stderr, StringComparison.Ordinal);
+        Assert.Contains("Usage: dotnet run -c Release --project perf/Sweep -- compare", stderr, StringComparison.Ordinal);
+    }
+
     public void Dispose() => Directory.Delete(_output, recursive: true);
 
     private static async Task<(int ExitCode, string Stdout, string Stderr)> RunSweepAsync(params string[] args)
