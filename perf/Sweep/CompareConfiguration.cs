@@ -11,7 +11,7 @@ namespace Kestrel.AcceptStrategies.Sweep;
 internal sealed partial record CompareConfiguration(
     string Label, IReadOnlyDictionary<string, string> Environment, string? App, IReadOnlyList<string> Arguments)
 {
-    /// <summary>Worker processes from <c>--WorkerProcesses:Workers=N</c> (or the older <c>--AcceptStrategy:Workers=N</c>); 0 = one process.</summary>
+    /// <summary>Worker processes from <c>--WorkerProcesses:Workers=N</c>; 0 = one process.</summary>
     public int Workers => Arguments.Select(a => WorkersRegex().Match(a)).Where(m => m.Success)
         .Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).LastOrDefault();
 
@@ -72,7 +72,7 @@ internal sealed partial record CompareConfiguration(
         return new CompareConfiguration(label, environment, app, arguments);
     }
 
-    [GeneratedRegex(@"^--(?:WorkerProcesses|AcceptStrategy):Workers=(\d+)$", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"^--WorkerProcesses:Workers=(\d+)$", RegexOptions.IgnoreCase)]
     private static partial Regex WorkersRegex();
 
     [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_]*=")]

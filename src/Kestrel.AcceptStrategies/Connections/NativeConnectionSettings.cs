@@ -18,7 +18,7 @@ internal sealed class NativeConnectionSettings : IDisposable
     /// <summary>Kestrel's pinned-block pool from <paramref name="memoryPoolFactory"/> when the host has one (it does under Kestrel).</summary>
     public NativeConnectionSettings(IMemoryPoolFactory<byte>? memoryPoolFactory, SocketTransportOptions options, ILogger logger)
     {
-        var memoryPool = memoryPoolFactory?.Create(new MemoryPoolOptions { Owner = "kestrel.accept_strategies" });
+        var memoryPool = memoryPoolFactory?.Create(new MemoryPoolOptions { Owner = "accept_strategies" });
         _ownsPool = memoryPool is not null;
         MemoryPool = memoryPool ?? MemoryPool<byte>.Shared;
         Logger = logger;

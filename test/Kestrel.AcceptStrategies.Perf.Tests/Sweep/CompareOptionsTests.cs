@@ -37,11 +37,11 @@ public sealed class CompareOptionsTests
     }
 
     [Fact]
-    public void Parse_OlderWorkersKey_StillCountsTheWorkers()
+    public void Parse_WorkersKey_CountsTheWorkers()
     {
-        var options = CompareOptions.Parse(["a=--AcceptStrategy:Workers=2"]);
+        var options = CompareOptions.Parse(["a=--WorkerProcesses:Workers=2", "b=--AcceptStrategy:Acceptors=2"]);
 
-        Assert.Equal(2, options.Configurations[0].Workers);
+        Assert.Equal((2, 0), (options.Configurations[0].Workers, options.Configurations[1].Workers));
     }
 
     [Fact]
