@@ -37,6 +37,7 @@ internal sealed class AcceptStrategyStartup(
             throw new AcceptStrategyOptionsException(problems);
         }
 
+        var logger = loggerFactory.CreateLogger(AcceptStrategyLog.HostingCategory);
         if (process.Role == WorkerProcessRole.Worker)
         {
             model!.Worker!.Claim();
@@ -44,7 +45,13 @@ internal sealed class AcceptStrategyStartup(
         else
         {
             var (value, source) = SpinLimitReport.Describe();
-            AcceptStrategyLog.ThreadPoolSpinLimit(loggerFactory.CreateLogger(AcceptStrategyLog.HostingCategory), value, source);
+            AcceptStrategyLog.ThreadPoolSpinLimit(logger, value, source);
+        }
+
+        if (process.Role != WorkerProcessRole.SingleProcess && AtomicConsole.Installed)
+        {
+            // Installed while the logging was built, before any logger existed to say so.
+            AcceptStrategyLog.SharedConsole(logger);
         }
 
         return Task.CompletedTask;
