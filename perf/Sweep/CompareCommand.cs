@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace Kestrel.AcceptStrategies.Sweep;
 
@@ -48,27 +47,15 @@ internal static class CompareCommand
 
         var progress = new Progress(Console.Error, !Console.IsErrorRedirected);
         var notes = new List<string>();
-        NetworkNamespace? ns = null;
-        if (options.UseNetworkNamespace)
-        {
-            ns = NetworkNamespace.TryCreate(out var whyNot);
-            if (ns is null)
-            {
-                notes.Add($"Host network namespace ({whyNot}): connection-per-request runs share the host's TIME_WAIT table and port range.");
-                progress.Note(notes[^1]);
-            }
-        }
-
-        using var cancel = new CancellationTokenSource();
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using var session = new HarnessSession(options.UseNetworkNamespace, notes, progress);
+        var ns = session.Namespace;
 
         var loadBefore = LoadAverage();
         IReadOnlyList<CompareRun> runs;
         IReadOnlyList<ServerMemory> memory;
         try
         {
-            (runs, memory) = await new CompareRunner(options, ns, progress).RunAsync(cancel.Token);
+            (runs, memory) = await new CompareRunner(options, ns, progress).RunAsync(session.Cancellation);
         }
         catch (OperationCanceledException)
         {
@@ -79,10 +66,6 @@ internal static class CompareCommand
         {
             await Console.Error.WriteLineAsync(Environment.NewLine + e.Message + Environment.NewLine + "Every server was stopped.");
             return 1;
-        }
-        finally
-        {
-            ns?.Dispose();
         }
 
         var rows = CompareRow.Summarize(options.Configurations.Select(c => c.Label).ToList(), runs, memory);
@@ -100,12 +83,6 @@ internal static class CompareCommand
 
         Console.WriteLine(markdown);
         return 0;
-
-        void Stop(PosixSignalContext context)
-        {
-            context.Cancel = true;
-            cancel.Cancel();
-        }
     }
 
     /// <summary>The 1-minute load average: how busy the machine was besides (and including) this comparison.</summary>

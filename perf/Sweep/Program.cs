@@ -68,22 +68,8 @@ if (modes.Count == 0)
     return 3;
 }
 
-NetworkNamespace? ns = null;
-if (options.UseNetworkNamespace)
-{
-    ns = NetworkNamespace.TryCreate(out var whyNot);
-    if (ns is null)
-    {
-        notes.Add($"No private network namespace ({whyNot}): connection-per-request runs share the host's TIME_WAIT table and port range.");
-        progress.Note(notes[^1]);
-    }
-}
-
-using var cancel = new CancellationTokenSource();
-
-// Ctrl+C, and SIGTERM (kill, a CI timeout, a job started in the background, where SIGINT is ignored): stop every server.
-using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+using var session = new HarnessSession(options.UseNetworkNamespace, notes, progress);
+var ns = session.Namespace;
 
 var configurations = SweepRunner.Configurations(options);
 progress.Note(string.Create(CultureInfo.InvariantCulture,
@@ -92,17 +78,13 @@ progress.Note(string.Create(CultureInfo.InvariantCulture,
 IReadOnlyList<Measurement> measurements;
 try
 {
-    measurements = await new SweepRunner(options, modes, ns, progress).RunAsync(cancel.Token);
+    measurements = await new SweepRunner(options, modes, ns, progress).RunAsync(session.Cancellation);
 }
 catch (OperationCanceledException)
 {
     Console.Error.WriteLine();
     Console.Error.WriteLine("Cancelled; every server was stopped.");
     return 130;
-}
-finally
-{
-    ns?.Dispose();
 }
 
 var points = (
@@ -134,9 +116,3 @@ foreach (var mode in modes)
 Console.WriteLine(markdown);
 Console.Error.WriteLine($"Wrote results.csv, runs.csv, results.md and {modes.Count} chart(s) to {Path.GetFullPath(options.Output)}");
 return points.Any(p => p.Errors.Count > 0) ? 1 : 0;
-
-void Stop(PosixSignalContext context)
-{
-    context.Cancel = true;
-    cancel.Cancel();
-}
