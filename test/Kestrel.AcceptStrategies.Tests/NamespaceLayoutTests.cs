@@ -1,4 +1,4 @@
-using System.Runtime.CompilerServices;
+using System.Reflection;
 using System.Text.RegularExpressions;
 
 namespace Kestrel.AcceptStrategies.Tests;
@@ -67,9 +67,10 @@ public sealed partial class NamespaceLayoutTests
     }
 
     /// <summary>(from, to) namespace edges of the library, each with the files (and names) that make it.</summary>
-    private static Dictionary<(string From, string To), List<string>> Edges([CallerFilePath] string here = "")
+    private static Dictionary<(string From, string To), List<string>> Edges()
     {
-        var src = System.IO.Path.GetFullPath(System.IO.Path.Combine(System.IO.Path.GetDirectoryName(here)!, "../../src/Kestrel.AcceptStrategies"));
+        var src = typeof(NamespaceLayoutTests).Assembly
+            .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "LibrarySourcePath").Value!;
         var files = Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
             .Select(f => (Path: System.IO.Path.GetRelativePath(src, f), Code: Strip(File.ReadAllText(f))))
