@@ -21,9 +21,10 @@ internal sealed unsafe class ConnectionDescriptor : SafeHandle
 
     /// <summary>
     /// Ends the connection and closes the descriptor once unused: <paramref name="abortive"/> resets it (linger 0, so the
-    /// close sends RST and drops unsent data at once), otherwise it is shut down both ways (FIN after what is queued).
+    /// close sends RST and drops unsent data at once), otherwise it is shut down both ways (FIN after what is queued),
+    /// after leaving <paramref name="epoll"/>.
     /// </summary>
-    public void Close(bool abortive)
+    public void Close(bool abortive, Epoll? epoll)
     {
         var added = false;
         try
@@ -36,6 +37,10 @@ internal sealed unsafe class ConnectionDescriptor : SafeHandle
             }
             else
             {
+                // Shutting down raises EPOLLHUP, which would wake the event loop for a connection that is over; a close
+                // (the abortive path) leaves the set without an event.
+                _ = epoll?.Remove(Fd);
+
                 // Both ways, as Kestrel does: a duplicate of the descriptor elsewhere cannot keep the connection open.
                 _ = Libc.Shutdown(Fd, Libc.SHUT_RDWR);
             }

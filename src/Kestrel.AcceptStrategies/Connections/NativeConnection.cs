@@ -539,7 +539,7 @@ internal sealed class NativeConnection : ConnectionContext,
 
         // The socket feature's duplicate first: with it open, the close below would not be the last, and no RST would go.
         _socket?.Dispose();
-        _descriptor.Close(abortive);
+        _descriptor.Close(abortive, _epoll);
 
         // A read paused on a full pipe would wait for Kestrel forever: wake it so reading ends with the reason.
         _input.Writer.CancelPendingFlush();
