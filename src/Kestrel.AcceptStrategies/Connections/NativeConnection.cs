@@ -479,8 +479,10 @@ internal sealed class NativeConnection : ConnectionContext,
         // so room that appeared since the failed send still raises an event; afterwards every drain of a full buffer does.
         if (arm && Register(ReadEvents | Libc.EPOLLOUT) is var errno and not 0)
         {
-            // Closed meanwhile: the retried send finds out. Anything else is unexpected.
-            _ = SocketErrors.IsAbort(errno) ? waiter.TrySetResult() : waiter.TrySetException(SocketErrors.ToSocketException(errno));
+            // Shut down meanwhile (out of the set, or closed): the retried send finds out. Anything else is unexpected.
+            _ = SocketErrors.IsAbort(errno) || errno == Libc.ENOENT
+                ? waiter.TrySetResult()
+                : waiter.TrySetException(SocketErrors.ToSocketException(errno));
         }
 
         return waiter.Task;
