@@ -479,22 +479,24 @@ internal sealed class NativeConnection : ConnectionContext,
         // so room that appeared since the failed send still raises an event; afterwards every drain of a full buffer does.
         if (arm && Register(ReadEvents | Libc.EPOLLOUT) is var errno and not 0)
         {
-            // Shut down meanwhile (out of the set, or closed): the retried send finds out. Anything else is unexpected.
-            _ = SocketErrors.IsAbort(errno) || errno == Libc.ENOENT
-                ? waiter.TrySetResult()
-                : waiter.TrySetException(SocketErrors.ToSocketException(errno));
+            // Closed meanwhile: the retried send finds out. Anything else is unexpected.
+            _ = SocketErrors.IsAbort(errno) ? waiter.TrySetResult() : waiter.TrySetException(SocketErrors.ToSocketException(errno));
         }
 
         return waiter.Task;
     }
 
+    /// <summary>Changes the connection's registration; 0, or the errno, <c>EBADF</c> once the connection is over.</summary>
     private int Register(uint events)
     {
         var added = false;
         try
         {
             _descriptor.DangerousAddRef(ref added);
-            return _epoll!.Modify(_descriptor.Fd, events, _token);
+
+            // A graceful shutdown takes the descriptor out of the set before it closes: over, as when closed.
+            var errno = _epoll!.Modify(_descriptor.Fd, events, _token);
+            return errno == Libc.ENOENT ? Libc.EBADF : errno;
         }
         catch (ObjectDisposedException)
         {
