@@ -1,5 +1,5 @@
-using System.Reflection;
 using System.Text.RegularExpressions;
+using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
 namespace Kestrel.AcceptStrategies.Tests;
 
@@ -69,8 +69,7 @@ public sealed partial class NamespaceLayoutTests
     /// <summary>(from, to) namespace edges of the library, each with the files (and names) that make it.</summary>
     private static Dictionary<(string From, string To), List<string>> Edges()
     {
-        var src = typeof(NamespaceLayoutTests).Assembly
-            .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "LibrarySourcePath").Value!;
+        var src = BuildPaths.Of("LibrarySourcePath");
         var files = Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains("/obj/", StringComparison.Ordinal) && !f.Contains("/bin/", StringComparison.Ordinal))
             .Select(f => (Path: System.IO.Path.GetRelativePath(src, f), Code: Strip(File.ReadAllText(f))))

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
 using System.Text.RegularExpressions;
 using System.Threading.Channels;
 
@@ -25,8 +24,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
         process.BeginErrorReadLine();
     }
 
-    public static string BenchmarkAppPath { get; } = typeof(ChildProcess).Assembly
-        .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "BenchmarkAppPath").Value!;
+    public static string BenchmarkAppPath { get; } = BuildPaths.Of("BenchmarkAppPath");
 
     public int Id => _process.Id;
 
@@ -84,8 +82,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     }
 
     // Read when used: the perf tests compile this file too and have no stock app.
-    public static string StockAppPath => typeof(ChildProcess).Assembly
-        .GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "StockAppPath").Value!;
+    public static string StockAppPath => BuildPaths.Of("StockAppPath");
 
     /// <summary>
     /// Starts the stock app (test/StockApp) from its own directory, as <c>dotnet run</c> would, with nothing set for
