@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Native AOT check (issue 10): publish perf/BenchmarkApp with -p:PublishAot=true, fail on any trim/AOT warning
-# (IL2xxx/IL3xxx), then smoke-test the binary in worker mode: two workers on loopback answer /whoami, SIGTERM, exit 0.
+# (IL2xxx/IL3xxx), then smoke-test the binary in worker mode: two workers on loopback answer /whoami, SIGTERM, exit 0;
+# and under `ulimit -n 64` the descriptor limit is named at start and in each failed spawn (issue 20).
 #
 #   eng/aot-check.sh [OUTPUT_DIR]     (default: a temporary directory, removed afterwards)
 #
@@ -79,3 +80,22 @@ app_pid=
 [ "$status" = 0 ] || fail "the AOT supervisor exited with $status after SIGTERM, not 0."
 ready=$(grep -o 'is ready after [0-9]* ms' "$applog" | awk '{ printf "%s ms ", $4 }')
 echo "aot-check: AOT worker mode ok: workers ready after ${ready}; /whoami answered by$(echo "$seen" | tr ' ' '\n' | sort -u | tr '\n' ' '); SIGTERM -> exit 0; $((SECONDS - started)) s in all"
+
+# A descriptor limit too low for the group (issue 20): a Native AOT supervisor opens few descriptors, so it starts
+# under `ulimit -n 64` and runs out while it starts 30 workers (two descriptors each). It must warn at start (event 33)
+# and say why a spawn failed (event 17), naming the limit and the fix, not a bare errno.
+: >"$applog"
+(ulimit -n 64; exec "$out/BenchmarkApp" --urls="http://127.0.0.1:0" --AcceptStrategy:Strategy=ThunderingHerd \
+  --WorkerProcesses:Workers=30 --Logging:Console:FormatterName=simple --Logging:Console:FormatterOptions:SingleLine=true) >"$applog" 2>&1 &
+app_pid=$!
+for _ in $(seq 1 300); do  # at most ~30 s
+  grep -q 'Supervisor\[17\]' "$applog" && break
+  kill -0 "$app_pid" 2>/dev/null || fail "the AOT supervisor exited under ulimit -n 64."
+  sleep 0.1
+done
+grep 'Supervisor\[33\]' "$applog" | grep -q 'RLIMIT_NOFILE 64' || fail "no start-up warning (event 33) naming RLIMIT_NOFILE 64 under ulimit -n 64."
+grep -A1 'Supervisor\[17\]' "$applog" | grep -q 'RLIMIT_NOFILE 64.*ulimit -n' || fail "a worker spawn that ran out of descriptors did not name the limit and the fix (event 17)."
+kill -TERM "$app_pid"
+timeout 30 tail --pid="$app_pid" -f /dev/null || fail "the AOT supervisor did not stop within 30 s of SIGTERM under ulimit -n 64."
+app_pid=
+echo "aot-check: under ulimit -n 64 the start-up warning and the spawn failures name the limit and the fix"

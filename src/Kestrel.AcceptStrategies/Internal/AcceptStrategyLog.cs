@@ -162,6 +162,21 @@ internal static partial class AcceptStrategyLog
         EventName = "SupervisorStopping")]
     public static partial void SupervisorStopping(ILogger logger, int pid, int workers);
 
+    [LoggerMessage(31, LogLevel.Debug,
+        "Told the service manager: {Message}",
+        EventName = "ServiceManagerNotified")]
+    public static partial void ServiceManagerNotified(ILogger logger, string message);
+
+    [LoggerMessage(32, LogLevel.Warning,
+        "NOTIFY_SOCKET {Socket} cannot be notified: {Reason}. The supervisor goes on; a Type=notify unit will not see it ready.",
+        EventName = "ServiceManagerUnreachable")]
+    public static partial void ServiceManagerUnreachable(ILogger logger, string socket, string reason);
+
+    [LoggerMessage(33, LogLevel.Warning,
+        "The descriptor limit (RLIMIT_NOFILE {Limit}) is too low for this group: the supervisor has {Open} descriptors open and needs about {Needed} with {Slots} worker slot(s) ({PerSlot} each while a worker is replaced), and each worker starts with about as many as the supervisor has plus one per connection. Workers that run out fail to start or refuse connections; {Advice}.",
+        EventName = "DescriptorLimitLow")]
+    public static partial void DescriptorLimitLow(ILogger logger, string limit, int open, ulong needed, int slots, int perSlot, string advice);
+
     // Event ids 50-59: listeners, hosting and options.
     [LoggerMessage(50, LogLevel.Error,
         "Acceptor {Acceptor} on {EndPoint} failed unexpectedly. Backing off {BackoffMilliseconds} ms and retrying; further failures are counted, not logged, until it accepts again.",

@@ -9,8 +9,8 @@ namespace Kestrel.AcceptStrategies.Internal;
 /// (dup with close-on-exec, <c>O_NONBLOCK</c>), <c>flock</c>, <c>socketpair</c> (the control channel, a worker's
 /// warm-up), <c>statx</c> (the status view's socket file), what the supervisor needs to start and watch workers with
 /// chosen descriptors (<c>posix_spawn</c> with a signal mask, <c>pidfd_open</c>, <c>pidfd_send_signal</c>,
-/// <c>waitpid</c>), what a worker needs to take the terminal's signals over (<c>signal</c>, <c>pthread_sigmask</c>), and
-/// <c>unsetenv</c>.
+/// <c>waitpid</c>, <c>getrlimit</c> for the descriptor limit), what a worker needs to take the terminal's signals over
+/// (<c>signal</c>, <c>pthread_sigmask</c>), <c>unsetenv</c>, and <c>clock_gettime</c> (the monotonic clock systemd reads).
 /// </summary>
 internal static unsafe partial class Libc
 {
@@ -59,6 +59,9 @@ internal static unsafe partial class Libc
     public const int SO_REUSEPORT = 15;
     public const int IPPROTO_TCP = 6;
     public const int TCP_DEFER_ACCEPT = 9;
+
+    public const int CLOCK_MONOTONIC = 1;
+    public const int RLIMIT_NOFILE = 7;
 
     public const int SOCK_NONBLOCK = 0x800;
     public const int MSG_NOSIGNAL = 0x4000;
@@ -119,6 +122,22 @@ internal static unsafe partial class Libc
         public void* Control;
         public nuint ControlLength;
         public int Flags;
+    }
+
+    /// <summary><c>struct timespec</c> on 64-bit Linux.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct TimeSpec
+    {
+        public long Seconds;
+        public long Nanoseconds;
+    }
+
+    /// <summary><c>struct rlimit</c> on 64-bit Linux; <see cref="ulong.MaxValue"/> is <c>RLIM_INFINITY</c>.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct ResourceLimit
+    {
+        public ulong Current;
+        public ulong Maximum;
     }
 
     /// <summary><c>struct linger</c>.</summary>
@@ -252,6 +271,12 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, EntryPoint = "pthread_sigmask")]
     public static partial int PthreadSigMask(int how, void* set, void* oldSet);
+
+    [LibraryImport(LibraryName, EntryPoint = "clock_gettime", SetLastError = true)]
+    public static partial int ClockGetTime(int clock, TimeSpec* time);
+
+    [LibraryImport(LibraryName, EntryPoint = "getrlimit", SetLastError = true)]
+    public static partial int GetRLimit(int resource, ResourceLimit* limit);
 
     [LibraryImport(LibraryName, EntryPoint = "unsetenv", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int UnsetEnv(string name);

@@ -25,6 +25,10 @@ internal static class ListenSocketBinder
             // Kestrel turns this into its usual "address already in use" error.
             throw new AddressInUseException(e.Message, e);
         }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.TooManyOpenSockets)
+        {
+            throw DescriptorLimit.OutOfDescriptors($"Binding {endpoint} for {acceptors} acceptor(s) with {strategy}", e);
+        }
 
         try
         {
@@ -103,7 +107,16 @@ internal static class ListenSocketBinder
     /// <summary>One more socket for an existing <c>SO_REUSEPORT</c> group on <paramref name="bound"/> (a new worker slot).</summary>
     public static Socket BindReusePortMember(IPEndPoint bound, bool deferAccept, SocketTransportOptions socketOptions)
     {
-        var socket = new Socket(bound.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        Socket socket;
+        try
+        {
+            socket = new Socket(bound.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.TooManyOpenSockets)
+        {
+            throw DescriptorLimit.OutOfDescriptors($"Binding another SO_REUSEPORT socket on {bound} for a new worker slot", e);
+        }
+
         try
         {
             if (bound.Address.Equals(IPAddress.IPv6Any))

@@ -27,7 +27,7 @@ internal sealed class ControlChannel : IDisposable
         var fds = stackalloc int[2];
         if (Libc.SocketPair(Libc.AF_UNIX, Libc.SOCK_SEQPACKET | Libc.SOCK_CLOEXEC, 0, fds) != 0)
         {
-            throw new IOException($"socketpair failed: {Libc.ErrnoName(Marshal.GetLastPInvokeError())}");
+            throw DescriptorLimit.Failure("socketpair", Marshal.GetLastPInvokeError());
         }
 
         return (new ControlChannel(fds[0]), new ControlChannel(fds[1]));

@@ -21,10 +21,11 @@ internal static class WorkerEnvironment
 
     /// <summary>
     /// The worker variable. <c>lockfd</c> is the one lock workers of earlier builds know (they read no
-    /// <see cref="LockFdsVariable"/>).
+    /// <see cref="LockFdsVariable"/>); <c>acceptors</c> is the supervisor's <c>Acceptors</c>, which its sockets were
+    /// made for (workers of earlier builds ignore it).
     /// </summary>
-    public static string Format(int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int? lockFd) =>
-        string.Create(CultureInfo.InvariantCulture, $"slot={slot};generation={generation};budget={budget};control={controlFd};strategy={strategy};lockfd={lockFd}");
+    public static string Format(int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int acceptors, int? lockFd) =>
+        string.Create(CultureInfo.InvariantCulture, $"slot={slot};generation={generation};budget={budget};control={controlFd};strategy={strategy};acceptors={acceptors};lockfd={lockFd}");
 
     public static string FormatFds(IEnumerable<(string Endpoint, int[] Fds)> endpoints) =>
         string.Join(';', endpoints.Select(e => e.Endpoint + "=" + string.Join(',', e.Fds.Select(f => f.ToString(CultureInfo.InvariantCulture)))));

@@ -5,6 +5,7 @@ using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Kestrel.AcceptStrategies.Supervisor.Processes;
 using Kestrel.AcceptStrategies.Supervisor.Status;
+using Kestrel.AcceptStrategies.Supervisor.Systemd;
 using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Logging;
 
@@ -12,8 +13,8 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 
 /// <summary>
 /// The supervisor's event loop: one reader of typed events (worker messages, exits, signals, ticks) that asks the
-/// <see cref="SlotPolicy"/> what to do and carries it out (spawn, tell, signal, close sockets). All state is touched
-/// on this loop alone, so nothing is locked.
+/// <see cref="SlotPolicy"/> what to do and carries it out (spawn, tell, signal, close sockets, tell the service
+/// manager of a reload). All state is touched on this loop alone, so nothing is locked.
 /// </summary>
 internal sealed class SupervisorLoop : IAsyncDisposable
 {
@@ -30,6 +31,8 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private readonly DeadlineTimer _timer;
     private readonly SupervisorStatus _status;
     private readonly AcceptStrategy _strategy;
+    private readonly ServiceNotifier? _notifier;
+    private ReloadReport _reloadReport;
     private long _lastTickPlannedAt;
     private Task _loop = Task.CompletedTask;
     private volatile int _alive;
@@ -40,9 +43,11 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         WorkerLauncher launcher,
         SettingsReloader reloader,
         AcceptStrategyMetrics metrics,
+        ServiceNotifier? notifier,
         ILogger logger,
         TimeProvider time)
     {
+        _notifier = notifier;
         _policy = new SlotPolicy(settings, time, Random.Shared, logger, metrics);
         _endpoints = endpoints;
         _strategy = launcher.Strategy;
@@ -55,6 +60,19 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         _timer = new DeadlineTimer(time, plannedAt => Post(new SupervisorEvent.Tick(plannedAt)));
     }
 
+    /// <summary>What the service manager has been told of the last SIGHUP.</summary>
+    private enum ReloadReport
+    {
+        /// <summary>Nothing outstanding.</summary>
+        None,
+
+        /// <summary>RELOADING=1 sent: READY=1 follows when every slot runs a new worker, or one fails to start.</summary>
+        Pending,
+
+        /// <summary>READY=1 sent after a new worker failed to start; the reload goes on, and its end is a status line.</summary>
+        Incomplete,
+    }
+
     /// <summary>Settings re-read on SIGHUP and taken; raised on the loop.</summary>
     public event Action<WorkerProcessOptions>? SettingsChanged;
 
@@ -65,6 +83,9 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     public Task AllExited => _allExited.Task;
 
     public int Alive => _alive;
+
+    /// <summary>A status line for the service manager: the live slots and the strategy.</summary>
+    public string Describe() => $"{_policy.LiveSlots} worker slot(s), {_alive} worker process(es), {_strategy}";
 
     public void Start()
     {
@@ -97,6 +118,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
             }
 
             _alive = _fleet.Count;
+            ReportReloadEnd();
             ScheduleTick();
             if (_policy.AllActive && !_policy.Stopping)
             {
@@ -108,6 +130,26 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 _allExited.TrySetResult();
             }
         }
+    }
+
+    /// <summary>A reload has ended once no slot waits for its new worker (Type=notify-reload waits for this READY=1).</summary>
+    private void ReportReloadEnd()
+    {
+        if (_reloadReport == ReloadReport.None || _policy.ReloadPending || _policy.Stopping)
+        {
+            return;
+        }
+
+        if (_reloadReport == ReloadReport.Pending)
+        {
+            _notifier?.Ready("reloaded: " + Describe());
+        }
+        else
+        {
+            _notifier?.Status("reloaded after retries: " + Describe());
+        }
+
+        _reloadReport = ReloadReport.None;
     }
 
     /// <summary>Sleeps until the policy's next deadline, or the pause-detection cap, whichever is first.</summary>
@@ -192,6 +234,14 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         }
 
         Apply(intents);
+
+        // A new worker that cannot start keeps its slot's old worker serving and is retried with back-off; a service
+        // manager waiting for the reload hears now that it is over for the moment.
+        if (reason == WorkerExitReason.FailedToStart && _reloadReport == ReloadReport.Pending && worker.Slot.ReloadRequested)
+        {
+            _notifier?.Ready($"reload incomplete: a new worker of slot {worker.Slot.Index} failed to start; the previous one serves while it is retried. " + Describe());
+            _reloadReport = ReloadReport.Incomplete;
+        }
     }
 
     private void OnSignal(SupervisorSignal signal)
@@ -200,10 +250,15 @@ internal sealed class SupervisorLoop : IAsyncDisposable
         switch (signal)
         {
             case SupervisorSignal.Reload:
+                _notifier?.Reloading("reloading: " + Describe());
                 if (_reloader.Reload(_policy.Settings, out var workers) is not { } settings)
                 {
+                    // Nothing was replaced, so the reload is over (failed): the service manager must not wait for it.
+                    _notifier?.Ready("reload rejected (invalid configuration, see the log): " + Describe());
                     return;
                 }
+
+                _reloadReport = ReloadReport.Pending;
 
                 _policy.Settings = settings;
                 SettingsChanged?.Invoke(settings);
@@ -218,10 +273,12 @@ internal sealed class SupervisorLoop : IAsyncDisposable
             case SupervisorSignal.ScaleUp:
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTIN", $"workers {live} -> {live + 1}");
                 Apply(_policy.ScaleUp());
+                _notifier?.Status(Describe());
                 break;
             case SupervisorSignal.ScaleDown when _policy.TryScaleDown(out var intents):
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTOU", $"workers {live} -> {live - 1}");
                 Apply(intents);
+                _notifier?.Status(Describe());
                 break;
             case SupervisorSignal.ScaleDown:
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTOU", "ignored: one worker is the minimum");

@@ -4,6 +4,7 @@ using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Kestrel.AcceptStrategies.Supervisor.Processes;
 using Kestrel.AcceptStrategies.Supervisor.Status;
+using Kestrel.AcceptStrategies.Supervisor.Systemd;
 using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
@@ -15,7 +16,8 @@ namespace Kestrel.AcceptStrategies.Supervisor;
 /// <summary>
 /// The supervisor's place in the host (<c>Workers &gt; 0</c>, in the process the user started): once Kestrel has
 /// bound every endpoint it starts the <see cref="SupervisorLoop"/>, turns SIGHUP, SIGTTIN and SIGTTOU into its
-/// events, and stops the workers gracefully before Kestrel stops.
+/// events, tells a service manager (<c>NOTIFY_SOCKET</c>) when the group serves and stops, and stops the workers
+/// gracefully before Kestrel stops.
 /// </summary>
 internal sealed class WorkerSupervisor(
     WorkerProcessInfo process,
@@ -28,10 +30,14 @@ internal sealed class WorkerSupervisor(
     AcceptStrategyMetrics metrics,
     ILoggerFactory loggerFactory) : IHostedLifecycleService, IDisposable
 {
+    // Descriptors a worker should have left for connections beyond what it starts with, for the start-up check.
+    private const int ConnectionsHeadroom = 64;
+
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
     private readonly List<PosixSignalRegistration> _signals = [];
     private SupervisorLoop? _loop;
     private StatusServer? _status;
+    private ServiceNotifier? _notifier;
     private WorkerProcessOptions _settings = null!;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -63,12 +69,15 @@ internal sealed class WorkerSupervisor(
 
         // Fails once, here, naming what is missing (Linux < 5.3, a seccomp profile without pidfd_open), instead of every spawn.
         WorkerProcess.Open(Environment.ProcessId).Dispose();
+        CheckDescriptorLimit(endpoints);
+        _notifier = ServiceNotifier.FromEnvironment(_logger);
         _loop = new SupervisorLoop(
             _settings,
             endpoints,
-            new WorkerLauncher(endpoints, transport.Strategy, DecideRuntimeSettings(_settings.RuntimeProfile)),
+            new WorkerLauncher(endpoints, transport.Strategy, transport.Acceptors, DecideRuntimeSettings(_settings.RuntimeProfile)),
             new SettingsReloader(configuration, transportFactory, optionsFactory, transport, _logger),
             metrics,
+            _notifier,
             _logger,
             TimeProvider.System);
         _loop.SettingsChanged += settings => _settings = settings;
@@ -106,7 +115,12 @@ internal sealed class WorkerSupervisor(
         {
             // Stopped while starting (SIGTERM in the first moments, or during a slow warm-up): not an error. The host
             // goes on to StoppingAsync, which stops the workers already started.
+            return;
         }
+
+        // Ready once every slot accepts, or once the start timeout passed with the slots that could (the others retry
+        // with back-off): the group serves either way, as Kestrel's "Application started" says next.
+        _notifier?.Ready(_loop.Describe());
     }
 
     /// <summary>Before Kestrel stops (and closes the supervisor's copies of the sockets): drain every worker.</summary>
@@ -117,6 +131,7 @@ internal sealed class WorkerSupervisor(
             return;
         }
 
+        _notifier?.Stopping($"stopping: draining {_loop.Alive} worker(s)");
         _loop.Post(new SupervisorEvent.Stop());
         try
         {
@@ -149,6 +164,27 @@ internal sealed class WorkerSupervisor(
         if (_loop is not null)
         {
             await _loop.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _notifier?.Dispose();
+    }
+
+    /// <summary>
+    /// Warns at start when the descriptor limit cannot fit the group: the supervisor holds, per worker slot, its
+    /// listening sockets (ReusePort) and, for each of the slot's workers (two while one replaces the other), a control
+    /// socket and a pidfd; a worker starts with about as many descriptors as the supervisor has now.
+    /// </summary>
+    private void CheckDescriptorLimit(IReadOnlyList<SupervisedEndpoint> endpoints)
+    {
+        var (soft, _) = DescriptorLimit.Read();
+        var open = DescriptorLimit.OpenNow();
+        var slots = Math.Max(_settings.Workers, _settings.MaxWorkers);
+        var perSlot = 4 + endpoints.Sum(e => e.SocketsPerSlot);
+        var needed = (ulong)(open + (slots * perSlot) + ConnectionsHeadroom);
+        if (soft < needed)
+        {
+            AcceptStrategyLog.DescriptorLimitLow(
+                _logger, DescriptorLimit.Describe(soft), open, needed, slots, perSlot, DescriptorLimit.Advice(needed));
         }
     }
 
@@ -183,5 +219,6 @@ internal sealed class WorkerSupervisor(
         }
 
         _status?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        _notifier?.Dispose();
     }
 }

@@ -27,8 +27,9 @@ internal sealed class WorkerBinder(
             ? FlockAcceptMutexFactory.ForInheritedFd(inherited.LockFd ?? throw new InvalidOperationException($"The supervisor passed no accept lock file for {ip} (Serialized strategy)."))
             : null;
         var sockets = ListenSocketBinder.Adopt(inherited.Fds);
-        // ReusePort: one acceptor per socket of the slot's group; a lone shared socket (systemd's) gets Acceptors dups.
-        var acceptors = strategy == AcceptStrategy.ReusePort && sockets.Length > 1 ? sockets.Length : options.Value.Acceptors;
+        // ReusePort: one acceptor per socket of the slot's group; a shared socket gets the supervisor's Acceptors (as
+        // SIGHUP's log says, a changed configuration takes effect when the supervisor restarts).
+        var acceptors = strategy == AcceptStrategy.ReusePort && sockets.Length > 1 ? sockets.Length : worker.Acceptors ?? options.Value.Acceptors;
         // Debug: the supervisor named the endpoint when it bound it; a worker's one start-up line is its "ready".
         var listener = transport.Create(sockets, strategy, acceptors, mutexFactory, listeners.Connections, LogLevel.Debug);
 

@@ -21,8 +21,9 @@ internal sealed class WorkerIdentity
     private readonly Dictionary<string, Queue<InheritedEndpoint>> _endpoints;
 
     internal WorkerIdentity(
-        int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, Dictionary<string, Queue<InheritedEndpoint>> endpoints)
+        int slot, int generation, long budget, int controlFd, AcceptStrategy strategy, int? acceptors, Dictionary<string, Queue<InheritedEndpoint>> endpoints)
     {
+        Acceptors = acceptors;
         Slot = slot;
         Generation = generation;
         Budget = budget;
@@ -49,6 +50,12 @@ internal sealed class WorkerIdentity
 
     /// <summary>The supervisor's strategy, which decided how the inherited sockets were made.</summary>
     public AcceptStrategy Strategy { get; }
+
+    /// <summary>
+    /// The supervisor's <c>Acceptors</c> (null from a supervisor of an earlier build): like the strategy, fixed for the
+    /// supervisor's life, so a reload that changed it in configuration changes nothing until the supervisor restarts.
+    /// </summary>
+    public int? Acceptors { get; }
 
     /// <summary>Takes the descriptors for the next binding of <paramref name="endpoint"/> (as Kestrel asked for it).</summary>
     public InheritedEndpoint? TakeEndpoint(string endpoint) =>
@@ -93,6 +100,7 @@ internal sealed class WorkerIdentity
                 long.Parse(fields["budget"], CultureInfo.InvariantCulture),
                 int.Parse(fields["control"], CultureInfo.InvariantCulture),
                 Enum.Parse<AcceptStrategy>(fields["strategy"]),
+                fields.TryGetValue("acceptors", out var acceptors) && acceptors.Length > 0 ? int.Parse(acceptors, CultureInfo.InvariantCulture) : null,
                 endpoints);
         }
         catch (Exception e) when (e is FormatException or KeyNotFoundException or ArgumentException or IndexOutOfRangeException or OverflowException)

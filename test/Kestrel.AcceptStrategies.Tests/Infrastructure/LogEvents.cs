@@ -3,6 +3,7 @@ namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 /// <summary>The library's stable log event ids that tests read (see Internal/AcceptStrategyLog.cs).</summary>
 internal static class LogEvents
 {
+    public const int ListenerBound = 1;
     public const int AcceptError = 2;
     public const int AcceptRecovered = 3;
     public const int WorkerStarted = 11;
@@ -15,9 +16,12 @@ internal static class LogEvents
     public const int WorkerDraining = 22;
     public const int SupervisorLost = 23;
     public const int RecycleDeferred = 24;
+    public const int ReloadNeedsRestart = 27;
     public const int ReloadRejected = 28;
     public const int ConfigurationReloaded = 26;
     public const int SupervisorStarted = 30;
+    public const int ServiceManagerNotified = 31;
+    public const int DescriptorLimitLow = 33;
     public const int WatchRunsSingleProcess = 52;
     public const int KestrelConfigurationChanged = 53;
     public const int WorkerRuntimeProfile = 54;

@@ -124,6 +124,31 @@ public sealed class SupervisorReloadTests
         Assert.Equal(3, group.LivePids.Count);
     }
 
+    [Fact]
+    public async Task Sighup_AcceptorsChanged_LoggedForRestartAndNewWorkersKeepTheSupervisorsValue()
+    {
+        static JsonObject Config(int acceptors) => new()
+        {
+            ["AcceptStrategy"] = new JsonObject { ["Strategy"] = "ThunderingHerd", ["Acceptors"] = acceptors },
+            ["WorkerProcesses"] = new JsonObject { ["Workers"] = 1 },
+        };
+
+        // Debug: each worker's listener logs how many acceptors it runs (event 1).
+        using var app = AppCopy.Create(Config(2));
+        await using var group = await WorkerGroup.StartAsync(app, 1, "--Logging:LogLevel:Kestrel.AcceptStrategies.Listeners=Debug");
+        var first = group.Ready[0].Pid;
+
+        // The supervisor's sockets and lock were made for its Acceptors: the log says a restart applies the change, and
+        // the reloaded worker does what the log says.
+        app.Update(Config(3));
+        group.Signal("HUP");
+        await group.WaitUntilAsync(g => g.Exited.Any(e => e.Pid == first) && g.EventsOf(LogEvents.ListenerBound).Count == 2, TestServer.Timeout, "the first worker replaced");
+        var needsRestart = Assert.Single(group.EventsOf(LogEvents.ReloadNeedsRestart));
+        Assert.Equal("Acceptors", needsRestart["Option"]);
+        Assert.All(group.EventsOf(LogEvents.ListenerBound), bound => Assert.Equal("2", bound["Acceptors"]));
+        Assert.Equal(group.Started.Single(s => s.Reason == "reload").Pid, PidOf(await Load.GetAsync(new Uri(group.Address, "/whoami"))));
+    }
+
     private static int PidOf(string whoami) => int.Parse(whoami.Split(' ')[1], CultureInfo.InvariantCulture);
 
     private static int Reloads(WorkerGroup group) => group.Started.Count(s => s.Reason == "reload");

@@ -97,7 +97,7 @@ public sealed class WorkerBinderTests
             endpoints[Requested.ToString()].Enqueue(new InheritedEndpoint([listening], LockFd: null));
         }
 
-        return new WorkerIdentity(slot: 2, generation: 3, budget: 0, controlFd: -1, AcceptStrategy.ThunderingHerd, endpoints);
+        return new WorkerIdentity(slot: 2, generation: 3, budget: 0, controlFd: -1, AcceptStrategy.ThunderingHerd, acceptors: null, endpoints);
     }
 
     private static ServiceProvider CreateServices(WorkerIdentity worker)

@@ -1,3 +1,4 @@
+using Kestrel.AcceptStrategies.Protocol;
 using Kestrel.AcceptStrategies.Worker;
 
 namespace Kestrel.AcceptStrategies.Tests.Worker;
@@ -36,6 +37,15 @@ public sealed class WorkerIdentityTests
         var worker = WorkerIdentity.Parse("slot=1;generation=2;budget=0;control=3;strategy=ReusePort;lockfd=", "127.0.0.1:5000=4,5", "");
 
         AssertTaken(worker, "127.0.0.1:5000", [4, 5], null);
+    }
+
+    [Fact]
+    public void Parse_SupervisorsAcceptors_KeptFromWhatTheSupervisorWrote_NullFromAnEarlierSupervisor()
+    {
+        var written = WorkerEnvironment.Format(1, 2, 0, 3, AcceptStrategy.ThunderingHerd, acceptors: 3, lockFd: null);
+
+        Assert.Equal(3, WorkerIdentity.Parse(written, "127.0.0.1:5000=4", "").Acceptors);
+        Assert.Null(WorkerIdentity.Parse("slot=1;generation=2;budget=0;control=3;strategy=ReusePort;lockfd=", "127.0.0.1:5000=4,5", "").Acceptors);
     }
 
     [Theory]

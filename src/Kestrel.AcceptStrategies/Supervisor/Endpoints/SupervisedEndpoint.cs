@@ -50,6 +50,9 @@ internal sealed class SupervisedEndpoint : IDisposable
 
     public IPEndPoint BoundEndPoint { get; }
 
+    /// <summary>The listening sockets each new slot binds for this endpoint (ReusePort), 0 when the workers share one.</summary>
+    public int SocketsPerSlot => _shared is null ? _acceptorsPerSlot : 0;
+
     /// <summary>
     /// The descriptors a worker in <paramref name="slot"/> inherits for this endpoint: its listening sockets (bound
     /// now if the slot is new) and its accept lock, if any.

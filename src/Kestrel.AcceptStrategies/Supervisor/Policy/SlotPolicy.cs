@@ -59,6 +59,9 @@ internal sealed class SlotPolicy
     /// <summary>Every live slot has an accepting worker.</summary>
     public bool AllActive => _state.AllActive;
 
+    /// <summary>A reload (SIGHUP) still has slots waiting for their new worker.</summary>
+    public bool ReloadPending => _state.ReloadPending;
+
     /// <summary>Nothing in motion: one accepting worker per slot, no reload, no back-off.</summary>
     public bool Steady => !Stopping && !_state.ReloadPending && _state.Workers.Count == LiveSlots && _state.Workers.All(w => w.State == WorkerState.Active);
 

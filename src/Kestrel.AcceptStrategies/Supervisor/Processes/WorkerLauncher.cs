@@ -1,17 +1,19 @@
 using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Protocol;
 using Kestrel.AcceptStrategies.Supervisor.Endpoints;
+using Kestrel.AcceptStrategies.Supervisor.Systemd;
 
 namespace Kestrel.AcceptStrategies.Supervisor.Processes;
 
 /// <summary>
 /// Starts one worker: a control socket pair, the descriptors it inherits (control socket, then for each endpoint its
 /// accept lock, if any, and its slot's listening sockets), the environment that describes them plus the runtime
-/// profile's settings, <c>posix_spawn</c>, and a pidfd on the result.
+/// profile's settings (without the service manager's <c>NOTIFY_SOCKET</c> and watchdog variables), <c>posix_spawn</c>, and a pidfd on the result.
 /// </summary>
 internal sealed class WorkerLauncher(
     IReadOnlyList<SupervisedEndpoint> endpoints,
     AcceptStrategy strategy,
+    int acceptors,
     IReadOnlyList<KeyValuePair<string, string>> runtimeSettings)
 {
     /// <summary>The strategy the workers are told to accept with (and the status view shows).</summary>
@@ -59,13 +61,21 @@ internal sealed class WorkerLauncher(
 
                 // lockfd (the first endpoint's lock) is for a worker of an earlier build, which knows one lock only:
                 // started by SIGHUP after a rollback, it still starts, sharing that lock between its endpoints as before.
-                return WorkerSpawner.CurrentEnvironment(
+                var environment = WorkerSpawner.CurrentEnvironment(
                 [
                     .. runtimeSettings,
-                    new(WorkerEnvironment.WorkerVariable, WorkerEnvironment.Format(slot, generation, budget, targets[0], strategy, locks.Count > 0 ? locks[0].Fds[0] : null)),
+                    new(WorkerEnvironment.WorkerVariable, WorkerEnvironment.Format(slot, generation, budget, targets[0], strategy, acceptors, locks.Count > 0 ? locks[0].Fds[0] : null)),
                     new(WorkerEnvironment.ListenFdsVariable, WorkerEnvironment.FormatFds(listen)),
                     new(WorkerEnvironment.LockFdsVariable, WorkerEnvironment.FormatFds(locks)),
                 ]);
+
+                // The service manager's variables describe the supervisor's service, not the worker.
+                foreach (var name in ServiceNotifier.NotInheritedVariables)
+                {
+                    environment.Remove(name);
+                }
+
+                return environment;
             });
         }
         catch

@@ -31,8 +31,7 @@ internal sealed class WorkerProcess : IDisposable
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            throw new IOException(
-                $"pidfd_open({pid}) failed: {Libc.ErrnoName(errno)}. Worker processes need Linux 5.3 or later (pidfd_open, pidfd_send_signal).");
+            throw DescriptorLimit.Failure($"pidfd_open({pid})", errno, "Worker processes need Linux 5.3 or later (pidfd_open, pidfd_send_signal).");
         }
 
         // pidfd_open sets close-on-exec itself.

@@ -43,7 +43,16 @@ internal static unsafe class WorkerSpawner
             for (var i = 0; i < inheritedFds.Count; i++)
             {
                 // dup2 leaves the new descriptor without close-on-exec: the worker inherits it, nothing else does.
-                Check(Libc.PosixSpawnFileActionsAddDup2(fileActions, inheritedFds[i], targets[i]), "posix_spawn_file_actions_adddup2");
+                var added = Libc.PosixSpawnFileActionsAddDup2(fileActions, inheritedFds[i], targets[i]);
+                if (added == Libc.EBADF && DescriptorLimit.Read().Soft is var soft && (ulong)targets[i] >= soft)
+                {
+                    // glibc refuses a target at or above the limit with EBADF, which names the wrong cause.
+                    throw new IOException(string.Create(
+                        System.Globalization.CultureInfo.InvariantCulture,
+                        $"Out of descriptors: the worker's inherited descriptors are numbered above the {first - 1} the supervisor has in use, and {targets[i]} is at or above the limit (RLIMIT_NOFILE {DescriptorLimit.Describe(soft)}); {DescriptorLimit.Advice(DescriptorLimit.Suggest(soft))}."));
+                }
+
+                Check(added, "posix_spawn_file_actions_adddup2");
             }
 
             // .NET ignores SIGPIPE and may have signals blocked on this thread; the worker starts clean, except for the
@@ -130,7 +139,9 @@ internal static unsafe class WorkerSpawner
     {
         if (result != 0)
         {
-            throw new IOException($"{call} failed: {Libc.ErrnoName(result)} ({Marshal.GetPInvokeErrorMessage(result)})");
+            throw DescriptorLimit.IsExhaustion(result)
+                ? DescriptorLimit.Failure(call, result)
+                : new IOException($"{call} failed: {Libc.ErrnoName(result)} ({Marshal.GetPInvokeErrorMessage(result)})");
         }
     }
 }
