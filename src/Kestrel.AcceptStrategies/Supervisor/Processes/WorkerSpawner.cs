@@ -23,10 +23,13 @@ namespace Kestrel.AcceptStrategies.Supervisor.Processes;
 /// </remarks>
 internal static unsafe class WorkerSpawner
 {
+    // Read at the first spawn and kept: it never changes, and a later read could fail for want of a descriptor.
+    private static readonly Lazy<List<string>> CommandLine = new(ReadCommandLine);
+
     public static int Spawn(IReadOnlyList<int> inheritedFds, Func<IReadOnlyList<int>, IDictionary<string, string>> environment)
     {
         var path = Environment.ProcessPath ?? throw new InvalidOperationException("The supervisor cannot find its own executable (Environment.ProcessPath is null).");
-        var argv = ReadCommandLine();
+        var argv = CommandLine.Value;
 
         // Above every source descriptor, so no dup2 overwrites a descriptor a later one still reads.
         var first = inheritedFds.Count == 0 ? 3 : Math.Max(3, inheritedFds.Max() + 1);
