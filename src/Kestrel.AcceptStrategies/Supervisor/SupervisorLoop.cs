@@ -36,6 +36,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private long _lastTickPlannedAt;
     private Task _loop = Task.CompletedTask;
     private volatile int _alive;
+    private volatile int _liveSlots;
 
     public SupervisorLoop(
         WorkerProcessOptions settings,
@@ -84,8 +85,8 @@ internal sealed class SupervisorLoop : IAsyncDisposable
 
     public int Alive => _alive;
 
-    /// <summary>A status line for the service manager: the live slots and the strategy.</summary>
-    public string Describe() => $"{_policy.LiveSlots} worker slot(s), {_alive} worker process(es), {_strategy}";
+    /// <summary>A status line for the service manager, from the counts the loop last published (any thread may ask).</summary>
+    public string Describe() => $"{_liveSlots} worker slot(s), {_alive} worker process(es), {_strategy}";
 
     public void Start()
     {
@@ -117,7 +118,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 AcceptStrategyLog.SupervisorEventFailed(_logger, ex);
             }
 
-            _alive = _fleet.Count;
+            Publish();
             ReportReloadEnd();
             ScheduleTick();
             if (_policy.AllActive && !_policy.Stopping)
@@ -130,6 +131,13 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 _allExited.TrySetResult();
             }
         }
+    }
+
+    /// <summary>The counts other threads read (<see cref="Alive"/>, <see cref="Describe"/>), as the loop has them now.</summary>
+    private void Publish()
+    {
+        _alive = _fleet.Count;
+        _liveSlots = _policy.LiveSlots;
     }
 
     /// <summary>A reload has ended once no slot waits for its new worker (Type=notify-reload waits for this READY=1).</summary>
@@ -273,11 +281,13 @@ internal sealed class SupervisorLoop : IAsyncDisposable
             case SupervisorSignal.ScaleUp:
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTIN", $"workers {live} -> {live + 1}");
                 Apply(_policy.ScaleUp());
+                Publish();
                 _notifier?.Status(Describe());
                 break;
             case SupervisorSignal.ScaleDown when _policy.TryScaleDown(out var intents):
                 AcceptStrategyLog.SignalReceived(_logger, "SIGTTOU", $"workers {live} -> {live - 1}");
                 Apply(intents);
+                Publish();
                 _notifier?.Status(Describe());
                 break;
             case SupervisorSignal.ScaleDown:
