@@ -41,17 +41,17 @@ internal sealed class RoleListenerFactory(
             return transport.BindAsync(endpoint, cancellationToken);
         }
 
-        if (endpoint is not IPEndPoint ip)
+        if (endpoint is not (IPEndPoint or UnixDomainSocketEndPoint))
         {
             var workers = options.Value.Workers;
             AcceptStrategyLog.EndpointRefused(_logger, Describe(endpoint), workers);
             throw new NotSupportedException(
-                $"WorkerProcesses:Workers = {workers}, but {Describe(endpoint)} is not an IP endpoint: only IP endpoints are handed to worker processes. Listen on an IP endpoint instead (behind nginx: proxy_pass http://127.0.0.1:PORT), or set Workers = 0 to serve it in one process.");
+                $"WorkerProcesses:Workers = {workers}, but {Describe(endpoint)} is neither an IP endpoint nor a Unix socket: only those are handed to worker processes. Listen on one of them instead, or set Workers = 0 to serve it in one process.");
         }
 
         return new ValueTask<IConnectionListener>(role == WorkerProcessRole.Supervisor
-            ? supervisor.Bind(ip)
-            : (worker ?? throw new InvalidOperationException("A worker process without its worker environment.")).Bind(ip));
+            ? supervisor.Bind(endpoint)
+            : (worker ?? throw new InvalidOperationException("A worker process without its worker environment.")).Bind(endpoint));
     }
 
     private static string Describe(EndPoint endpoint) => endpoint switch

@@ -97,7 +97,7 @@ internal static partial class AcceptStrategyLog
     public static partial void WorkerSpawnFailed(ILogger logger, int slot, Exception exception);
 
     [LoggerMessage(18, LogLevel.Error,
-        "Workers = {Workers}, but Kestrel bound no IP endpoint in the supervisor, so there is nothing to hand to workers. Give Kestrel an IP endpoint (--urls, Kestrel:Endpoints, Listen*) or set Workers to 0.",
+        "Workers = {Workers}, but Kestrel bound no endpoint in the supervisor, so there is nothing to hand to workers. Give Kestrel an IP endpoint or a Unix socket (--urls, Kestrel:Endpoints, Listen*) or set Workers to 0.",
         EventName = "NoEndpoints")]
     public static partial void NoEndpoints(ILogger logger, int workers);
 
@@ -184,7 +184,7 @@ internal static partial class AcceptStrategyLog
     public static partial void AcceptorFailed(ILogger logger, int acceptor, EndPoint endPoint, int backoffMilliseconds, Exception exception);
 
     [LoggerMessage(51, LogLevel.Critical,
-        "Refusing to bind {EndPoint}: with Workers = {Workers} only IP endpoints are handed to worker processes, and the supervisor serves nothing itself. Listen on an IP endpoint instead, or set Workers = 0.",
+        "Refusing to bind {EndPoint}: with Workers = {Workers} only IP endpoints and Unix sockets are handed to worker processes, and the supervisor serves nothing itself. Listen on one of those instead, or set Workers = 0.",
         EventName = "EndpointRefused")]
     public static partial void EndpointRefused(ILogger logger, string endPoint, int workers);
 
@@ -299,4 +299,9 @@ internal static partial class AcceptStrategyLog
         "ReusePort cannot split the one socket systemd passed for {EndPoint} (descriptor {Fd}) into an SO_REUSEPORT group: every acceptor of every process waits on it, as with ThunderingHerd. Choose Serialized or ThunderingHerd to say so, or let the app bind the port itself for ReusePort.",
         EventName = "ActivatedSocketShared")]
     public static partial void ActivatedSocketShared(ILogger logger, System.Net.IPEndPoint endPoint, int fd);
+
+    [LoggerMessage(78, LogLevel.Information,
+        "{EndPoint} is a Unix socket, and Linux has no SO_REUSEPORT for those: every acceptor of every worker waits on its one socket, as with ThunderingHerd. ReusePort applies to the IP endpoints.",
+        EventName = "UnixEndpointShared")]
+    public static partial void UnixEndpointShared(ILogger logger, string endPoint);
 }

@@ -110,7 +110,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
                 _threadExits[i] = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             }
 
-            if (_native is not null && socketOptions.NoDelay)
+            if (_native is not null && socketOptions.NoDelay && EndPoint is IPEndPoint)
             {
                 // Accepted sockets inherit TCP_NODELAY from the listening socket on Linux: one call here instead of one per connection.
                 _sockets.ForEach(s => s.NoDelay = true);
@@ -145,7 +145,7 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
             _started = true;
         }
 
-        var portTag = ((IPEndPoint)EndPoint).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var portTag = EndPoint is IPEndPoint ip ? ip.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) : "unix";
         for (var i = 0; i < _acceptors.Length; i++)
         {
             var acceptor = _acceptors[i];

@@ -368,12 +368,12 @@ internal sealed class EventLoop : Acceptor
             TaskContinuationOptions.ExecuteSynchronously,
             TaskScheduler.Default);
 
-    private unsafe IPEndPoint LocalEndPointOf(int fd)
+    private unsafe EndPoint LocalEndPointOf(int fd)
     {
-        var bound = (IPEndPoint)Context.EndPoint;
-        if (!bound.Address.Equals(IPAddress.Any) && !bound.Address.Equals(IPAddress.IPv6Any))
+        // A Unix socket's connections are all on its one path.
+        if (Context.EndPoint is not IPEndPoint bound || (!bound.Address.Equals(IPAddress.Any) && !bound.Address.Equals(IPAddress.IPv6Any)))
         {
-            return bound;
+            return Context.EndPoint;
         }
 
         // A wildcard listener: which of the host's addresses the client reached is the kernel's to say.

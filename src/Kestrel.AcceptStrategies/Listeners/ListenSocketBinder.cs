@@ -46,7 +46,41 @@ internal static class ListenSocketBinder
         return sockets;
     }
 
-    private static Socket BindShared(IPEndPoint endpoint, SocketTransportOptions socketOptions)
+    /// <summary>
+    /// A Unix socket (worker mode): one socket every acceptor of every worker shares, whatever the strategy, since Linux
+    /// has no <c>SO_REUSEPORT</c> for <c>AF_UNIX</c>. Bound by Kestrel's socket factory, so the file is made and refused
+    /// exactly as under <c>UseSockets()</c>: a file already there is "address already in use", and it stays after exit.
+    /// </summary>
+    public static Socket BindUnix(UnixDomainSocketEndPoint endpoint, SocketTransportOptions socketOptions)
+    {
+        Socket socket;
+        try
+        {
+            socket = BindShared(endpoint, socketOptions);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        {
+            throw new AddressInUseException(e.Message, e);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.TooManyOpenSockets)
+        {
+            throw DescriptorLimit.OutOfDescriptors($"Binding the Unix socket {endpoint}", e);
+        }
+
+        try
+        {
+            Prepare(socket, deferAccept: false);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        return socket;
+    }
+
+    private static Socket BindShared(EndPoint endpoint, SocketTransportOptions socketOptions)
     {
         // Kestrel's own factory (or the user's replacement): dual mode for [::], AddressInUseException on a taken port.
         var socket = socketOptions.CreateBoundListenSocket(endpoint);

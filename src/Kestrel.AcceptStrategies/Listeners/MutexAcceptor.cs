@@ -190,7 +190,8 @@ internal sealed unsafe class MutexAcceptor(
         ConnectionContext connection;
         try
         {
-            if (noDelay)
+            // TCP only: a Unix socket has no Nagle to turn off.
+            if (noDelay && socket.AddressFamily != AddressFamily.Unix)
             {
                 socket.NoDelay = true;
             }

@@ -10,7 +10,11 @@ internal static class WorkerEnvironment
 {
     public const string WorkerVariable = "KESTREL_ACCEPT_STRATEGIES_WORKER";
 
-    /// <summary>Each endpoint's listening sockets: <c>ENDPOINT=FD[,FD...]</c>, <c>;</c>-separated, in binding order.</summary>
+    /// <summary>
+    /// Each endpoint's listening sockets: <c>ENDPOINT=FD[,FD...]</c>, <c>;</c>-separated, in binding order. An endpoint is
+    /// written as Kestrel names it (<c>127.0.0.1:5000</c>, a Unix socket's path) with <c>%</c>, <c>;</c>, <c>=</c> and
+    /// <c>,</c> percent-encoded (<see cref="EscapeEndpoint"/>): a path may hold them, an IP endpoint never does.
+    /// </summary>
     public const string ListenFdsVariable = "KESTREL_ACCEPT_STRATEGIES_LISTEN_FDS";
 
     /// <summary>
@@ -28,5 +32,15 @@ internal static class WorkerEnvironment
         string.Create(CultureInfo.InvariantCulture, $"slot={slot};generation={generation};budget={budget};control={controlFd};strategy={strategy};acceptors={acceptors};lockfd={lockFd}");
 
     public static string FormatFds(IEnumerable<(string Endpoint, int[] Fds)> endpoints) =>
-        string.Join(';', endpoints.Select(e => e.Endpoint + "=" + string.Join(',', e.Fds.Select(f => f.ToString(CultureInfo.InvariantCulture)))));
+        string.Join(';', endpoints.Select(e => EscapeEndpoint(e.Endpoint) + "=" + string.Join(',', e.Fds.Select(f => f.ToString(CultureInfo.InvariantCulture)))));
+
+    /// <summary>An endpoint's name with the format's separators (and the escape character) percent-encoded.</summary>
+    public static string EscapeEndpoint(string endpoint) =>
+        endpoint.Replace("%", "%25", StringComparison.Ordinal).Replace(";", "%3B", StringComparison.Ordinal)
+            .Replace("=", "%3D", StringComparison.Ordinal).Replace(",", "%2C", StringComparison.Ordinal);
+
+    /// <summary>The inverse of <see cref="EscapeEndpoint"/>.</summary>
+    public static string UnescapeEndpoint(string escaped) =>
+        escaped.Replace("%2C", ",", StringComparison.Ordinal).Replace("%3D", "=", StringComparison.Ordinal)
+            .Replace("%3B", ";", StringComparison.Ordinal).Replace("%25", "%", StringComparison.Ordinal);
 }

@@ -59,7 +59,7 @@ internal sealed class WorkerSupervisor(
         {
             AcceptStrategyLog.NoEndpoints(_logger, _settings.Workers);
             throw new InvalidOperationException(
-                $"WorkerProcesses:Workers = {_settings.Workers}, but Kestrel bound no IP endpoint to hand to the workers.");
+                $"WorkerProcesses:Workers = {_settings.Workers}, but Kestrel bound no endpoint to hand to the workers.");
         }
 
         if (!OperatingSystem.IsLinux())

@@ -14,17 +14,18 @@ namespace Kestrel.AcceptStrategies.Worker;
 internal sealed class WorkerBinder(
     WorkerIdentity worker, IOptions<AcceptStrategyOptions> options, AcceptStrategyListenerFactory transport, WorkerListeners listeners, AcceptStrategyMetrics metrics)
 {
-    public IConnectionListener Bind(IPEndPoint ip)
+    /// <summary>An IP endpoint or a Unix socket, by the name the supervisor registered it under (Kestrel's own).</summary>
+    public IConnectionListener Bind(EndPoint endpoint)
     {
         metrics.WorkerSlot = worker.Slot;
-        var inherited = worker.TakeEndpoint(ip.ToString()) ?? throw new InvalidOperationException(
-            $"This worker was asked to bind {ip}, but its supervisor passed sockets only for {string.Join(", ", worker.Endpoints)}. Workers serve the endpoints the supervisor bound at start-up; restart the supervisor to change them.");
+        var inherited = worker.TakeEndpoint(endpoint.ToString() ?? "") ?? throw new InvalidOperationException(
+            $"This worker was asked to bind {endpoint}, but its supervisor passed sockets only for {string.Join(", ", worker.Endpoints)}. Workers serve the endpoints the supervisor bound at start-up; restart the supervisor to change them.");
 
         // The supervisor's strategy made the sockets; a reloaded configuration cannot change it. Serialized: the
         // endpoint's own lock, which this endpoint's acceptors in every worker take turns on, and no other endpoint's.
         var strategy = worker.Strategy;
         var mutexFactory = strategy == AcceptStrategy.Serialized
-            ? FlockAcceptMutexFactory.ForInheritedFd(inherited.LockFd ?? throw new InvalidOperationException($"The supervisor passed no accept lock file for {ip} (Serialized strategy)."))
+            ? FlockAcceptMutexFactory.ForInheritedFd(inherited.LockFd ?? throw new InvalidOperationException($"The supervisor passed no accept lock file for {endpoint} (Serialized strategy)."))
             : null;
         var sockets = ListenSocketBinder.Adopt(inherited.Fds);
         // ReusePort: one acceptor per socket of the slot's group; a shared socket gets the supervisor's Acceptors (as

@@ -156,7 +156,7 @@ internal sealed class WorkerIdentity
         foreach (var entry in value.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
             var separator = entry.LastIndexOf('=');
-            yield return (entry[..separator], [.. entry[(separator + 1)..].Split(',').Select(f => int.Parse(f, CultureInfo.InvariantCulture))]);
+            yield return (WorkerEnvironment.UnescapeEndpoint(entry[..separator]), [.. entry[(separator + 1)..].Split(',').Select(f => int.Parse(f, CultureInfo.InvariantCulture))]);
         }
     }
 

@@ -41,7 +41,9 @@ internal sealed class WorkerWarmup(
             {
                 var started = Stopwatch.GetTimestamp();
                 var server = services.GetService<IServer>();
-                var statusCode = await SendAsync(bound[0], server, path, options.Value.WorkerStartTimeout).ConfigureAwait(false);
+                // An IP endpoint if there is one: its scheme and Host are the ones clients use.
+                var target = bound.FirstOrDefault(l => l.EndPoint is IPEndPoint) ?? bound[0];
+                var statusCode = await SendAsync(target, server, path, options.Value.WorkerStartTimeout).ConfigureAwait(false);
                 AcceptStrategyLog.WorkerWarmedUp(_logger, _pid, path, statusCode, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }
@@ -64,13 +66,23 @@ internal sealed class WorkerWarmup(
     /// </summary>
     private static async Task<int> SendAsync(AcceptStrategyConnectionListener listener, IServer? server, string path, TimeSpan timeout)
     {
-        var port = ((IPEndPoint)listener.EndPoint).Port;
         var addresses = server?.Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
-        var address = addresses.Select(a => new Uri(a)).FirstOrDefault(u => u.Port == port)
-            ?? new Uri("http://" + listener.EndPoint);
+        Uri uri;
+        if (listener.EndPoint is IPEndPoint ip)
+        {
+            var port = ip.Port;
+            var address = addresses.Select(a => new Uri(a)).FirstOrDefault(u => u.Port == port)
+                ?? new Uri("http://" + listener.EndPoint);
+            var authority = address.Host is "+" or "*" or "0.0.0.0" or "[::]" ? "localhost:" + port : address.Authority;
+            uri = new Uri($"{address.Scheme}://{authority}{path}");
+        }
+        else
+        {
+            // Only Unix sockets: Kestrel names one "http://unix:/path"; the Host is what a proxy in front would send.
+            var https = addresses.Any(a => a.StartsWith("https://unix:", StringComparison.Ordinal) && a.EndsWith(listener.EndPoint.ToString() ?? "", StringComparison.Ordinal));
+            uri = new Uri($"{(https ? "https" : "http")}://localhost{path}");
+        }
 
-        var authority = address.Host is "+" or "*" or "0.0.0.0" or "[::]" ? "localhost:" + port : address.Authority;
-        var uri = new Uri($"{address.Scheme}://{authority}{path}");
         return uri.Scheme == Uri.UriSchemeHttp
             ? await SendPlainAsync(listener, uri, timeout).ConfigureAwait(false)
             : await SendWithHttpClientAsync(listener, uri, timeout).ConfigureAwait(false);

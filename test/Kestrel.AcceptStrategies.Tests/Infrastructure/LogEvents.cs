@@ -33,4 +33,5 @@ internal static class LogEvents
     public const int WorkerOverMemory = 70;
     public const int StatusEndpointListening = 60;
     public const int StatusSocketRemoved = 61;
+    public const int UnixEndpointShared = 78;
 }

@@ -31,7 +31,7 @@ internal sealed class SupervisedEndpoint : IDisposable
     {
         Requested = requested;
         _acceptLock = acceptLock;
-        BoundEndPoint = (IPEndPoint)sockets[0].LocalEndPoint!;
+        BoundEndPoint = sockets[0].LocalEndPoint!;
         _acceptorsPerSlot = acceptors;
         _deferAccept = deferAccept;
         _socketOptions = socketOptions;
@@ -48,7 +48,8 @@ internal sealed class SupervisedEndpoint : IDisposable
     /// <summary>The endpoint as Kestrel asked for it (port 0 included): what a worker's Kestrel will ask for too.</summary>
     public string Requested { get; }
 
-    public IPEndPoint BoundEndPoint { get; }
+    /// <summary>The address bound: an <see cref="IPEndPoint"/> (port 0 resolved) or a Unix socket's path.</summary>
+    public EndPoint BoundEndPoint { get; }
 
     /// <summary>The listening sockets each new slot binds for this endpoint (ReusePort), 0 when the workers share one.</summary>
     public int SocketsPerSlot => _shared is null ? _acceptorsPerSlot : 0;
@@ -85,7 +86,7 @@ internal sealed class SupervisedEndpoint : IDisposable
                 {
                     while (group.Count < _acceptorsPerSlot)
                     {
-                        group.Add(ListenSocketBinder.BindReusePortMember(BoundEndPoint, _deferAccept, _socketOptions));
+                        group.Add(ListenSocketBinder.BindReusePortMember((IPEndPoint)BoundEndPoint, _deferAccept, _socketOptions));
                     }
                 }
                 catch

@@ -23,7 +23,15 @@ internal sealed class SupervisorBinder(
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
 
-    public IConnectionListener Bind(IPEndPoint ip)
+    /// <summary>An IP endpoint or a Unix socket; Kestrel refuses anything else before this (RoleListenerFactory).</summary>
+    public IConnectionListener Bind(EndPoint endpoint) => endpoint switch
+    {
+        UnixDomainSocketEndPoint unix => BindUnix(unix),
+        IPEndPoint ip => BindIp(ip),
+        _ => throw new NotSupportedException($"Worker processes are handed IP endpoints and Unix sockets, not {endpoint.GetType().Name} '{endpoint}'."),
+    };
+
+    private SupervisorListener BindIp(IPEndPoint ip)
     {
         var settings = options.Value;
         var transport = socketOptions.Value;
@@ -49,8 +57,38 @@ internal sealed class SupervisorBinder(
             throw;
         }
 
+        return Register(endpoint, sockets.Length);
+    }
+
+    /// <summary>One socket every worker shares, whatever the strategy: the accept lock (Serialized) or the herd applies.</summary>
+    private SupervisorListener BindUnix(UnixDomainSocketEndPoint unix)
+    {
+        var settings = options.Value;
+        var acceptLock = settings.Strategy == AcceptStrategy.Serialized ? AcceptLockFile.Create() : null;
+        SupervisedEndpoint endpoint;
+        try
+        {
+            var socket = ListenSocketBinder.BindUnix(unix, socketOptions.Value);
+            endpoint = new SupervisedEndpoint(unix.ToString(), [socket], AcceptStrategy.ThunderingHerd, settings.Acceptors, deferAccept: false, socketOptions.Value, acceptLock);
+        }
+        catch
+        {
+            acceptLock?.Dispose();
+            throw;
+        }
+
+        if (settings.Strategy == AcceptStrategy.ReusePort)
+        {
+            AcceptStrategyLog.UnixEndpointShared(_logger, unix.ToString());
+        }
+
+        return Register(endpoint, 1);
+    }
+
+    private SupervisorListener Register(SupervisedEndpoint endpoint, int sockets)
+    {
         supervisorSockets.Add(endpoint);
-        AcceptStrategyLog.SupervisorBound(_logger, endpoint.BoundEndPoint, settings.Strategy, sockets.Length, workerOptions.Value.Workers);
+        AcceptStrategyLog.SupervisorBound(_logger, endpoint.BoundEndPoint, options.Value.Strategy, sockets, workerOptions.Value.Workers);
         return new SupervisorListener(endpoint, supervisorSockets);
     }
 }

@@ -84,7 +84,7 @@ internal sealed class StatusServer : IAsyncDisposable
             else
             {
                 var ip = address.Ip!;
-                if (ip.Port != 0 && appEndpoints.FirstOrDefault(e => Overlaps(e.BoundEndPoint, ip)) is { } clash)
+                if (ip.Port != 0 && appEndpoints.FirstOrDefault(e => e.BoundEndPoint is IPEndPoint app && Overlaps(app, ip)) is { } clash)
                 {
                     throw new InvalidOperationException($"it is one of the app's endpoints ({clash.BoundEndPoint}); give the status view a port of its own");
                 }

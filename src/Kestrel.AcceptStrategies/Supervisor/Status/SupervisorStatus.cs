@@ -41,7 +41,7 @@ internal sealed class SupervisorStatus(TimeProvider time)
     public StatusSnapshot Snapshot(AcceptStrategy strategy, IReadOnlyList<SupervisedEndpoint> endpoints, IEnumerable<SupervisedWorker> workers) => new(
         Environment.ProcessId,
         strategy.ToString(),
-        [.. endpoints.Select(e => e.BoundEndPoint.ToString())],
+        [.. endpoints.Select(e => e.BoundEndPoint.ToString() ?? "")],
         _startedAt,
 
         // A stop is not a restart; every other reason is listed, zeros included, so the keys do not come and go.
