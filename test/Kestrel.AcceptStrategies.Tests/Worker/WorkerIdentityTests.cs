@@ -49,6 +49,19 @@ public sealed class WorkerIdentityTests
     }
 
     [Theory]
+    [InlineData("/run/app/app.sock")]
+    [InlineData("/tmp/a;b=c,d%3B%25.sock")]
+    public void Parse_UnixSocketPath_WithTheFormatsSeparators_ReadBackAsWritten(string path)
+    {
+        var listen = WorkerEnvironment.FormatFds([(path, [7]), ("127.0.0.1:5000", [8, 9])]);
+
+        var worker = WorkerIdentity.Parse(WorkerEnvironment.Format(0, 1, 0, 3, AcceptStrategy.ReusePort, 2, null), listen, "");
+
+        AssertTaken(worker, path, [7], null);
+        AssertTaken(worker, "127.0.0.1:5000", [8, 9], null);
+    }
+
+    [Theory]
     [InlineData("127.0.0.1:5001=4")]
     [InlineData("127.0.0.1:5000=4;127.0.0.1:5000=6")]
     [InlineData("127.0.0.1:5000=4,6")]
