@@ -59,6 +59,7 @@ internal static unsafe partial class Libc
     public const int SO_REUSEPORT = 15;
     public const int IPPROTO_TCP = 6;
     public const int TCP_DEFER_ACCEPT = 9;
+    public const int TCP_INFO = 11;
 
     public const int CLOCK_MONOTONIC = 1;
     public const int RLIMIT_NOFILE = 7;

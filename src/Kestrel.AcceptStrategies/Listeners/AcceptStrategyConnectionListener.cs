@@ -17,7 +17,7 @@ namespace Kestrel.AcceptStrategies.Listeners;
 internal sealed class AcceptStrategyConnectionListener : IConnectionListener
 {
     // A few connections per acceptor smooth out Kestrel's dispatch; beyond that they wait in the kernel's queue.
-    private const int QueuedConnectionsPerAcceptor = 4;
+    internal const int QueuedConnectionsPerAcceptor = 4;
     private const int UncancellableCheckMilliseconds = 20;
 
     private readonly List<Socket> _sockets;

@@ -24,9 +24,16 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// <para>
 /// The listening socket leaves the set in three cases, and the wait's timeout follows from which: an accept that failed
 /// for want of descriptors or memory (back-off: listen again when it ends), a connection Kestrel had no room for (held:
-/// listen again once it is handed over; room wakes the loop through an eventfd), and unbinding (the socket is closed;
-/// the loop serves its open connections until the listener is disposed). Never a blocking write to Kestrel's queue:
-/// this thread serves every connection it accepted.
+/// listen again once it is handed over; room wakes the loop through an eventfd), and unbinding (the connections queued
+/// at that moment are taken, then the socket is closed; the loop serves its open connections until the listener is
+/// disposed). Never a blocking write to Kestrel's queue: this thread serves every connection it accepted.
+/// </para>
+/// <para>
+/// Unbinding takes the queued connections because the kernel's one wake-up per connection may have gone to this loop
+/// just before its stop was seen: the loops and processes that go on listening on the socket (a ReusePort slot's next
+/// generation, ThunderingHerd loops of other workers) were not woken, and would find that connection only when the
+/// next one woke them. A client that waits for its answer before it connects again (an HTTP/2 client sends every
+/// request on its one connection) waited there until its own timeout.
 /// </para>
 /// </remarks>
 internal sealed class EventLoop : Acceptor
@@ -35,6 +42,12 @@ internal sealed class EventLoop : Acceptor
     public const int RearmEvery = 16;
 
     private const int MaxEvents = 64;
+
+    // struct tcp_info: eight one-byte fields, then rto, ato, snd_mss, rcv_mss and unacked (for a listener: its accept queue).
+    private const int TcpInfoUnackedOffset = 24;
+
+    // Accepts tried when leaving a Unix socket, whose queue length is not reported (an empty queue ends them sooner).
+    private const int UnixConnectionsTakenWhenLeaving = 4;
 
     // Epoll data of the loop's own descriptors; a connection's token has a generation of at least 1 in its upper half.
     private const ulong ListenToken = 0, StopToken = 1, ShutdownToken = 2, WakeToken = 3;
@@ -46,6 +59,7 @@ internal sealed class EventLoop : Acceptor
     private readonly int _listenFd;
     private readonly int _rearmEvery;
     private int _wakeups;
+    private int _leftover;
     private State _state = State.Listening;
     private long _resumeAt;
     private NativeConnection? _held;
@@ -57,6 +71,9 @@ internal sealed class EventLoop : Acceptor
 
         /// <summary>Out of the set until <see cref="_resumeAt"/> and until no connection is held.</summary>
         Paused,
+
+        /// <summary>Unbinding: out of the set for good, taking the <see cref="_leftover"/> connections queued when it left, then closed.</summary>
+        Leaving,
 
         /// <summary>Unbound: the listening socket is closed; open connections are still served.</summary>
         Stopped,
@@ -153,7 +170,7 @@ internal sealed class EventLoop : Acceptor
 
                 if (Context.Stop.IsSet)
                 {
-                    StopListening();
+                    Leave();
                 }
                 else if (_state == State.Paused)
                 {
@@ -243,7 +260,64 @@ internal sealed class EventLoop : Acceptor
         _resumeAt = 0;
     }
 
-    /// <summary>Unbinding: the listening socket and the stop latch leave the set for good, and the socket is closed.</summary>
+    /// <summary>
+    /// Unbinding: the listening socket and the stop latch leave the set for good, so every later connection wakes
+    /// another waiter on the socket, if any; the connections already queued are taken, one at a time as always (one
+    /// Kestrel has no room for is held until it has), then the socket is closed. Called again after each hand-over.
+    /// </summary>
+    private void Leave()
+    {
+        if (_state == State.Stopped)
+        {
+            return;
+        }
+
+        if (_state != State.Leaving)
+        {
+            _ = _epoll.Remove(_listenFd);
+            _ = _epoll.Remove(Context.Stop.Fd);
+            _state = State.Leaving;
+            _resumeAt = 0;
+
+            // Counted after leaving the set: connections that come later woke someone else. Those queued now may include
+            // ones that woke other waiters too; whoever accepts first takes them, the other finds the queue empty.
+            _leftover = QueuedConnections();
+        }
+
+        while (_state == State.Leaving && _held is null)
+        {
+            if (_leftover-- <= 0 || Context.Disposing.IsCancellationRequested || !Accept())
+            {
+                StopListening();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Connections waiting in the listening socket's accept queue: <c>TCP_INFO</c>'s <c>tcpi_unacked</c> of a TCP
+    /// listener. A Unix socket reports no queue length, so a few accepts are tried there: a loop can only have taken the
+    /// wake-ups of the few connections that came while it slept in its last wait.
+    /// </summary>
+    private int QueuedConnections()
+    {
+        if (ListenSocket.AddressFamily == AddressFamily.Unix)
+        {
+            return UnixConnectionsTakenWhenLeaving;
+        }
+
+        Span<byte> info = stackalloc byte[TcpInfoUnackedOffset + sizeof(uint)];
+        try
+        {
+            var length = ListenSocket.GetRawSocketOption(Libc.IPPROTO_TCP, Libc.TCP_INFO, info);
+            return length >= info.Length ? (int)Math.Min(MemoryMarshal.Read<uint>(info[TcpInfoUnackedOffset..]), int.MaxValue) : 0;
+        }
+        catch (SocketException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>Closes the listening socket for good (unbinding done, or the loop ending).</summary>
     private void StopListening()
     {
         if (_state == State.Stopped)
@@ -273,9 +347,13 @@ internal sealed class EventLoop : Acceptor
         }
     }
 
-    /// <summary>Takes one connection, reads what it sent, registers it and offers it to Kestrel.</summary>
-    private unsafe void Accept()
+    /// <summary>
+    /// Takes one connection, reads what it sent, registers it and offers it to Kestrel; false when there was none to take
+    /// (another loop or process took it first, or the accept failed).
+    /// </summary>
+    private unsafe bool Accept()
     {
+        var leaving = _state == State.Leaving;
         _wakeups++;
         var address = stackalloc byte[Libc.SocketAddressBytes];
         var length = (uint)Libc.SocketAddressBytes;
@@ -286,24 +364,35 @@ internal sealed class EventLoop : Acceptor
             switch (errno)
             {
                 case Libc.EAGAIN:
-                    // Another loop (or process) took it first.
-                    SpuriousWakeup();
-                    return;
+                    // Another loop (or process) took it first; when leaving, the queue may simply be empty.
+                    if (!leaving)
+                    {
+                        SpuriousWakeup();
+                    }
+
+                    return false;
                 case Libc.EINTR:
-                    return;
+                    return true;
                 case Libc.ECONNABORTED or Libc.ECONNRESET or Libc.EPROTO:
                     // That connection died in the queue; the next one is unaffected, so no back-off.
                     ConnectionLostInQueue();
-                    return;
+                    return true;
+            }
+
+            var error = errno is Libc.EMFILE or Libc.ENFILE ? SocketError.TooManyOpenSockets.ToString()
+                : errno is Libc.ENOBUFS or Libc.ENOMEM ? SocketError.NoBufferSpaceAvailable.ToString()
+                : Libc.ErrnoName(errno);
+            if (leaving)
+            {
+                // No back-off to wait out: the rest stay queued for whoever else listens on the socket.
+                Context.Metrics.AcceptError(error, Tags);
+                return false;
             }
 
             // Out of descriptors or memory: the pending connection stays queued, and the socket (level-triggered) would
             // wake the loop at once; stop polling it for the back-off, serving connections meanwhile.
-            Pause(AcceptFailed(
-                errno is Libc.EMFILE or Libc.ENFILE ? SocketError.TooManyOpenSockets.ToString()
-                : errno is Libc.ENOBUFS or Libc.ENOMEM ? SocketError.NoBufferSpaceAvailable.ToString()
-                : Libc.ErrnoName(errno)));
-            return;
+            Pause(AcceptFailed(error));
+            return false;
         }
 
         AcceptSucceeded();
@@ -316,7 +405,7 @@ internal sealed class EventLoop : Acceptor
         {
             _ = Libc.Close(fd);
             AcceptStrategyLog.HandoffFailed(Context.Logger, Id, Context.EndPoint, ex);
-            return;
+            return true;
         }
 
         var token = _connections.Add(connection);
@@ -337,9 +426,15 @@ internal sealed class EventLoop : Acceptor
             // Kestrel is behind (or at its connection limit): take no more until it has room for this one, so they wait
             // in the kernel queue where other loops and processes can still take them.
             _held = connection;
-            Pause(0);
+            if (!leaving)
+            {
+                Pause(0);
+            }
+
             WakeWhenWritable();
         }
+
+        return true;
     }
 
     private void OfferHeld()
