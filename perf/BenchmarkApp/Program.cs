@@ -42,10 +42,15 @@ var app = builder.Build();
 // Invalid options are the library's to report when the host starts: one block, exit code 78.
 var process = baseline ? null : app.Services.GetRequiredService<WorkerProcessInfo>();
 
-// Test hook: a worker that dies while starting, to exercise the supervisor's back-off.
+// Test hooks: a worker that dies while starting (every one, or those of one slot), to exercise the supervisor's back-off.
 if (process?.Role == WorkerProcessRole.Worker && app.Configuration.GetValue<bool>("CrashWorkerAtStart"))
 {
     throw new InvalidOperationException("CrashWorkerAtStart is set: this worker fails on purpose.");
+}
+
+if (process?.Role == WorkerProcessRole.Worker && app.Configuration.GetValue<int?>("CrashWorkerInSlot") == process.Slot)
+{
+    throw new InvalidOperationException($"CrashWorkerInSlot is {process.Slot}: this worker fails on purpose.");
 }
 
 byte[] body = "xxxxxxxxxxxx"u8.ToArray();

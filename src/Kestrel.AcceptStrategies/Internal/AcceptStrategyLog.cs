@@ -304,4 +304,14 @@ internal static partial class AcceptStrategyLog
         "{EndPoint} is a Unix socket, and Linux has no SO_REUSEPORT for those: every acceptor of every worker waits on its one socket, as with ThunderingHerd. ReusePort applies to the IP endpoints.",
         EventName = "UnixEndpointShared")]
     public static partial void UnixEndpointShared(ILogger logger, string endPoint);
+
+    [LoggerMessage(34, LogLevel.Warning,
+        "ReusePort {EndPoint}: the kernel refused the program that steers new connections to the worker slots that accept ({Error}, {Targets} socket(s)); connections are hashed over every slot's sockets, so those of a slot without a working worker wait until it has one. Linux 4.5 or later is needed, and a seccomp profile that allows SO_ATTACH_REUSEPORT_CBPF.",
+        EventName = "SteeringUnavailable")]
+    public static partial void SteeringUnavailable(ILogger logger, string endPoint, string error, int targets);
+
+    [LoggerMessage(35, LogLevel.Debug,
+        "ReusePort {EndPoint}: new connections go to slot(s) {Slots} ({Sockets} socket(s)).",
+        EventName = "Steered")]
+    public static partial void Steered(ILogger logger, string endPoint, string slots, int sockets);
 }

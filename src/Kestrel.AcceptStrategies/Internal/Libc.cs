@@ -57,6 +57,7 @@ internal static unsafe partial class Libc
     public const int SOL_SOCKET = 1;
     public const int SO_LINGER = 13;
     public const int SO_REUSEPORT = 15;
+    public const int SO_ATTACH_REUSEPORT_CBPF = 51;
     public const int IPPROTO_TCP = 6;
     public const int TCP_DEFER_ACCEPT = 9;
     public const int TCP_INFO = 11;
@@ -78,6 +79,10 @@ internal static unsafe partial class Libc
     public const int EEXIST = 17;
     public const int ENFILE = 23;
     public const int EMFILE = 24;
+    public const int E2BIG = 7;
+    public const int EPERM = 1;
+    public const int EINVAL = 22;
+    public const int ENOPROTOOPT = 92;
     public const int EPIPE = 32;
     public const int EPROTO = 71;
     public const int ECONNABORTED = 103;
@@ -139,6 +144,18 @@ internal static unsafe partial class Libc
     {
         public ulong Current;
         public ulong Maximum;
+    }
+
+    /// <summary><c>struct sock_filter</c>: one classic BPF instruction.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public readonly record struct SocketFilter(ushort Code, byte JumpIfTrue, byte JumpIfFalse, uint K);
+
+    /// <summary><c>struct sock_fprog</c> on 64-bit Linux.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct SocketFilterProgram
+    {
+        public ushort Length;
+        public SocketFilter* Filter;
     }
 
     /// <summary><c>struct linger</c>.</summary>
@@ -319,6 +336,10 @@ internal static unsafe partial class Libc
         ETIMEDOUT => "ETIMEDOUT",
         ESRCH => "ESRCH",
         ECHILD => "ECHILD",
+        E2BIG => "E2BIG",
+        EPERM => "EPERM",
+        EINVAL => "EINVAL",
+        ENOPROTOOPT => "ENOPROTOOPT",
         _ => "errno " + errno.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 }

@@ -171,12 +171,14 @@ internal static class OptionsValidation
             errors.Add($"{W}:MinSpareWorkers = {options.MinSpareWorkers} is above MaxSpareWorkers = {options.MaxSpareWorkers}: the pool would grow and shrink in turn.");
         }
 
-        // A shrink closes a slot's SO_REUSEPORT sockets; only the kernel can move what is queued on them elsewhere. The
-        // supervisor decides (at start-up and SIGHUP); a worker, which only accepts, never fails to start over it.
+        // A shrink drains a slot's worker; the supervisor steers new connections away from the slot first and keeps its
+        // SO_REUSEPORT sockets. Where the kernel refuses the steering program it closes them instead, and only the kernel
+        // can move what is queued on them elsewhere. The supervisor decides (at start-up and SIGHUP); a worker, which
+        // only accepts, never fails to start over it.
         if (options is { MaxWorkers: > 0, Workers: > 0 } && transport.Strategy == AcceptStrategy.ReusePort
-            && !inWorker && TcpMigrateReq() is var migrate && migrate != "1")
+            && !inWorker && ReusePortSteering.Unavailable is var steering and not 0 && TcpMigrateReq() is var migrate && migrate != "1")
         {
-            errors.Add($"{W}:MaxWorkers = {options.MaxWorkers} with {T}:Strategy = ReusePort needs net.ipv4.tcp_migrate_req = 1 (it is {migrate}): a shrinking pool closes a worker slot's SO_REUSEPORT sockets, and without it the kernel resets the connections queued on them. Run 'sysctl -w net.ipv4.tcp_migrate_req=1' (Linux 5.14 or later), or choose Serialized or ThunderingHerd, whose one shared socket outlives any worker.");
+            errors.Add($"{W}:MaxWorkers = {options.MaxWorkers} with {T}:Strategy = ReusePort needs the kernel to steer connections between a group's sockets (SO_ATTACH_REUSEPORT_CBPF failed here: {Libc.ErrnoName(steering)}) or net.ipv4.tcp_migrate_req = 1 (it is {migrate}): a shrinking pool closes a worker slot's SO_REUSEPORT sockets, and without either the kernel resets the connections queued on them. Allow SO_ATTACH_REUSEPORT_CBPF in the seccomp profile, or run 'sysctl -w net.ipv4.tcp_migrate_req=1' (Linux 5.14 or later), or choose Serialized or ThunderingHerd, whose one shared socket outlives any worker.");
         }
     }
 

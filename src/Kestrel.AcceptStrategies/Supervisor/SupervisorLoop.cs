@@ -37,6 +37,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
     private Task _loop = Task.CompletedTask;
     private volatile int _alive;
     private volatile int _liveSlots;
+    private List<int> _steeredTo = [];
 
     public SupervisorLoop(
         WorkerProcessOptions settings,
@@ -118,6 +119,7 @@ internal sealed class SupervisorLoop : IAsyncDisposable
                 AcceptStrategyLog.SupervisorEventFailed(_logger, ex);
             }
 
+            Steer();
             Publish();
             ReportReloadEnd();
             ScheduleTick();
@@ -298,6 +300,8 @@ internal sealed class SupervisorLoop : IAsyncDisposable
 
     private void Apply(IReadOnlyList<SupervisorIntent> intents)
     {
+        // Before any worker hears of the change: a slot leaves the program before its worker is told to drain.
+        Steer();
         foreach (var intent in intents)
         {
             switch (intent)
@@ -338,6 +342,35 @@ internal sealed class SupervisorLoop : IAsyncDisposable
 
                     break;
             }
+        }
+    }
+
+    /// <summary>
+    /// ReusePort: new connections go to the slots whose worker accepts, or to every slot while none does (they queue
+    /// there until one does), never to a slot whose worker crashed, waits out a back-off or was drained.
+    /// </summary>
+    private void Steer()
+    {
+        if (_strategy != AcceptStrategy.ReusePort)
+        {
+            return;
+        }
+
+        var slots = _policy.Slots.Where(s => !s.Removed && s.Active is { State: WorkerState.Active }).Select(s => s.Index).Order().ToList();
+        if (slots.Count == 0)
+        {
+            slots = [.. _policy.Slots.Where(s => !s.Removed).Select(s => s.Index).Order()];
+        }
+
+        if (slots.SequenceEqual(_steeredTo))
+        {
+            return;
+        }
+
+        _steeredTo = slots;
+        foreach (var endpoint in _endpoints)
+        {
+            endpoint.Steer(slots);
         }
     }
 

@@ -22,6 +22,8 @@ internal static class LogEvents
     public const int SupervisorStarted = 30;
     public const int ServiceManagerNotified = 31;
     public const int DescriptorLimitLow = 33;
+    public const int SteeringUnavailable = 34;
+    public const int Steered = 35;
     public const int WatchRunsSingleProcess = 52;
     public const int KestrelConfigurationChanged = 53;
     public const int WorkerRuntimeProfile = 54;

@@ -28,17 +28,17 @@ internal sealed class WorkerGroup : IAsyncDisposable
     public IReadOnlyList<Uri> Addresses => Supervisor.ListeningAddresses;
 
     /// <summary>
-    /// Starts a supervisor with <paramref name="workers"/> workers and waits until that many are ready.
+    /// Starts a supervisor with <paramref name="workers"/> workers and waits until that many (or <paramref name="ready"/>) are ready.
     /// <paramref name="urls"/> is Kestrel's list (<c>;</c>-separated), <see cref="Addresses"/> what it bound.
     /// </summary>
     public static Task<WorkerGroup> StartAsync(
         int workers, AcceptStrategy strategy, string arguments = "", IDictionary<string, string>? environment = null,
-        string urls = "http://127.0.0.1:0", int acceptors = 2) =>
+        string urls = "http://127.0.0.1:0", int acceptors = 2, int? ready = null) =>
         WaitReadyAsync(
             ChildProcess.StartBenchmarkApp(
                 $"\"--urls={urls}\" --AcceptStrategy:Strategy={strategy} --AcceptStrategy:Acceptors={acceptors} --WorkerProcesses:Workers={workers} {arguments}",
                 environment: JsonLogs(environment)),
-            workers);
+            ready ?? workers);
 
     /// <summary>
     /// Starts a supervisor from <paramref name="app"/>, whose appsettings.json sets the AcceptStrategy section

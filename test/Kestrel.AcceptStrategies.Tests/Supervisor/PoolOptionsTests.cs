@@ -40,7 +40,7 @@ public sealed class PoolOptionsTests
     }
 
     [Fact]
-    public void Validate_ReusePortPool_NeedsTcpMigrateReq()
+    public void Validate_ReusePortPool_NeedsSteeringOrTcpMigrateReq()
     {
         var reusePort = new AcceptStrategyOptions { Strategy = AcceptStrategy.ReusePort };
         var pool = new WorkerProcessOptions { Workers = 1, MaxWorkers = 2 };
@@ -48,19 +48,26 @@ public sealed class PoolOptionsTests
 
         var result = OptionsValidation.Validate(reusePort, pool, inWorker: false);
 
-        if (OptionsValidation.TcpMigrateReq() == "1")
+        if (ReusePortSteering.Unavailable == 0 || OptionsValidation.TcpMigrateReq() == "1")
         {
             Assert.Empty(result);
         }
         else
         {
             var failure = Assert.Single(result);
-            Assert.Contains("with AcceptStrategy:Strategy = ReusePort needs net.ipv4.tcp_migrate_req = 1", failure, StringComparison.Ordinal);
+            Assert.Contains("SO_ATTACH_REUSEPORT_CBPF failed here", failure, StringComparison.Ordinal);
             Assert.Contains("sysctl -w net.ipv4.tcp_migrate_req=1", failure, StringComparison.Ordinal);
         }
 
         Assert.Empty(OptionsValidation.Validate(reusePort, fixedPool, inWorker: false));
         Assert.Empty(OptionsValidation.Validate(new AcceptStrategyOptions { Strategy = AcceptStrategy.ThunderingHerd }, pool, inWorker: false));
+    }
+
+    /// <summary>This kernel steers: a ReusePort pool needs no sysctl (tcp_migrate_req is 0 by default, as here).</summary>
+    [Fact]
+    public void ReusePortSteering_AvailableOnThisKernel()
+    {
+        Assert.Equal(0, ReusePortSteering.Unavailable);
     }
 
     [Fact]

@@ -1,7 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Listeners;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Supervisor.Endpoints;
 
@@ -17,17 +19,23 @@ internal sealed class SupervisedEndpoint : IDisposable
 {
     private readonly Socket? _shared;
     private readonly AcceptLockFile? _acceptLock;
-    // Null where a slot was released (the adaptive pool drained a middle slot) and not yet taken again.
+    // Null where a slot was released without steering (the adaptive pool drained a middle slot) and not yet taken again.
     private readonly List<Socket[]?> _slots = [];
+    // The group index of each slot's sockets: the order they started listening (see ReusePortSteering).
+    private readonly List<int[]?> _indices = [];
     private readonly int _acceptorsPerSlot;
     private readonly bool _deferAccept;
     private readonly SocketTransportOptions _socketOptions;
+    private readonly ILogger _logger;
     private readonly object _gate = new();
+    private int _members;
+    private int[] _steeredTo = [];
+    private bool _steering;
     private bool _disposed;
 
     // acceptLock: owned from here on; null unless the workers accept Serialized.
     public SupervisedEndpoint(
-        string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions, AcceptLockFile? acceptLock = null)
+        string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions, ILogger logger, AcceptLockFile? acceptLock = null)
     {
         Requested = requested;
         _acceptLock = acceptLock;
@@ -35,9 +43,17 @@ internal sealed class SupervisedEndpoint : IDisposable
         _acceptorsPerSlot = acceptors;
         _deferAccept = deferAccept;
         _socketOptions = socketOptions;
+        _logger = logger;
         if (strategy == AcceptStrategy.ReusePort)
         {
-            _slots.AddRange(sockets.Chunk(acceptors));
+            foreach (var group in sockets.Chunk(acceptors))
+            {
+                _slots.Add(group);
+                _indices.Add([.. Enumerable.Range(_members, group.Length)]);
+                _members += group.Length;
+            }
+
+            _steering = true;
         }
         else
         {
@@ -77,6 +93,7 @@ internal sealed class SupervisedEndpoint : IDisposable
             while (_slots.Count <= slot)
             {
                 _slots.Add(null);
+                _indices.Add(null);
             }
 
             if (_slots[slot] is null)
@@ -91,11 +108,14 @@ internal sealed class SupervisedEndpoint : IDisposable
                 }
                 catch
                 {
+                    // The last members of the group: closing them moves no other socket's index.
                     group.ForEach(s => s.Dispose());
                     throw;
                 }
 
                 _slots[slot] = [.. group];
+                _indices[slot] = [.. Enumerable.Range(_members, group.Count)];
+                _members += group.Count;
             }
 
             return ([.. _slots[slot]!.Select(Fd)], _acceptLock?.Fd);
@@ -103,16 +123,17 @@ internal sealed class SupervisedEndpoint : IDisposable
     }
 
     /// <summary>
-    /// Closes the supervisor's copies of a removed slot's sockets (scaling down); the slot's worker holds the last
-    /// ones. A connection the kernel queued on them after that worker's last accept is reset when it closes them,
-    /// unless <c>net.ipv4.tcp_migrate_req</c> is 1, which moves it to another socket of the group (the adaptive pool
-    /// requires it with ReusePort). A later slot of the same index binds a new group.
+    /// A slot was removed (scaling down). Where connections are steered its sockets stay open, out of the program, for
+    /// the next slot of that index: its worker takes what was queued when it drains, and closing a member would move
+    /// another's index. Otherwise the supervisor's copies are closed; the slot's worker holds the last ones, and a
+    /// connection the kernel queued on them after that worker's last accept is reset when it closes them, unless
+    /// <c>net.ipv4.tcp_migrate_req</c> is 1, which moves it to another socket of the group.
     /// </summary>
     public void ReleaseSlot(int slot)
     {
         lock (_gate)
         {
-            if (_shared is null && slot < _slots.Count && _slots[slot] is { } group)
+            if (_shared is null && !_steering && slot < _slots.Count && _slots[slot] is { } group)
             {
                 foreach (var socket in group)
                 {
@@ -120,7 +141,42 @@ internal sealed class SupervisedEndpoint : IDisposable
                 }
 
                 _slots[slot] = null;
+                _indices[slot] = null;
             }
+        }
+    }
+
+    /// <summary>
+    /// ReusePort: new connections go to the sockets of <paramref name="slots"/> only (those bound so far), spread by
+    /// flow hash. Where the kernel refuses the program, logged once, connections go on being hashed over every socket.
+    /// </summary>
+    public void Steer(IReadOnlyList<int> slots)
+    {
+        lock (_gate)
+        {
+            if (_shared is not null || !_steering || _disposed)
+            {
+                return;
+            }
+
+            int[] targets = [.. slots.Where(s => s < _indices.Count).SelectMany(s => _indices[s] ?? []).Order()];
+            if (targets.Length == 0 || targets.AsSpan().SequenceEqual(_steeredTo))
+            {
+                return;
+            }
+
+            var errno = targets.Length > ReusePortSteering.MaxTargets
+                ? Libc.E2BIG
+                : ReusePortSteering.Attach(_slots.First(g => g is not null)![0], targets);
+            if (errno != 0)
+            {
+                _steering = false;
+                AcceptStrategyLog.SteeringUnavailable(_logger, Requested, Libc.ErrnoName(errno), targets.Length);
+                return;
+            }
+
+            _steeredTo = targets;
+            AcceptStrategyLog.Steered(_logger, Requested, string.Join(",", slots), targets.Length);
         }
     }
 

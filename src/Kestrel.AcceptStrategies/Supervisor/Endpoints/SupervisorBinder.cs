@@ -49,7 +49,7 @@ internal sealed class SupervisorBinder(
             var activated = transportFactory.TakeActivated(ip, settings, _logger);
             sockets = activated ?? ListenSocketBinder.Bind(ip, settings.Strategy, count, settings.DeferAccept, transport);
             var layout = activated is null ? settings.Strategy : AcceptStrategy.ThunderingHerd;
-            endpoint = new SupervisedEndpoint(ip.ToString(), sockets, layout, settings.Acceptors, settings.DeferAccept, transport, acceptLock);
+            endpoint = new SupervisedEndpoint(ip.ToString(), sockets, layout, settings.Acceptors, settings.DeferAccept, transport, _logger, acceptLock);
         }
         catch
         {
@@ -69,7 +69,7 @@ internal sealed class SupervisorBinder(
         try
         {
             var socket = ListenSocketBinder.BindUnix(unix, socketOptions.Value);
-            endpoint = new SupervisedEndpoint(unix.ToString(), [socket], AcceptStrategy.ThunderingHerd, settings.Acceptors, deferAccept: false, socketOptions.Value, acceptLock);
+            endpoint = new SupervisedEndpoint(unix.ToString(), [socket], AcceptStrategy.ThunderingHerd, settings.Acceptors, deferAccept: false, socketOptions.Value, _logger, acceptLock);
         }
         catch
         {

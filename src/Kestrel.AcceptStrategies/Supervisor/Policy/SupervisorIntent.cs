@@ -22,7 +22,7 @@ internal abstract record SupervisorIntent
     /// <summary>SIGKILL a worker.</summary>
     public sealed record Kill(SupervisedWorker Worker, WorkerExitReason Reason, string Detail) : SupervisorIntent;
 
-    /// <summary>Close the supervisor's copies of a removed slot's sockets (ReusePort).</summary>
+    /// <summary>A removed slot's sockets (ReusePort) are no longer its: kept for the next slot of that index where connections are steered, closed otherwise.</summary>
     public sealed record ReleaseSlot(int Slot) : SupervisorIntent;
 
     /// <summary>Close every listening socket the supervisor holds: a graceful stop has begun.</summary>

@@ -138,8 +138,8 @@ internal sealed class SupervisorState(TimeProvider time)
         removed.Removed = true;
         KillNext(removed, WorkerExitReason.Scaled, "its slot was removed before it took over");
 
-        // ReusePort: dropping the supervisor's copies now leaves only the worker's, which its acceptors close the
-        // moment they stop, so a connection can land in a queue nobody accepts from only in that instant.
+        // ReusePort: the slot is out of the steering program before its worker is told to drain (the loop steers
+        // before it sends), and the worker takes what is queued when it stops accepting.
         _intents.Add(new SupervisorIntent.ReleaseSlot(removed.Index));
         if (removed.Active is { } active)
         {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor.Endpoints;
 
@@ -16,7 +17,7 @@ public sealed class SupervisedEndpointTests
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         socket.Listen();
-        var endpoint = new SupervisedEndpoint("127.0.0.1:0", [socket], strategy, 1, deferAccept: false, new SocketTransportOptions());
+        var endpoint = new SupervisedEndpoint("127.0.0.1:0", [socket], strategy, 1, deferAccept: false, new SocketTransportOptions(), NullLogger.Instance);
         Assert.Single(endpoint.FdsFor(0).Sockets);
 
         endpoint.Dispose();
