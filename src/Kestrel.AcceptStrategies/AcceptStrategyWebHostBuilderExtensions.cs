@@ -64,6 +64,7 @@ public static class AcceptStrategyWebHostBuilderExtensions
                 services.AddSingleton<AcceptStrategyListenerFactory>();
                 services.AddSingleton<SupervisorBinder>();
                 services.AddSingleton<SupervisorSockets>();
+                services.AddSingleton<InheritedListeners>();
                 services.AddSingleton<RoleListenerFactory>();
                 services.AddSingleton(static sp =>
                 {

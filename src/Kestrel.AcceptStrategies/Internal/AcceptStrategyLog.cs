@@ -143,7 +143,7 @@ internal static partial class AcceptStrategyLog
     public static partial void ConfigurationReloaded(ILogger logger, string changes);
 
     [LoggerMessage(27, LogLevel.Warning,
-        "SIGHUP: {Option} changed from {Old} to {New} in configuration; it takes effect only when the supervisor restarts.",
+        "SIGHUP: {Option} changed from {Old} to {New} in configuration; it takes effect only in a new supervisor (SIGUSR2, or a restart).",
         EventName = "ReloadNeedsRestart")]
     public static partial void ReloadNeedsRestart(ILogger logger, string option, string old, string @new);
 
@@ -314,4 +314,24 @@ internal static partial class AcceptStrategyLog
         "ReusePort {EndPoint}: new connections go to slot(s) {Slots} ({Sockets} socket(s)).",
         EventName = "Steered")]
     public static partial void Steered(ILogger logger, string endPoint, string slots, int sockets);
+
+    [LoggerMessage(36, LogLevel.Information,
+        "SIGUSR2: started a new supervisor (pid {Pid}) from {Path} with this one's {Sockets} listening socket(s); this one serves until it says its workers do.",
+        EventName = "UpgradeStarted")]
+    public static partial void UpgradeStarted(ILogger logger, int pid, string path, int sockets);
+
+    [LoggerMessage(37, LogLevel.Information,
+        "The new supervisor (pid {Pid}) serves: this one ({OldPid}) drains its {Workers} worker(s) and exits.",
+        EventName = "UpgradeCompleted")]
+    public static partial void UpgradeCompleted(ILogger logger, int pid, int oldPid, int workers);
+
+    [LoggerMessage(38, LogLevel.Error,
+        "SIGUSR2: the new supervisor{Pid} failed: {Reason}. This supervisor goes on serving with its workers; its log above says why, and SIGUSR2 may be sent again.",
+        EventName = "UpgradeFailed")]
+    public static partial void UpgradeFailed(ILogger logger, string pid, string reason);
+
+    [LoggerMessage(39, LogLevel.Information,
+        "Took over from supervisor {From}: {Taken} listening socket(s) in use, {Closed} of endpoints no longer configured closed; {Workers} worker process(es) serve, and supervisor {From} was {Told}.",
+        EventName = "UpgradeTookOver")]
+    public static partial void UpgradeTookOver(ILogger logger, int from, int taken, int closed, int workers, string told);
 }

@@ -42,6 +42,7 @@ internal static unsafe partial class Libc
 
     public const int SIGHUP = 1;
     public const int SIGKILL = 9;
+    public const int SIGUSR2 = 12;
     public const int SIGPIPE = 13;
     public const int SIGTERM = 15;
     public const int SIGTTIN = 21;
@@ -207,6 +208,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport(LibraryName, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
+
+    [LibraryImport(LibraryName, EntryPoint = "pipe2", SetLastError = true)]
+    public static partial int Pipe2(int* fds, int flags);
 
     [LibraryImport(LibraryName, EntryPoint = "fcntl", SetLastError = true)]
     public static partial int Fcntl(int fd, int cmd, int arg);

@@ -32,4 +32,7 @@ internal abstract record SupervisorEvent
 
     /// <summary>The graceful stop ran out of time: kill what is left.</summary>
     public sealed record StopDeadline : SupervisorEvent;
+
+    /// <summary>A successor supervisor (SIGUSR2) failed: the sockets handed to it are this one's alone again.</summary>
+    public sealed record TakeBack : SupervisorEvent;
 }

@@ -222,6 +222,15 @@ internal sealed class SupervisorLoop : IAsyncDisposable
             case SupervisorEvent.StopDeadline:
                 Apply(_policy.StopDeadlinePassed());
                 break;
+            case SupervisorEvent.TakeBack:
+                // The successor may have steered the groups its own way: steer again, whatever was steered before.
+                foreach (var endpoint in _endpoints)
+                {
+                    endpoint.TakeBack();
+                }
+
+                _steeredTo = [];
+                break;
             case SupervisorEvent.StatusRequested { Reply: var reply }:
                 _status.Reply(reply, _strategy, _endpoints, _policy.Workers);
                 break;

@@ -5,6 +5,7 @@ using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Kestrel.AcceptStrategies.Supervisor.Processes;
 using Kestrel.AcceptStrategies.Supervisor.Status;
 using Kestrel.AcceptStrategies.Supervisor.Systemd;
+using Kestrel.AcceptStrategies.Supervisor.Upgrade;
 using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
@@ -27,11 +28,16 @@ internal sealed class WorkerSupervisor(
     IOptionsFactory<AcceptStrategyOptions> transportFactory,
     IConfiguration configuration,
     SupervisorSockets sockets,
+    InheritedListeners inherited,
+    IHostApplicationLifetime lifetime,
     AcceptStrategyMetrics metrics,
     ILoggerFactory loggerFactory) : IHostedLifecycleService, IDisposable
 {
     // Descriptors a worker should have left for connections beyond what it starts with, for the start-up check.
     private const int ConnectionsHeadroom = 64;
+
+    // A successor has its own start-up to do (a JIT process takes about a second) before its workers' WorkerStartTimeout.
+    private static readonly TimeSpan SuccessorStartMargin = TimeSpan.FromSeconds(30);
 
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
     private readonly List<PosixSignalRegistration> _signals = [];
@@ -39,6 +45,10 @@ internal sealed class WorkerSupervisor(
     private StatusServer? _status;
     private ServiceNotifier? _notifier;
     private WorkerProcessOptions _settings = null!;
+
+    // A successor supervisor (SIGUSR2): none, starting, serving (this one is on its way out), or refused (stopping).
+    private const int UpgradeIdle = 0, UpgradeStarting = 1, UpgradeHandedOver = 2, UpgradeRefused = 3;
+    private int _upgrade;
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -98,6 +108,12 @@ internal sealed class WorkerSupervisor(
             }));
         }
 
+        _signals.Add(PosixSignalRegistration.Create((PosixSignal)Libc.SIGUSR2, context =>
+        {
+            context.Cancel = true;
+            _ = UpgradeAsync();
+        }));
+
         AcceptStrategyLog.SupervisorStarted(_logger, Environment.ProcessId, _settings.Workers, transport.Strategy);
         _loop.Start();
 
@@ -119,8 +135,59 @@ internal sealed class WorkerSupervisor(
         }
 
         // Ready once every slot accepts, or once the start timeout passed with the slots that could (the others retry
-        // with back-off): the group serves either way, as Kestrel's "Application started" says next.
-        _notifier?.Ready(_loop.Describe());
+        // with back-off): the group serves either way, as Kestrel's "Application started" says next. A successor
+        // tells its predecessor, which tells the service manager with this process's pid.
+        if (inherited.IsUpgrade)
+        {
+            inherited.Ready(_loop.Alive);
+        }
+        else
+        {
+            _notifier?.Ready(_loop.Describe());
+        }
+    }
+
+    /// <summary>
+    /// SIGUSR2: a successor supervisor from the executable on disk now, with every listening socket handed over; once
+    /// its workers serve, this supervisor stops as on SIGTERM (its workers drain, no connection is dropped), else it
+    /// takes its sockets back and goes on serving.
+    /// </summary>
+    private async Task UpgradeAsync()
+    {
+        if (Interlocked.CompareExchange(ref _upgrade, UpgradeStarting, UpgradeIdle) != UpgradeIdle)
+        {
+            AcceptStrategyLog.SignalReceived(_logger, "SIGUSR2", "ignored: a new supervisor is already starting, or this one is stopping");
+            return;
+        }
+
+        try
+        {
+            var (pid, count, outcome) = SuccessorLauncher.Start(sockets.Snapshot(), _settings.WorkerStartTimeout + SuccessorStartMargin);
+            AcceptStrategyLog.UpgradeStarted(_logger, pid, Environment.ProcessPath ?? "?", count);
+            if (await outcome.ConfigureAwait(false) is { } reason)
+            {
+                AcceptStrategyLog.UpgradeFailed(_logger, $" (pid {pid})", reason);
+                _loop!.Post(new SupervisorEvent.TakeBack());
+                _ = Interlocked.CompareExchange(ref _upgrade, UpgradeIdle, UpgradeStarting);
+                return;
+            }
+
+            _ = Interlocked.CompareExchange(ref _upgrade, UpgradeHandedOver, UpgradeStarting);
+            foreach (var endpoint in sockets.Snapshot())
+            {
+                endpoint.LeaveFileToSuccessor();
+            }
+
+            AcceptStrategyLog.UpgradeCompleted(_logger, pid, Environment.ProcessId, _loop!.Alive);
+            _notifier?.MainPid(pid, $"supervisor {pid} took over from {Environment.ProcessId}");
+            lifetime.StopApplication();
+        }
+        catch (Exception e)
+        {
+            AcceptStrategyLog.UpgradeFailed(_logger, "", e.Message);
+            _loop?.Post(new SupervisorEvent.TakeBack());
+            _ = Interlocked.CompareExchange(ref _upgrade, UpgradeIdle, UpgradeStarting);
+        }
     }
 
     /// <summary>Before Kestrel stops (and closes the supervisor's copies of the sockets): drain every worker.</summary>
@@ -131,7 +198,13 @@ internal sealed class WorkerSupervisor(
             return;
         }
 
-        _notifier?.Stopping($"stopping: draining {_loop.Alive} worker(s)");
+        // After a hot upgrade the service goes on in the successor: nothing to tell the service manager. Otherwise a
+        // SIGUSR2 from here on is refused.
+        if (Interlocked.CompareExchange(ref _upgrade, UpgradeRefused, UpgradeIdle) != UpgradeHandedOver)
+        {
+            _notifier?.Stopping($"stopping: draining {_loop.Alive} worker(s)");
+        }
+
         _loop.Post(new SupervisorEvent.Stop());
         try
         {

@@ -24,6 +24,10 @@ internal static class LogEvents
     public const int DescriptorLimitLow = 33;
     public const int SteeringUnavailable = 34;
     public const int Steered = 35;
+    public const int UpgradeStarted = 36;
+    public const int UpgradeCompleted = 37;
+    public const int UpgradeFailed = 38;
+    public const int UpgradeTookOver = 39;
     public const int WatchRunsSingleProcess = 52;
     public const int KestrelConfigurationChanged = 53;
     public const int WorkerRuntimeProfile = 54;

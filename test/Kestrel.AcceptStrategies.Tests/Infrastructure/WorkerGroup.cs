@@ -126,6 +126,20 @@ internal sealed class WorkerGroup : IAsyncDisposable
 
     public void Signal(string signal) => Kill(Supervisor.Id, signal);
 
+    /// <summary>
+    /// Until the supervisor this group started has exited, bounded. Its exit writes nothing when another process (a
+    /// successor supervisor) goes on writing to the same output, so its state is polled.
+    /// </summary>
+    public async Task WaitForSupervisorExitAsync(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (IsRunning(Supervisor.Id))
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"supervisor {Supervisor.Id} still running after {timeout}:\n{Supervisor.Output}");
+            await Task.Delay(20);
+        }
+    }
+
     public static void Kill(int pid, string signal)
     {
         using var kill = Process.Start("/bin/kill", ["-s", signal, pid.ToString(CultureInfo.InvariantCulture)]);
@@ -149,7 +163,9 @@ internal sealed class WorkerGroup : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var pid in Started.Select(s => s.Pid).Where(IsRunning))
+        // Workers of every supervisor, and the supervisors started by SIGUSR2 (same output, so their events are here too).
+        var successors = EventsOf(LogEvents.UpgradeStarted).Select(e => e.Int("Pid"));
+        foreach (var pid in Started.Select(s => s.Pid).Concat(successors).Where(IsRunning))
         {
             if (File.ReadAllText($"/proc/{pid}/cmdline").Contains("BenchmarkApp", StringComparison.Ordinal))
             {

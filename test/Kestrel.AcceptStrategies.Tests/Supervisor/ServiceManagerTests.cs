@@ -63,6 +63,30 @@ public sealed class ServiceManagerTests
     }
 
     [Fact]
+    public async Task NotifySocket_Sigusr2_MainPidOfTheSuccessorWithReady_NoStoppingFromTheOld_SuccessorNotifiesAfter()
+    {
+        await using var manager = NotifyListener.Bind();
+        await using var group = await WorkerGroup.StartAsync(
+            2, AcceptStrategy.ThunderingHerd, environment: new Dictionary<string, string> { [ServiceNotifier.SocketVariable] = manager.Path });
+        Assert.Equal("1", (await manager.NextAsync())["READY"]);
+
+        // The successor says nothing itself until it is the main process: its predecessor names it once it serves.
+        group.Signal("USR2");
+        var handover = await manager.NextAsync();
+        var successor = group.EventsOf(LogEvents.UpgradeStarted).Single().Int("Pid");
+        Assert.Equal(successor.ToString(CultureInfo.InvariantCulture), handover["MAINPID"]);
+        Assert.Equal("1", handover["READY"]);
+
+        // The old supervisor leaves without STOPPING=1: the service goes on.
+        await group.WaitForSupervisorExitAsync(TestServer.Timeout);
+        Assert.False(manager.TryNext(out var extra), $"an unexpected message after the hand-over: {extra}");
+
+        // The successor kept NOTIFY_SOCKET for its own life.
+        WorkerGroup.Kill(successor, "TERM");
+        Assert.Equal("1", (await manager.NextAsync())["STOPPING"]);
+    }
+
+    [Fact]
     public async Task NotifySocket_ReloadRejectedOrNewWorkersFailing_ReadyFollowsReloadingEachTime()
     {
         using var app = AppCopy.Create(new JsonObject { ["WorkerProcesses"] = new JsonObject { ["Workers"] = 1, ["RespawnBackoff"] = "00:00:01" } });

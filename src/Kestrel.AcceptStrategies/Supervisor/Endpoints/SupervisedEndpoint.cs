@@ -17,7 +17,7 @@ namespace Kestrel.AcceptStrategies.Supervisor.Endpoints;
 /// </summary>
 internal sealed class SupervisedEndpoint : IDisposable
 {
-    private readonly Socket? _shared;
+    private Socket? _shared;
     private readonly AcceptLockFile? _acceptLock;
     // Null where a slot was released without steering (the adaptive pool drained a middle slot) and not yet taken again.
     private readonly List<Socket[]?> _slots = [];
@@ -28,15 +28,26 @@ internal sealed class SupervisedEndpoint : IDisposable
     private readonly SocketTransportOptions _socketOptions;
     private readonly ILogger _logger;
     private readonly object _gate = new();
+    // Unix sockets whose file a successor serves: never disposed, so .NET never deletes the file (LeaveFileToSuccessor).
+    private static readonly List<Socket> s_leftToSuccessor = [];
+
+    // Members no slot uses (see the constructor); their group indices follow the slots' at start.
+    private readonly List<(Socket Socket, int Index)> _spare = [];
     private int _members;
     private int[] _steeredTo = [];
     private bool _steering;
+    private bool _handedOver;
+
+    // A Unix socket handed over by a previous supervisor: .NET will not delete its file (this process did not bind it),
+    // so this endpoint does at the end, as for a socket it bound, unless it hands it over in turn.
+    private readonly string? _unixPath;
     private bool _disposed;
 
     // acceptLock: owned from here on; null unless the workers accept Serialized.
     public SupervisedEndpoint(
-        string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions, ILogger logger, AcceptLockFile? acceptLock = null)
+        string requested, Socket[] sockets, AcceptStrategy strategy, int acceptors, bool deferAccept, SocketTransportOptions socketOptions, ILogger logger, AcceptLockFile? acceptLock = null, string? adoptedUnixPath = null)
     {
+        _unixPath = adoptedUnixPath;
         Requested = requested;
         _acceptLock = acceptLock;
         BoundEndPoint = sockets[0].LocalEndPoint!;
@@ -46,10 +57,20 @@ internal sealed class SupervisedEndpoint : IDisposable
         _logger = logger;
         if (strategy == AcceptStrategy.ReusePort)
         {
+            // Sockets handed over by a previous supervisor with other Acceptors may not fill the last slot: kept open
+            // (closing would renumber the group), out of every program.
             foreach (var group in sockets.Chunk(acceptors))
             {
-                _slots.Add(group);
-                _indices.Add([.. Enumerable.Range(_members, group.Length)]);
+                if (group.Length == acceptors)
+                {
+                    _slots.Add(group);
+                    _indices.Add([.. Enumerable.Range(_members, group.Length)]);
+                }
+                else
+                {
+                    _spare.AddRange(group.Select((socket, i) => (socket, _members + i)));
+                }
+
                 _members += group.Length;
             }
 
@@ -58,6 +79,17 @@ internal sealed class SupervisedEndpoint : IDisposable
         else
         {
             _shared = sockets[0];
+            if (sockets.Length > 1)
+            {
+                // A previous supervisor's ReusePort group, handed over to a shared strategy: the first socket serves,
+                // and the program sends every new connection to it while the others stay open until their workers exit.
+                _spare.AddRange(sockets[1..].Select((socket, i) => (socket, i + 1)));
+                var errno = ReusePortSteering.Attach(_shared, [0]);
+                if (errno != 0)
+                {
+                    AcceptStrategyLog.SteeringUnavailable(logger, requested, Libc.ErrnoName(errno), 1);
+                }
+            }
         }
     }
 
@@ -133,7 +165,7 @@ internal sealed class SupervisedEndpoint : IDisposable
     {
         lock (_gate)
         {
-            if (_shared is null && !_steering && slot < _slots.Count && _slots[slot] is { } group)
+            if (_shared is null && !_steering && !_handedOver && slot < _slots.Count && _slots[slot] is { } group)
             {
                 foreach (var socket in group)
                 {
@@ -154,7 +186,7 @@ internal sealed class SupervisedEndpoint : IDisposable
     {
         lock (_gate)
         {
-            if (_shared is not null || !_steering || _disposed)
+            if (_shared is not null || !_steering || _handedOver || _disposed)
             {
                 return;
             }
@@ -180,19 +212,88 @@ internal sealed class SupervisedEndpoint : IDisposable
         }
     }
 
+    /// <summary>
+    /// Every listening socket of this endpoint, in group order, for a successor supervisor (<c>SIGUSR2</c>); this one
+    /// steers no more from here on, and closes nothing but its own copies.
+    /// </summary>
+    public int[] HandoverFds()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                throw new ObjectDisposedException(nameof(SupervisedEndpoint), $"The supervisor's sockets for {Requested} are closed; there is nothing to hand over.");
+            }
+
+            _handedOver = true;
+            if (_shared is not null)
+            {
+                return [Fd(_shared), .. _spare.Select(p => Fd(p.Socket))];
+            }
+
+            var indexed = _slots.Zip(_indices).Where(p => p.First is not null).SelectMany(p => p.First!.Zip(p.Second!)).Concat(_spare);
+            return [.. indexed.OrderBy(p => p.Item2).Select(p => Fd(p.Item1))];
+        }
+    }
+
+    /// <summary>
+    /// The successor serves: .NET deletes a Unix socket's file when the <see cref="Socket"/> that bound it is disposed,
+    /// and the file is the successor's now. That socket is kept (never disposed: the process is on its way out) and
+    /// this endpoint goes on with a duplicate, which closes without deleting anything.
+    /// </summary>
+    public void LeaveFileToSuccessor()
+    {
+        lock (_gate)
+        {
+            if (_disposed || _shared is not { AddressFamily: AddressFamily.Unix } bound || _unixPath is not null)
+            {
+                return;
+            }
+
+            _shared = ListenSocketBinder.Duplicate(bound);
+            lock (s_leftToSuccessor)
+            {
+                s_leftToSuccessor.Add(bound);
+            }
+        }
+    }
+
+    /// <summary>The successor failed: this supervisor steers again (the next <see cref="Steer"/> attaches its program whatever was attached before).</summary>
+    public void TakeBack()
+    {
+        lock (_gate)
+        {
+            _handedOver = false;
+            _steeredTo = [];
+        }
+    }
+
     public void Dispose()
     {
         lock (_gate)
         {
+            if (!_disposed && !_handedOver && _unixPath is not null)
+            {
+                try
+                {
+                    File.Delete(_unixPath);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // As .NET does for a socket it bound: a file that cannot be removed stays.
+                }
+            }
+
             _disposed = true;
             _shared?.Dispose();
             _acceptLock?.Dispose();
-            foreach (var socket in _slots.SelectMany(s => s ?? []))
+            foreach (var socket in _slots.SelectMany(s => s ?? []).Concat(_spare.Select(p => p.Socket)))
             {
                 socket.Dispose();
             }
 
             _slots.Clear();
+            _spare.Clear();
         }
     }
 

@@ -19,6 +19,7 @@ internal sealed class SupervisorBinder(
     IOptions<SocketTransportOptions> socketOptions,
     SupervisorSockets supervisorSockets,
     AcceptStrategyListenerFactory transportFactory,
+    InheritedListeners inherited,
     ILoggerFactory loggerFactory)
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
@@ -45,10 +46,21 @@ internal sealed class SupervisorBinder(
         Socket[] sockets;
         try
         {
-            // A socket systemd passed is one socket every worker shares, whatever the strategy (ReusePort included).
-            var activated = transportFactory.TakeActivated(ip, settings, _logger);
-            sockets = activated ?? ListenSocketBinder.Bind(ip, settings.Strategy, count, settings.DeferAccept, transport);
-            var layout = activated is null ? settings.Strategy : AcceptStrategy.ThunderingHerd;
+            // Sockets a previous supervisor handed over (SIGUSR2) keep their queues; a socket systemd passed is one
+            // socket every worker shares, whatever the strategy (ReusePort included).
+            var layout = settings.Strategy;
+            if (inherited.Take(ip.ToString()) is { } handedOver)
+            {
+                sockets = handedOver;
+                layout = Adopt(ip, sockets, settings);
+            }
+            else
+            {
+                var activated = transportFactory.TakeActivated(ip, settings, _logger);
+                sockets = activated ?? ListenSocketBinder.Bind(ip, settings.Strategy, count, settings.DeferAccept, transport);
+                layout = activated is null ? settings.Strategy : AcceptStrategy.ThunderingHerd;
+            }
+
             endpoint = new SupervisedEndpoint(ip.ToString(), sockets, layout, settings.Acceptors, settings.DeferAccept, transport, _logger, acceptLock);
         }
         catch
@@ -68,8 +80,10 @@ internal sealed class SupervisorBinder(
         SupervisedEndpoint endpoint;
         try
         {
-            var socket = ListenSocketBinder.BindUnix(unix, socketOptions.Value);
-            endpoint = new SupervisedEndpoint(unix.ToString(), [socket], AcceptStrategy.ThunderingHerd, settings.Acceptors, deferAccept: false, socketOptions.Value, _logger, acceptLock);
+            var handedOver = inherited.Take(unix.ToString());
+            var socket = handedOver is [var taken] ? taken : ListenSocketBinder.BindUnix(unix, socketOptions.Value);
+            endpoint = new SupervisedEndpoint(
+                unix.ToString(), [socket], AcceptStrategy.ThunderingHerd, settings.Acceptors, deferAccept: false, socketOptions.Value, _logger, acceptLock, handedOver is null ? null : unix.ToString());
         }
         catch
         {
@@ -83,6 +97,38 @@ internal sealed class SupervisorBinder(
         }
 
         return Register(endpoint, 1);
+    }
+
+    /// <summary>
+    /// The layout handed-over sockets serve in: a <c>ReusePort</c> group stays one under <c>ReusePort</c> (its first
+    /// sockets, as many slots as they fill) and serves a shared strategy through its first socket; a shared socket
+    /// cannot become a group, since no <c>SO_REUSEPORT</c> socket can join it.
+    /// </summary>
+    private static AcceptStrategy Adopt(IPEndPoint ip, Socket[] sockets, AcceptStrategyOptions settings)
+    {
+        try
+        {
+            var flag = new byte[sizeof(int)];
+            var group = sockets.Length > 1
+                || (sockets[0].GetRawSocketOption(Libc.SOL_SOCKET, Libc.SO_REUSEPORT, flag) == flag.Length && BitConverter.ToInt32(flag) != 0);
+            if (settings.Strategy == AcceptStrategy.ReusePort && !group)
+            {
+                throw new InvalidOperationException(
+                    $"{ip}: the previous supervisor's socket is one shared socket, which cannot become an SO_REUSEPORT group while it is open: changing Strategy to ReusePort needs a full restart.");
+            }
+
+            foreach (var socket in sockets)
+            {
+                ListenSocketBinder.Prepare(socket, settings.DeferAccept);
+            }
+
+            return settings.Strategy;
+        }
+        catch
+        {
+            Array.ForEach(sockets, s => s.Dispose());
+            throw;
+        }
     }
 
     private SupervisorListener Register(SupervisedEndpoint endpoint, int sockets)

@@ -76,6 +76,9 @@ internal sealed class ServiceNotifier : IDisposable
     /// <summary>A new status line, the state unchanged.</summary>
     public void Status(string status) => Send($"STATUS={Line(status)}");
 
+    /// <summary>A successor supervisor (SIGUSR2) serves: it is the service's main process from now on.</summary>
+    public void MainPid(int pid, string status) => Send(string.Create(CultureInfo.InvariantCulture, $"MAINPID={pid}\nREADY=1\nSTATUS={Line(status)}"));
+
     public void Dispose() => _socket.Dispose();
 
     /// <summary>CLOCK_MONOTONIC in microseconds, the clock <c>MONOTONIC_USEC</c> is read against.</summary>

@@ -1,0 +1,167 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.Json.Nodes;
+using Kestrel.AcceptStrategies.Tests.Infrastructure;
+
+namespace Kestrel.AcceptStrategies.Tests.Supervisor;
+
+/// <summary>
+/// SIGUSR2: the supervisor starts its successor from the executable on disk with every listening socket handed over,
+/// and leaves once the successor's workers serve; a successor that cannot start leaves it serving.
+/// </summary>
+[Collection(SharedWorkerProcesses.Name)]
+public sealed class SupervisorUpgradeTests
+{
+    [Theory]
+    [InlineData(AcceptStrategy.ReusePort, AcceptStrategy.ReusePort)]
+    [InlineData(AcceptStrategy.ThunderingHerd, AcceptStrategy.ThunderingHerd)]
+    [InlineData(AcceptStrategy.Serialized, AcceptStrategy.Serialized)]
+    [InlineData(AcceptStrategy.ReusePort, AcceptStrategy.ThunderingHerd)]
+    public async Task Sigusr2_UnderLoad_SuccessorServesOldSupervisorGone_NoFailedRequest(AcceptStrategy from, AcceptStrategy to)
+    {
+        using var app = AppCopy.Create(Settings(from, workers: 2));
+        await using var group = await WorkerGroup.StartAsync(app, 2);
+        var old = group.Supervisor.Id;
+        if (to != from)
+        {
+            // Takes effect in the successor, which reads the configuration as any supervisor starting does.
+            app.Update(Settings(to, workers: 2));
+        }
+
+        using var stop = new CancellationTokenSource();
+        var under = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var load = Load.RunUntilAsync(group.Address, 8, connectionClose: true, TimeSpan.FromSeconds(90), stop.Token, under, progressAfter: 200);
+        try
+        {
+            await under.Task.WaitAsync(TestServer.Timeout);
+            group.Signal("USR2");
+            await group.WaitUntilAsync(g => g.EventsOf(LogEvents.UpgradeCompleted).Count == 1, TestServer.Timeout, "the successor serving");
+            await group.WaitForSupervisorExitAsync(TestServer.Timeout);
+
+            // The successor alone from here on.
+            Assert.Empty(await Load.RunAsync(group.Address, 200, 8, connectionClose: true));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+        }
+
+        var (completed, failures) = await load;
+        Assert.True(failures.Count == 0, $"{failures.Count} of {completed} failed: {string.Join("; ", failures.Take(3))}");
+        Assert.Equal(0, group.Supervisor.ExitCode);
+
+        var successor = group.EventsOf(LogEvents.UpgradeStarted).Single().Int("Pid");
+        Assert.NotEqual(old, successor);
+        Assert.Single(group.EventsOf(LogEvents.UpgradeTookOver));
+        for (var i = 0; i < 10; i++)
+        {
+            var worker = int.Parse((await Load.GetAsync(new Uri(group.Address, "/whoami"))).Split(' ')[1], CultureInfo.InvariantCulture);
+            Assert.Equal(successor, ParentOf(worker));
+        }
+
+        // The successor runs with the strategy it read.
+        Assert.Equal(to.ToString(), group.EventsOf(LogEvents.SupervisorStarted).Single(e => e.Int("Pid") == successor)["Strategy"]);
+        Assert.Empty(group.EventsOf(LogEvents.SteeringUnavailable));
+    }
+
+    [Fact]
+    public async Task Sigusr2_SuccessorRefusesItsConfiguration_OldServesOn_ASecondSigusr2Succeeds()
+    {
+        using var app = AppCopy.Create(Settings(AcceptStrategy.ReusePort, workers: 2));
+        await using var group = await WorkerGroup.StartAsync(app, 2);
+        var first = group.Ready.Select(r => r.Pid).ToHashSet();
+
+        // A bad deploy: the successor stops at its options (exit code 78) before it touches a socket.
+        app.Update(Settings(AcceptStrategy.ReusePort, workers: -1));
+        group.Signal("USR2");
+        var failed = await group.Supervisor.WaitForEventAsync(LogEvents.UpgradeFailed, null, TestServer.Timeout);
+        Assert.Contains("exit code 78", failed["Reason"], StringComparison.Ordinal);
+        Assert.False(group.Supervisor.HasExited);
+        Assert.Empty(await Load.RunAsync(group.Address, 200, 8, connectionClose: true));
+        for (var i = 0; i < 10; i++)
+        {
+            var worker = int.Parse((await Load.GetAsync(new Uri(group.Address, "/whoami"))).Split(' ')[1], CultureInfo.InvariantCulture);
+            Assert.Contains(worker, first);
+        }
+
+        // Fixed: the next SIGUSR2 goes through.
+        app.Update(Settings(AcceptStrategy.ReusePort, workers: 2));
+        group.Signal("USR2");
+        await group.WaitUntilAsync(g => g.EventsOf(LogEvents.UpgradeCompleted).Count == 1, TestServer.Timeout, "the second successor serving");
+        await group.WaitForSupervisorExitAsync(TestServer.Timeout);
+        Assert.Empty(await Load.RunAsync(group.Address, 200, 8, connectionClose: true));
+    }
+
+    [Fact]
+    public async Task Sigusr2_UnixSocketBesideTcp_KeptByTheSuccessor()
+    {
+        var directory = Directory.CreateTempSubdirectory("kas-upgrade-").FullName;
+        var path = Path.Combine(directory, "app.sock");
+        try
+        {
+            await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort, urls: $"http://127.0.0.1:0;http://unix:{path}");
+            using var unix = UnixClient(path);
+            Assert.StartsWith("Worker ", await unix.GetStringAsync(new Uri("http://localhost/whoami")), StringComparison.Ordinal);
+
+            group.Signal("USR2");
+            await group.WaitUntilAsync(g => g.EventsOf(LogEvents.UpgradeCompleted).Count == 1, TestServer.Timeout, "the successor serving");
+            await group.WaitForSupervisorExitAsync(TestServer.Timeout);
+
+            Assert.True(File.Exists(path), $"{path} removed when the old supervisor exited");
+            // The same socket file, now served by the successor's workers.
+            var successor = group.EventsOf(LogEvents.UpgradeStarted).Single().Int("Pid");
+            for (var i = 0; i < 20; i++)
+            {
+                var worker = int.Parse((await unix.GetStringAsync(new Uri("http://localhost/whoami"))).Split(' ')[1], CultureInfo.InvariantCulture);
+                Assert.Equal(successor, ParentOf(worker));
+            }
+
+            Assert.Empty(await Load.RunAsync(group.Address, 100, 4, connectionClose: true));
+
+            // The successor removes the file when it stops, as a supervisor that bound it does: the next start can bind it.
+            WorkerGroup.Kill(successor, "TERM");
+            var deadline = DateTime.UtcNow + TestServer.Timeout;
+            while (File.Exists(path))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"{path} still there {TestServer.Timeout} after the successor was told to stop");
+                await Task.Delay(20);
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>HTTP/1.1 over the Unix socket at <paramref name="path"/>, a new connection per request.</summary>
+    private static HttpClient UnixClient(string path) => new(new SocketsHttpHandler
+    {
+        PooledConnectionLifetime = TimeSpan.Zero,
+        ConnectCallback = async (_, cancellationToken) =>
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    })
+    {
+        Timeout = TimeSpan.FromSeconds(20),
+    };
+
+    private static JsonObject Settings(AcceptStrategy strategy, int workers) => new()
+    {
+        ["AcceptStrategy"] = new JsonObject { ["Strategy"] = strategy.ToString(), ["Acceptors"] = 1 },
+        ["WorkerProcesses"] = new JsonObject { ["Workers"] = workers },
+    };
+
+    private static int ParentOf(int pid) =>
+        int.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("PPid:", StringComparison.Ordinal))[5..].Trim(), CultureInfo.InvariantCulture);
+}
