@@ -15,9 +15,18 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     private readonly Channel<string> _newLines = Channel.CreateUnbounded<string>();
     private int _openStreams = 2;
 
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private ChildProcess(Process process)
     {
         _process = process;
+        process.EnableRaisingEvents = true;
+        process.Exited += (_, _) => _exited.TrySetResult();
+        if (process.HasExited)
+        {
+            _exited.TrySetResult();
+        }
+
         process.OutputDataReceived += (_, e) => OnLine(e.Data);
         process.ErrorDataReceived += (_, e) => OnLine(e.Data);
         process.BeginOutputReadLine();
@@ -201,6 +210,12 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     }
 
     public bool HasExited => _process.HasExited;
+
+    /// <summary>
+    /// Completes when the process has exited, whoever still holds its output (<see cref="WaitForExitAsync"/> also waits
+    /// for the end of the output, which a process it started may keep open).
+    /// </summary>
+    public Task Exited => _exited.Task;
 
     public int ExitCode => _process.ExitCode;
 

@@ -1,11 +1,35 @@
 using System.Net;
 using System.Net.Http;
+using System.Net.Sockets;
 
 namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 
 /// <summary>Real HTTP load from a real client: bounded in count and time, every response checked.</summary>
 internal static class Load
 {
+    /// <summary>HTTP/1.1 over the Unix socket at <paramref name="path"/>, a new connection per request (so each may meet another worker).</summary>
+    public static HttpClient CreateUnixClient(string path) => new(new SocketsHttpHandler
+    {
+        PooledConnectionLifetime = TimeSpan.Zero,
+        ConnectCallback = async (_, cancellationToken) =>
+        {
+            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    })
+    {
+        Timeout = TimeSpan.FromSeconds(20),
+    };
+
     public static HttpClient CreateClient(int maxConnections = 1000) => new(new SocketsHttpHandler
     {
         MaxConnectionsPerServer = maxConnections,

@@ -126,17 +126,16 @@ internal sealed class WorkerGroup : IAsyncDisposable
 
     public void Signal(string signal) => Kill(Supervisor.Id, signal);
 
-    /// <summary>
-    /// Until the supervisor this group started has exited, bounded. Its exit writes nothing when another process (a
-    /// successor supervisor) goes on writing to the same output, so its state is polled.
-    /// </summary>
+    /// <summary>Until the supervisor this group started has exited (a successor supervisor may go on writing to its output), bounded.</summary>
     public async Task WaitForSupervisorExitAsync(TimeSpan timeout)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        while (IsRunning(Supervisor.Id))
+        try
         {
-            Assert.True(DateTime.UtcNow < deadline, $"supervisor {Supervisor.Id} still running after {timeout}:\n{Supervisor.Output}");
-            await Task.Delay(20);
+            await Supervisor.Exited.WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"supervisor {Supervisor.Id} still running after {timeout}:\n{Supervisor.Output}");
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
@@ -100,7 +99,7 @@ public sealed class SupervisorUpgradeTests
         try
         {
             await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort, urls: $"http://127.0.0.1:0;http://unix:{path}");
-            using var unix = UnixClient(path);
+            using var unix = Load.CreateUnixClient(path);
             Assert.StartsWith("Worker ", await unix.GetStringAsync(new Uri("http://localhost/whoami")), StringComparison.Ordinal);
 
             group.Signal("USR2");
@@ -132,29 +131,6 @@ public sealed class SupervisorUpgradeTests
             Directory.Delete(directory, recursive: true);
         }
     }
-
-    /// <summary>HTTP/1.1 over the Unix socket at <paramref name="path"/>, a new connection per request.</summary>
-    private static HttpClient UnixClient(string path) => new(new SocketsHttpHandler
-    {
-        PooledConnectionLifetime = TimeSpan.Zero,
-        ConnectCallback = async (_, cancellationToken) =>
-        {
-            var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            try
-            {
-                await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
-    })
-    {
-        Timeout = TimeSpan.FromSeconds(20),
-    };
 
     private static JsonObject Settings(AcceptStrategy strategy, int workers) => new()
     {

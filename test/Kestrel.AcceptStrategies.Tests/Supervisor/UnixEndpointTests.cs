@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Net.Sockets;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
@@ -23,7 +22,7 @@ public sealed class UnixEndpointTests
         try
         {
             await using var group = await WorkerGroup.StartAsync(2, strategy, urls: $"http://127.0.0.1:0;http://unix:{path}");
-            using var unix = UnixClient(path);
+            using var unix = Load.CreateUnixClient(path);
             using var tcp = Load.CreateClient();
             var tcpAddress = group.Addresses.Single(a => a.Host == "127.0.0.1");
 
@@ -86,27 +85,4 @@ public sealed class UnixEndpointTests
         return int.Parse(parts[1], CultureInfo.InvariantCulture);
     }
 
-    /// <summary>HTTP/1.1 over the Unix socket at <paramref name="path"/>, a new connection per request (so each may meet another worker).</summary>
-    private static HttpClient UnixClient(string path)
-    {
-        var handler = new SocketsHttpHandler
-        {
-            PooledConnectionLifetime = TimeSpan.Zero,
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-                try
-                {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
-                    return new NetworkStream(socket, ownsSocket: true);
-                }
-                catch
-                {
-                    socket.Dispose();
-                    throw;
-                }
-            },
-        };
-        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(20) };
-    }
 }
