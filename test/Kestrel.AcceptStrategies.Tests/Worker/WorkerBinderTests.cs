@@ -112,6 +112,7 @@ public sealed class WorkerBinderTests
         services.AddSingleton<AcceptStrategyMetrics>();
         services.AddSingleton<AcceptStrategyListenerFactory>();
         services.AddSingleton<SupervisorSockets>();
+        services.AddSingleton<InheritedListeners>();
         services.AddSingleton<SupervisorBinder>();
         services.AddSingleton<RoleListenerFactory>();
         services.AddSingleton(sp => new WorkerProcessInfo(() => ProcessRoles.Resolve(
