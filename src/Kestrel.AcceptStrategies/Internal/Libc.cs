@@ -59,6 +59,7 @@ internal static unsafe partial class Libc
     public const int SO_LINGER = 13;
     public const int SO_REUSEPORT = 15;
     public const int SO_ATTACH_REUSEPORT_CBPF = 51;
+    public const int SO_DETACH_REUSEPORT_BPF = 68;
     public const int IPPROTO_TCP = 6;
     public const int TCP_DEFER_ACCEPT = 9;
     public const int TCP_INFO = 11;

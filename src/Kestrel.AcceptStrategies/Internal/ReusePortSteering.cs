@@ -12,7 +12,8 @@ namespace Kestrel.AcceptStrategies.Internal;
 /// </summary>
 /// <remarks>
 /// A group's index order is the order its sockets started listening, and closing one moves the last into its place;
-/// the supervisor never closes a member while the group lives, so the indices it counted at bind time stay true. The
+/// the supervisor closes no member while it steers (nor binds one while a successor takes the group over), so the
+/// indices it counted stay true. The
 /// program spreads connections by the packet's flow hash (a random number where the packet has none) over the
 /// targets; an index the program returns that is out of range makes the kernel fall back to its own hash.
 /// </remarks>
@@ -71,6 +72,14 @@ internal static class ReusePortSteering
                 ? 0
                 : Marshal.GetLastPInvokeError();
         }
+    }
+
+    /// <summary>Detaches the group's program (<c>SO_DETACH_REUSEPORT_BPF</c>): the kernel hashes over every socket again; 0 or the errno.</summary>
+    public static unsafe int Detach(Socket member)
+    {
+        var fd = (int)member.SafeHandle.DangerousGetHandle();
+        var unused = 0;
+        return Libc.SetSockOpt(fd, Libc.SOL_SOCKET, Libc.SO_DETACH_REUSEPORT_BPF, &unused, sizeof(int)) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
     /// <summary>Whether a program attaches here at all: a throwaway group of one on the loopback address.</summary>

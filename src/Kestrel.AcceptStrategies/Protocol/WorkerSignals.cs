@@ -4,8 +4,9 @@ using Kestrel.AcceptStrategies.Internal;
 namespace Kestrel.AcceptStrategies.Protocol;
 
 /// <summary>
-/// SIGHUP, SIGTTIN and SIGTTOU are the supervisor's: a terminal (or <c>kill -- -PGID</c>) sends them to the whole
-/// process group, and their default actions would end or stop a worker. A worker is spawned with the three blocked,
+/// SIGHUP, SIGTTIN, SIGTTOU and SIGUSR2 are the supervisor's: a terminal (or <c>kill -- -PGID</c>, or
+/// <c>systemctl kill</c> without <c>--kill-whom=main</c>) sends them to the whole process group, and their default
+/// actions would end or stop a worker. A worker is spawned with the four blocked,
 /// so from its first instruction they stay pending and do nothing; this takes over as soon as the library runs in a
 /// worker (<c>UseWorkerProcesses()</c>, in a process a supervisor started: undoing the block the supervisor set is
 /// the one thing the library does before the host starts, because every thread started before it keeps the block).
@@ -25,7 +26,7 @@ namespace Kestrel.AcceptStrategies.Protocol;
 /// </remarks>
 internal static unsafe class WorkerSignals
 {
-    public static readonly int[] Terminal = [Libc.SIGHUP, Libc.SIGTTIN, Libc.SIGTTOU];
+    public static readonly int[] Terminal = [Libc.SIGHUP, Libc.SIGTTIN, Libc.SIGTTOU, Libc.SIGUSR2];
 
     /// <summary>Adds the terminal signals to a <c>sigset_t</c>.</summary>
     public static void AddTo(void* sigset)

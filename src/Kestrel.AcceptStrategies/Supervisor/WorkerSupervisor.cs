@@ -1,5 +1,7 @@
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Listeners;
 using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Supervisor.Policy;
 using Kestrel.AcceptStrategies.Supervisor.Processes;
@@ -119,9 +121,11 @@ internal sealed class WorkerSupervisor(
 
         // Application started means serving: wait (bounded) for every slot to accept. A slot whose worker fails keeps
         // retrying with back-off; the supervisor does not give up on it.
+        var allActive = false;
         try
         {
             await _loop.AllActive.WaitAsync(_settings.WorkerStartTimeout, cancellationToken).ConfigureAwait(false);
+            allActive = true;
         }
         catch (TimeoutException)
         {
@@ -136,14 +140,24 @@ internal sealed class WorkerSupervisor(
 
         // Ready once every slot accepts, or once the start timeout passed with the slots that could (the others retry
         // with back-off): the group serves either way, as Kestrel's "Application started" says next. A successor
-        // tells its predecessor, which tells the service manager with this process's pid.
-        if (inherited.IsUpgrade)
+        // tells its predecessor, which tells the service manager with this process's pid; but only once every slot
+        // accepts, since its predecessor's workers serve while it does not, and leave once it says so.
+        if (!inherited.IsUpgrade)
+        {
+            _notifier?.Ready(_loop.Describe());
+        }
+        else if (allActive)
         {
             inherited.Ready(_loop.Alive);
+            foreach (var endpoint in endpoints)
+            {
+                endpoint.OwnAdoptedFile();
+            }
         }
         else
         {
-            _notifier?.Ready(_loop.Describe());
+            AcceptStrategyLog.UpgradeFailed(_logger, "", $"not every worker slot accepted within WorkerStartTimeout ({_settings.WorkerStartTimeout}): this successor stops, and the previous supervisor serves on");
+            lifetime.StopApplication();
         }
     }
 
@@ -160,9 +174,18 @@ internal sealed class WorkerSupervisor(
             return;
         }
 
+        if (Environment.GetEnvironmentVariable(SocketActivation.EndpointsVariable) is not null)
+        {
+            // The successor would find its endpoints in no configuration: systemd passed them to this process only.
+            AcceptStrategyLog.UpgradeFailed(_logger, "", "this supervisor serves sockets systemd passed (socket activation), which a successor cannot be given as such; restart the service instead");
+            _ = Interlocked.CompareExchange(ref _upgrade, UpgradeIdle, UpgradeStarting);
+            return;
+        }
+
+        int pid;
         try
         {
-            var (pid, count, outcome) = SuccessorLauncher.Start(sockets.Snapshot(), _settings.WorkerStartTimeout + SuccessorStartMargin);
+            (pid, var count, var outcome) = SuccessorLauncher.Start(sockets.Snapshot(), _settings.WorkerStartTimeout + SuccessorStartMargin);
             AcceptStrategyLog.UpgradeStarted(_logger, pid, Environment.ProcessPath ?? "?", count);
             if (await outcome.ConfigureAwait(false) is { } reason)
             {
@@ -171,23 +194,39 @@ internal sealed class WorkerSupervisor(
                 _ = Interlocked.CompareExchange(ref _upgrade, UpgradeIdle, UpgradeStarting);
                 return;
             }
-
-            _ = Interlocked.CompareExchange(ref _upgrade, UpgradeHandedOver, UpgradeStarting);
-            foreach (var endpoint in sockets.Snapshot())
-            {
-                endpoint.LeaveFileToSuccessor();
-            }
-
-            AcceptStrategyLog.UpgradeCompleted(_logger, pid, Environment.ProcessId, _loop!.Alive);
-            _notifier?.MainPid(pid, $"supervisor {pid} took over from {Environment.ProcessId}");
-            lifetime.StopApplication();
         }
         catch (Exception e)
         {
             AcceptStrategyLog.UpgradeFailed(_logger, "", e.Message);
             _loop?.Post(new SupervisorEvent.TakeBack());
             _ = Interlocked.CompareExchange(ref _upgrade, UpgradeIdle, UpgradeStarting);
+            return;
         }
+
+        if (Interlocked.CompareExchange(ref _upgrade, UpgradeHandedOver, UpgradeStarting) != UpgradeStarting)
+        {
+            // Told to stop while the successor started: the stop wins, for both.
+            AcceptStrategyLog.UpgradeFailed(_logger, $" (pid {pid})", "this supervisor was told to stop meanwhile, so the successor is stopped too");
+            _ = Libc.Kill(pid, Libc.SIGTERM);
+            return;
+        }
+
+        // From here on the successor serves: whatever fails below, this supervisor leaves and steers no more.
+        foreach (var endpoint in sockets.Snapshot())
+        {
+            try
+            {
+                endpoint.LeaveFileToSuccessor();
+            }
+            catch (Exception e) when (e is SocketException or IOException)
+            {
+                AcceptStrategyLog.UpgradeFailed(_logger, $" (pid {pid})", $"{endpoint.Requested}: {e.Message}; its socket file may be removed as this supervisor exits");
+            }
+        }
+
+        AcceptStrategyLog.UpgradeCompleted(_logger, pid, Environment.ProcessId, _loop!.Alive);
+        _notifier?.MainPid(pid, $"supervisor {pid} took over from {Environment.ProcessId}");
+        lifetime.StopApplication();
     }
 
     /// <summary>Before Kestrel stops (and closes the supervisor's copies of the sockets): drain every worker.</summary>
@@ -198,9 +237,15 @@ internal sealed class WorkerSupervisor(
             return;
         }
 
-        // After a hot upgrade the service goes on in the successor: nothing to tell the service manager. Otherwise a
-        // SIGUSR2 from here on is refused.
-        if (Interlocked.CompareExchange(ref _upgrade, UpgradeRefused, UpgradeIdle) != UpgradeHandedOver)
+        // A SIGUSR2 from here on is refused, and a successor still starting is stopped once it answers (UpgradeAsync).
+        // After a hand-over the service goes on in the successor: nothing to tell the service manager.
+        var upgrade = Volatile.Read(ref _upgrade);
+        while (upgrade is UpgradeIdle or UpgradeStarting && Interlocked.CompareExchange(ref _upgrade, UpgradeRefused, upgrade) is var seen && seen != upgrade)
+        {
+            upgrade = seen;
+        }
+
+        if (upgrade != UpgradeHandedOver)
         {
             _notifier?.Stopping($"stopping: draining {_loop.Alive} worker(s)");
         }

@@ -92,6 +92,27 @@ public sealed class SupervisorUpgradeTests
     }
 
     [Fact]
+    public async Task Sigusr2_SuccessorsWorkersCrashAtStart_SuccessorNeverTakesOver_OldServesOn()
+    {
+        using var app = AppCopy.Create(Settings(AcceptStrategy.ReusePort, workers: 2));
+        await using var group = await WorkerGroup.StartAsync(app, 2);
+        var first = group.Ready.Select(r => r.Pid).ToHashSet();
+
+        // A deploy whose supervisor starts but whose workers cannot: it must not tell its predecessor to leave.
+        var settings = Settings(AcceptStrategy.ReusePort, workers: 2);
+        settings["WorkerProcesses"]!["WorkerStartTimeout"] = "00:00:02";
+        settings["CrashWorkerAtStart"] = true;
+        app.Update(settings);
+        group.Signal("USR2");
+        var failed = await group.Supervisor.WaitForEventAsync(LogEvents.UpgradeFailed, e => e["Pid"].Length > 0, TestServer.Timeout);
+        Assert.Contains("exited before its workers served", failed["Reason"], StringComparison.Ordinal);
+        Assert.Empty(group.EventsOf(LogEvents.UpgradeCompleted));
+        Assert.False(group.Supervisor.HasExited);
+        Assert.All(first, pid => Assert.True(WorkerGroup.IsRunning(pid), $"worker {pid} of the old supervisor is gone"));
+        Assert.Empty(await Load.RunAsync(group.Address, 200, 8, connectionClose: true));
+    }
+
+    [Fact]
     public async Task Sigusr2_UnixSocketBesideTcp_KeptByTheSuccessor()
     {
         var directory = Directory.CreateTempSubdirectory("kas-upgrade-").FullName;

@@ -66,6 +66,11 @@ internal sealed class InheritedListeners : IDisposable
             catch (SocketException e)
             {
                 sockets.ForEach(s => s.Dispose());
+                foreach (var fd in fds.Skip(sockets.Count + 1))
+                {
+                    _ = Libc.Close(fd);
+                }
+
                 throw new InvalidOperationException(
                     $"{SocketsVariable} names descriptors {string.Join(',', fds)} for {requested}, which are not all sockets ({e.Message}). It is set by a supervisor starting its successor on SIGUSR2; remove it unless one did.", e);
             }

@@ -39,8 +39,10 @@ internal sealed class SupervisedEndpoint : IDisposable
     private bool _handedOver;
 
     // A Unix socket handed over by a previous supervisor: .NET will not delete its file (this process did not bind it),
-    // so this endpoint does at the end, as for a socket it bound, unless it hands it over in turn.
+    // so this endpoint does at the end, as for a socket it bound, once it is this supervisor's (the predecessor was
+    // told it serves) and unless it hands it over in turn.
     private readonly string? _unixPath;
+    private bool _ownsFile;
     private bool _disposed;
 
     // acceptLock: owned from here on; null unless the workers accept Serialized.
@@ -130,6 +132,12 @@ internal sealed class SupervisedEndpoint : IDisposable
 
             if (_slots[slot] is null)
             {
+                // A successor counts the group's members from what it was handed: one bound here now would move its indices.
+                if (_handedOver)
+                {
+                    throw new InvalidOperationException($"The sockets for {Requested} are being handed to a successor supervisor (SIGUSR2); no new slot is bound until it serves or fails.");
+                }
+
                 var group = new List<Socket>(_acceptorsPerSlot);
                 try
                 {
@@ -202,6 +210,8 @@ internal sealed class SupervisedEndpoint : IDisposable
                 : ReusePortSteering.Attach(_slots.First(g => g is not null)![0], targets);
             if (errno != 0)
             {
+                // Back to the kernel's own hash over every socket, as the log says, not a program that no longer fits.
+                _ = ReusePortSteering.Detach(_slots.First(g => g is not null)![0]);
                 _steering = false;
                 AcceptStrategyLog.SteeringUnavailable(_logger, Requested, Libc.ErrnoName(errno), targets.Length);
                 return;
@@ -258,6 +268,15 @@ internal sealed class SupervisedEndpoint : IDisposable
         }
     }
 
+    /// <summary>This supervisor serves, having told its predecessor: a Unix socket file it was handed is its own to remove.</summary>
+    public void OwnAdoptedFile()
+    {
+        lock (_gate)
+        {
+            _ownsFile = _unixPath is not null;
+        }
+    }
+
     /// <summary>The successor failed: this supervisor steers again (the next <see cref="Steer"/> attaches its program whatever was attached before).</summary>
     public void TakeBack()
     {
@@ -265,6 +284,11 @@ internal sealed class SupervisedEndpoint : IDisposable
         {
             _handedOver = false;
             _steeredTo = [];
+            if (_shared is not null && _spare.Count > 0 && !_disposed)
+            {
+                // A group served through its first socket: the failed successor may have attached a program of its own.
+                _ = ReusePortSteering.Attach(_shared, [0]);
+            }
         }
     }
 
@@ -272,7 +296,7 @@ internal sealed class SupervisedEndpoint : IDisposable
     {
         lock (_gate)
         {
-            if (!_disposed && !_handedOver && _unixPath is not null)
+            if (!_disposed && !_handedOver && _ownsFile && _unixPath is not null)
             {
                 try
                 {

@@ -81,6 +81,12 @@ internal sealed class SupervisorBinder(
         try
         {
             var handedOver = inherited.Take(unix.ToString());
+            if (handedOver is { Length: not 1 })
+            {
+                Array.ForEach(handedOver, s => s.Dispose());
+                throw new InvalidOperationException($"{unix}: the previous supervisor handed over {handedOver.Length} sockets for one Unix socket.");
+            }
+
             var socket = handedOver is [var taken] ? taken : ListenSocketBinder.BindUnix(unix, socketOptions.Value);
             endpoint = new SupervisedEndpoint(
                 unix.ToString(), [socket], AcceptStrategy.ThunderingHerd, settings.Acceptors, deferAccept: false, socketOptions.Value, _logger, acceptLock, handedOver is null ? null : unix.ToString());

@@ -26,7 +26,13 @@ internal static unsafe class WorkerSpawner
     // Read at the first spawn and kept: it never changes, and a later read could fail for want of a descriptor.
     private static readonly Lazy<List<string>> CommandLine = new(ReadCommandLine);
 
-    public static int Spawn(IReadOnlyList<int> inheritedFds, Func<IReadOnlyList<int>, IDictionary<string, string>> environment)
+    /// <param name="inheritedFds">Descriptors the child gets, renumbered above every one of them.</param>
+    /// <param name="environment">The child's environment, given the numbers the descriptors get.</param>
+    /// <param name="asWorker">
+    /// A worker starts with the supervisor's signals blocked (<see cref="WorkerSignals"/>); a successor supervisor
+    /// (<c>SIGUSR2</c>) with none blocked, since it acts on them itself.
+    /// </param>
+    public static int Spawn(IReadOnlyList<int> inheritedFds, Func<IReadOnlyList<int>, IDictionary<string, string>> environment, bool asWorker = true)
     {
         var path = Environment.ProcessPath ?? throw new InvalidOperationException("The supervisor cannot find its own executable (Environment.ProcessPath is null).");
         var argv = CommandLine.Value;
@@ -63,7 +69,11 @@ internal static unsafe class WorkerSpawner
             // catches them (WorkerSignals), however long the runtime takes to start.
             Check(Libc.PosixSpawnAttrInit(attributes), "posix_spawnattr_init");
             Check(Libc.SigEmptySet(signals), "sigemptyset");
-            WorkerSignals.AddTo(signals);
+            if (asWorker)
+            {
+                WorkerSignals.AddTo(signals);
+            }
+
             Check(Libc.PosixSpawnAttrSetSigMask(attributes, signals), "posix_spawnattr_setsigmask");
             Check(Libc.SigEmptySet(signals), "sigemptyset");
             Check(Libc.SigAddSet(signals, Libc.SIGPIPE), "sigaddset");

@@ -19,6 +19,9 @@ internal static class SuccessorLauncher
     // Socket activation's variables describe this process's sockets, which the successor gets by name instead.
     private static readonly string[] s_notInherited = ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"];
 
+    // How long a successor that failed may take to stop before it is killed.
+    private static readonly TimeSpan StopBound = TimeSpan.FromSeconds(10);
+
     /// <summary>
     /// Starts the successor; its pid, how many sockets it was handed, and a task that completes with null once it
     /// serves, or with why it will not (it exited, or said nothing within <paramref name="timeout"/>, after which it
@@ -60,7 +63,7 @@ internal static class SuccessorLauncher
                 }
 
                 return environment;
-            });
+            }, asWorker: false);
         }
         catch
         {
@@ -101,9 +104,9 @@ internal static class SuccessorLauncher
                 return $"it exited before its workers served ({Reap(pid, TimeSpan.FromSeconds(10))})";
             }
 
-            // Said nothing in time: stopped as any supervisor is, its workers with it.
+            // Said nothing in time: stopped as any supervisor is, its workers with it (killed if that takes long).
             _ = Libc.Kill(pid, Libc.SIGTERM);
-            return $"it did not say its workers serve within {timeout} and was stopped ({Reap(pid, timeout)})";
+            return $"it did not say its workers serve within {timeout} and was stopped ({Reap(pid, StopBound)})";
         }
         finally
         {
