@@ -63,7 +63,7 @@ public sealed class ServiceManagerTests
     }
 
     [Fact]
-    public async Task NotifySocket_Sigusr2_MainPidOfTheSuccessorWithReady_NoStoppingFromTheOld_SuccessorNotifiesAfter()
+    public async Task NotifySocket_Sigusr2_MainPidOfTheSuccessorWithReady_NoStoppingFromTheOld_SuccessorReloadsAndStopsAfter()
     {
         await using var manager = NotifyListener.Bind();
         await using var group = await WorkerGroup.StartAsync(
@@ -81,7 +81,10 @@ public sealed class ServiceManagerTests
         await group.WaitForSupervisorExitAsync(TestServer.Timeout);
         Assert.False(manager.TryNext(out var extra), $"an unexpected message after the hand-over: {extra}");
 
-        // The successor kept NOTIFY_SOCKET for its own life.
+        // The successor kept NOTIFY_SOCKET for its own life, and acts on its signals (it was not started with them blocked).
+        WorkerGroup.Kill(successor, "HUP");
+        Assert.Equal("1", (await manager.NextAsync())["RELOADING"]);
+        Assert.Equal("1", (await manager.NextAsync())["READY"]);
         WorkerGroup.Kill(successor, "TERM");
         Assert.Equal("1", (await manager.NextAsync())["STOPPING"]);
     }
