@@ -83,9 +83,10 @@ echo "aot-check: AOT worker mode ok: workers ready after ${ready}; /whoami answe
 
 # A descriptor limit too low for the group (issue 20): a Native AOT supervisor opens few descriptors, so it starts
 # under `ulimit -n 64` and runs out while it starts 30 workers (two descriptors each). It must warn at start (event 33)
-# and say why a spawn failed (event 17), naming the limit and the fix, not a bare errno.
+# and say why a spawn failed (event 17), naming the limit and the fix, not a bare errno. With ReusePort the slots
+# whose worker could not start keep their sockets: new connections must be steered to the slots that accept.
 : >"$applog"
-(ulimit -n 64; exec "$out/BenchmarkApp" --urls="http://127.0.0.1:0" --AcceptStrategy:Strategy=ThunderingHerd \
+(ulimit -n 64; exec "$out/BenchmarkApp" --urls="http://127.0.0.1:0" --AcceptStrategy:Strategy=ReusePort --AcceptStrategy:Acceptors=1 \
   --WorkerProcesses:Workers=30 --Logging:Console:FormatterName=simple --Logging:Console:FormatterOptions:SingleLine=true) >"$applog" 2>&1 &
 app_pid=$!
 for _ in $(seq 1 300); do  # at most ~30 s
@@ -95,7 +96,16 @@ for _ in $(seq 1 300); do  # at most ~30 s
 done
 grep 'Supervisor\[33\]' "$applog" | grep -q 'RLIMIT_NOFILE 64' || fail "no start-up warning (event 33) naming RLIMIT_NOFILE 64 under ulimit -n 64."
 grep -A1 'Supervisor\[17\]' "$applog" | grep -q 'RLIMIT_NOFILE 64.*ulimit -n' || fail "a worker spawn that ran out of descriptors did not name the limit and the fix (event 17)."
+port=$(grep -o 'Now listening on: http://127.0.0.1:[0-9]*' "$applog" | head -1 | grep -o '[0-9]*$')
+[ -n "$port" ] || fail "no listening address under ulimit -n 64."
+for _ in $(seq 1 100); do grep -q 'is ready after' "$applog" && break; sleep 0.1; done
+answered=0
+for i in $(seq 1 20); do
+  curl -fsS --max-time 2 -H 'Connection: close' "http://127.0.0.1:$port/whoami?i=$i" >/dev/null 2>&1 && answered=$((answered + 1))
+done
+started_workers=$(grep -c 'is ready after' "$applog" || true)
+[ "$answered" = 20 ] || fail "ReusePort under ulimit -n 64: $answered of 20 requests answered within 2 s with $started_workers of 30 workers started (connections stranded on slots without a worker)."
 kill -TERM "$app_pid"
 timeout 30 tail --pid="$app_pid" -f /dev/null || fail "the AOT supervisor did not stop within 30 s of SIGTERM under ulimit -n 64."
 app_pid=
-echo "aot-check: under ulimit -n 64 the start-up warning and the spawn failures name the limit and the fix"
+echo "aot-check: under ulimit -n 64 the start-up warning and the spawn failures name the limit and the fix; ReusePort with $started_workers of 30 workers answered 20 of 20 requests within 2 s each"

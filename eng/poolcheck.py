@@ -4,9 +4,11 @@
 
 A ReusePort adaptive pool grows and shrinks with no failed request (loopback only, bounded).
 
-ReusePort pools need net.ipv4.tcp_migrate_req = 1 (README, "Adaptive pool"). So as not to change the machine's own
-network namespace, this re-runs itself in a private one (root: unshare -n), brings its loopback up, sets the sysctl
-there and starts BenchmarkApp with Workers=1, MaxWorkers=4, MinSpareWorkers=1, MaxSpareWorkers=1. 16 clients of
+The supervisor steers new connections away from a slot before its worker drains and keeps the slot's sockets, so a
+ReusePort pool needs no net.ipv4.tcp_migrate_req (docs/workers.md, "The adaptive pool"); --migrate sets it to 1 to
+compare. So as not to change the machine's own network namespace, this re-runs itself in a private one (root:
+unshare -n), brings its loopback up, sets net.ipv4.tcp_migrate_req there (0, or 1 with --migrate) and starts
+BenchmarkApp with Workers=1, MaxWorkers=4, MinSpareWorkers=1, MaxSpareWorkers=1. 16 clients of
 /slow?ms=100 (one connection per request) run for --load seconds, then 10 sequential clients of /foo for --idle
 seconds while the pool shrinks; it prints the pool's log lines and the failed requests (exit 1 if any). Run it under
 the bench lock:
@@ -22,7 +24,7 @@ PORT = 18080
 
 def inner(args):
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_migrate_req=1"], check=True)
+    subprocess.run(["sysctl", "-qw", f"net.ipv4.tcp_migrate_req={1 if args.migrate else 0}"], check=True)
     app = subprocess.Popen(
         ["dotnet", args.app, f"--urls=http://127.0.0.1:{PORT}", "--AcceptStrategy:Strategy=ReusePort", "--AcceptStrategy:Acceptors=1",
          "--WorkerProcesses:Workers=1", "--WorkerProcesses:MaxWorkers=4", "--WorkerProcesses:MinSpareWorkers=1", "--WorkerProcesses:MaxSpareWorkers=1"],
@@ -69,12 +71,13 @@ def main():
     p.add_argument("--app", default=APP)
     p.add_argument("--load", type=float, default=15)
     p.add_argument("--idle", type=float, default=30)
+    p.add_argument("--migrate", action="store_true", help="set net.ipv4.tcp_migrate_req = 1 in the namespace (default 0)")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.inner:
         return inner(args)
     return subprocess.run(["unshare", "-n", sys.executable, os.path.abspath(__file__), "--inner", "--app", args.app,
-                           "--load", str(args.load), "--idle", str(args.idle)]).returncode
+                           "--load", str(args.load), "--idle", str(args.idle)] + (["--migrate"] if args.migrate else [])).returncode
 
 
 if __name__ == "__main__":
