@@ -30,7 +30,8 @@
 // - HttpsConnectionClosedWhenResponseDoesNotSatisfyMinimumDataRate: the server certificate is the runtime-made
 //   LocalhostCertificate, which the client pins instead of accepting any; its TLS protocols are the OS defaults.
 //   Quarantined upstream, like ClientAbortingConnectionImmediatelyIsNotLoggedHigherThanDebug; both are ordinary cases
-//   here.
+//   here, except that the app's writes may end without an exception when the abort comes between two of them (seen
+//   once in CI on the Serialized strategy; see the case).
 // - IgnoreNullHeaderValues: the app adds the header with TryAdd (the dictionary's Add on a response that has no such
 //   header yet) rather than IHeaderDictionary.Add, which the analyzers reject (ASP0019).
 // - The apps hand the exception their writes ended with (or none) to the test, which asserts its type, and an app's
@@ -449,7 +450,13 @@ public abstract class ResponseTests : TransportTestBase
 
             await requestAborted.Task.OrTimeout();
             await AssertAbortedForRateAsync(fin);
-            Assert.IsAssignableFrom<OperationCanceledException>(await writeFailure.Task.OrTimeout());
+
+            // Over TLS the app's writes reach the socket through the TLS middleware's pipe, and the rate abort can come
+            // while the app is between two writes rather than waiting on one: Kestrel then completes the response's
+            // writer, and every later write returns a completed FlushResult instead of throwing (Http1OutputProducer
+            // checks for a completed writer before the token). Either way the response is cut short, asserted next.
+            var failure = await writeFailure.Task.OrTimeout();
+            Assert.True(failure is null or OperationCanceledException, $"the app's writes ended with {failure}");
             await AssertCutShortAsync(client.Stream, responseSize);
         }
     }
