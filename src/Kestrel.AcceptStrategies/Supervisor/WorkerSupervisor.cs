@@ -38,7 +38,7 @@ internal sealed class WorkerSupervisor(
     // Descriptors a worker should have left for connections beyond what it starts with, for the start-up check.
     private const int ConnectionsHeadroom = 64;
 
-    // A successor has its own start-up to do (a JIT process takes about a second) before its workers' WorkerStartTimeout.
+    // A successor has its own start-up to do (a JIT process compiles its code first) before its workers' WorkerStartTimeout.
     private static readonly TimeSpan SuccessorStartMargin = TimeSpan.FromSeconds(30);
 
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.SupervisorCategory);
@@ -189,17 +189,13 @@ internal sealed class WorkerSupervisor(
             AcceptStrategyLog.UpgradeStarted(_logger, pid, Environment.ProcessPath ?? "?", count);
             if (await outcome.ConfigureAwait(false) is { } reason)
             {
-                AcceptStrategyLog.UpgradeFailed(_logger, $" (pid {pid})", reason);
-                _loop!.Post(new SupervisorEvent.TakeBack());
-                _ = Interlocked.CompareExchange(ref _upgrade, UpgradeIdle, UpgradeStarting);
+                TakeBack($" (pid {pid})", reason);
                 return;
             }
         }
         catch (Exception e)
         {
-            AcceptStrategyLog.UpgradeFailed(_logger, "", e.Message);
-            _loop?.Post(new SupervisorEvent.TakeBack());
-            _ = Interlocked.CompareExchange(ref _upgrade, UpgradeIdle, UpgradeStarting);
+            TakeBack("", e.Message);
             return;
         }
 
@@ -227,6 +223,14 @@ internal sealed class WorkerSupervisor(
         AcceptStrategyLog.UpgradeCompleted(_logger, pid, Environment.ProcessId, _loop!.Alive);
         _notifier?.MainPid(pid, $"supervisor {pid} took over from {Environment.ProcessId}");
         lifetime.StopApplication();
+
+        // No successor serves: this supervisor steers its sockets again and takes the next SIGUSR2.
+        void TakeBack(string successor, string reason)
+        {
+            AcceptStrategyLog.UpgradeFailed(_logger, successor, reason);
+            _loop?.Post(new SupervisorEvent.TakeBack());
+            _ = Interlocked.CompareExchange(ref _upgrade, UpgradeIdle, UpgradeStarting);
+        }
     }
 
     /// <summary>Before Kestrel stops (and closes the supervisor's copies of the sockets): drain every worker.</summary>

@@ -84,7 +84,8 @@ internal sealed class SupervisedEndpoint : IDisposable
             if (sockets.Length > 1)
             {
                 // A previous supervisor's ReusePort group, handed over to a shared strategy: the first socket serves,
-                // and the program sends every new connection to it while the others stay open until their workers exit.
+                // and the program sends every new connection to it. The others stay open until this endpoint closes:
+                // the previous workers take what is queued on them as they drain, and closing one would reset its queue.
                 _spare.AddRange(sockets[1..].Select((socket, i) => (socket, i + 1)));
                 var errno = ReusePortSteering.Attach(_shared, [0]);
                 if (errno != 0)
@@ -205,13 +206,12 @@ internal sealed class SupervisedEndpoint : IDisposable
                 return;
             }
 
-            var errno = targets.Length > ReusePortSteering.MaxTargets
-                ? Libc.E2BIG
-                : ReusePortSteering.Attach(_slots.First(g => g is not null)![0], targets);
+            var member = _slots.First(g => g is not null)![0];
+            var errno = targets.Length > ReusePortSteering.MaxTargets ? Libc.E2BIG : ReusePortSteering.Attach(member, targets);
             if (errno != 0)
             {
                 // Back to the kernel's own hash over every socket, as the log says, not a program that no longer fits.
-                _ = ReusePortSteering.Detach(_slots.First(g => g is not null)![0]);
+                _ = ReusePortSteering.Detach(member);
                 _steering = false;
                 AcceptStrategyLog.SteeringUnavailable(_logger, Requested, Libc.ErrnoName(errno), targets.Length);
                 return;
