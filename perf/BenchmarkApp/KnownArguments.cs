@@ -11,7 +11,7 @@ namespace BenchmarkApp;
 /// </summary>
 internal static class KnownArguments
 {
-    private static readonly string[] s_appKeys = ["urls", "Baseline", "MeterSnapshotPath", "ChildFdProbe", "CrashWorkerAtStart", "CrashWorkerInSlot", "RetainBytesPerRequest"];
+    private static readonly string[] s_appKeys = ["urls", "Baseline", "MeterSnapshotPath", "ChildFdProbe", "CrashWorkerAtStart", "CrashWorkerInSlot", "RetainBytesPerRequest", "UnsafePreferInlineScheduling"];
     private static readonly string[] s_prefixes = ["Logging:", "Kestrel:"];
 
     private static readonly string[] s_optionKeys =

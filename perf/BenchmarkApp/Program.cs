@@ -26,6 +26,12 @@ if (!baseline)
     builder.WebHost.UseWorkerProcesses();
 }
 
+// Kestrel's socket transport setting, set as an app sets it; the event loops read it too (docs/connections.md).
+if (builder.Configuration.GetValue<bool>("UnsafePreferInlineScheduling"))
+{
+    builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
+}
+
 if (builder.Configuration.GetValue<bool>("ChildFdProbe"))
 {
     builder.Services.AddHostedService<ChildFdProbe>();

@@ -38,6 +38,16 @@ internal static partial class ConnectionLog
         EventName = "EventLoopFailed")]
     public static partial void EventLoopFailed(ILogger logger, int acceptor, System.Net.EndPoint endPoint, string connectionId, Exception exception);
 
+    /// <summary>
+    /// Not a transport event of Kestrel's: under <c>UnsafePreferInlineScheduling</c> application code held an event loop
+    /// (every connection of that loop waited meanwhile); that loop's connections resume on the thread pool from now on.
+    /// </summary>
+    [LoggerMessage(88, LogLevel.Warning,
+        "Application code held the event loop of acceptor {Acceptor} on {EndPoint} for {Milliseconds} ms, and every other connection of that loop waited. " +
+        "UnsafePreferInlineScheduling ran it there; from now on that loop's connections resume on the thread pool.",
+        EventName = "EventLoopBlocked")]
+    public static partial void EventLoopBlocked(ILogger logger, int acceptor, System.Net.EndPoint endPoint, long milliseconds);
+
     // The connection id is made on first use: these check the level first so a connection nobody logs about never pays for one.
     public static void ConnectionPause(ILogger logger, NativeConnection connection)
     {

@@ -26,8 +26,9 @@ namespace Kestrel.AcceptStrategies.Connections;
 /// <c>EPOLLHUP</c>, <c>EPOLLERR</c>) reading goes on past a short read until <c>recv</c> reports the end or the error.
 /// </para>
 /// <para>
-/// Application code never runs on the loop: the input pipe's reader is resumed on the thread pool (or inline when the
-/// user opted into <c>UnsafePreferInlineScheduling</c>), and <see cref="ConnectionClosed"/> is cancelled from the thread pool.
+/// Application code runs on the loop only when the user opted into <c>UnsafePreferInlineScheduling</c>, and then only
+/// until it holds the loop too long (<see cref="LoopScheduler"/>): otherwise the input pipe's reader and the output
+/// pipe's writer resume on the thread pool, and <see cref="ConnectionClosed"/> is cancelled from the thread pool.
 /// </para>
 /// </remarks>
 internal sealed class NativeConnection : ConnectionContext,

@@ -14,6 +14,8 @@ namespace Kestrel.AcceptStrategies.Connections;
 internal sealed class NativeConnectionSettings : IDisposable
 {
     private readonly bool _ownsPool;
+    private readonly long _maxRead;
+    private readonly long _maxWrite;
 
     /// <summary>Kestrel's pinned-block pool from <paramref name="memoryPoolFactory"/> when the host has one (it does under Kestrel).</summary>
     public NativeConnectionSettings(IMemoryPoolFactory<byte>? memoryPoolFactory, SocketTransportOptions options, ILogger logger)
@@ -24,13 +26,24 @@ internal sealed class NativeConnectionSettings : IDisposable
         Logger = logger;
         FinOnError = SocketTransportInternals.FinOnError(options);
 
-        // The application's side resumes on the thread pool unless the user opted into inline scheduling; the
-        // transport's side (our reads of the output pipe) always resumes inline, on the thread that flushed.
-        var application = options.UnsafePreferInlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool;
-        var maxRead = options.MaxReadBufferSize ?? 0;
-        var maxWrite = options.MaxWriteBufferSize ?? 0;
-        InputOptions = new PipeOptions(MemoryPool, application, PipeScheduler.ThreadPool, maxRead, maxRead / 2, useSynchronizationContext: false);
-        OutputOptions = new PipeOptions(MemoryPool, PipeScheduler.Inline, application, maxWrite, maxWrite / 2, useSynchronizationContext: false);
+        // The application's side resumes on the thread pool unless the user opted into inline scheduling, which each
+        // event loop then applies with its own scheduler (ForLoop); the transport's side (our reads of the output pipe)
+        // always resumes inline, on the thread that flushed.
+        InlineScheduling = options.UnsafePreferInlineScheduling;
+        _maxRead = options.MaxReadBufferSize ?? 0;
+        _maxWrite = options.MaxWriteBufferSize ?? 0;
+        (InputOptions, OutputOptions) = PipeOptionsFor(InlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool);
+    }
+
+    private NativeConnectionSettings(NativeConnectionSettings shared, PipeScheduler application)
+    {
+        MemoryPool = shared.MemoryPool;
+        Logger = shared.Logger;
+        FinOnError = shared.FinOnError;
+        InlineScheduling = shared.InlineScheduling;
+        _maxRead = shared._maxRead;
+        _maxWrite = shared._maxWrite;
+        (InputOptions, OutputOptions) = PipeOptionsFor(application);
     }
 
     /// <summary>The smallest buffer a read asks the pipe for: one of Kestrel's 4 KB pool blocks.</summary>
@@ -48,12 +61,23 @@ internal sealed class NativeConnectionSettings : IDisposable
     /// <summary>The transport events (<see cref="ConnectionLog"/>).</summary>
     public ILogger Logger { get; }
 
+    /// <summary>The user opted into <c>UnsafePreferInlineScheduling</c>.</summary>
+    public bool InlineScheduling { get; }
+
+    /// <summary>These settings with the application's side resumed by <paramref name="application"/> (one event loop's); the pool stays this one's.</summary>
+    public NativeConnectionSettings ForLoop(PipeScheduler application) => new(this, application);
+
     /// <summary>Once the listener's connections are gone.</summary>
     public void Dispose()
     {
+        // A loop's copy shares the listener's pool and leaves it to the listener.
         if (_ownsPool)
         {
             MemoryPool.Dispose();
         }
     }
+
+    private (PipeOptions Input, PipeOptions Output) PipeOptionsFor(PipeScheduler application) => (
+        new PipeOptions(MemoryPool, application, PipeScheduler.ThreadPool, _maxRead, _maxRead / 2, useSynchronizationContext: false),
+        new PipeOptions(MemoryPool, PipeScheduler.Inline, application, _maxWrite, _maxWrite / 2, useSynchronizationContext: false));
 }

@@ -29,6 +29,11 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// disposed). Never a blocking write to Kestrel's queue: this thread serves every connection it accepted.
 /// </para>
 /// <para>
+/// Under <c>UnsafePreferInlineScheduling</c> the loop also runs its connections' application code when their next
+/// bytes arrive (no thread-pool hand-off per request), through its own <see cref="LoopScheduler"/>, until that code
+/// holds the loop too long once; then it logs so and hands it to the thread pool for good.
+/// </para>
+/// <para>
 /// Unbinding takes the queued connections because the kernel's one wake-up per connection may have gone to this loop
 /// just before its stop was seen: the loops and processes that go on listening on the socket (a ReusePort slot's next
 /// generation, ThunderingHerd loops of other workers) were not woken, and would find that connection only when the
@@ -56,6 +61,7 @@ internal sealed class EventLoop : Acceptor
     private readonly EventFd _wake;
     private readonly ConnectionTable _connections = new();
     private readonly NativeConnectionSettings _settings;
+    private readonly LoopScheduler? _scheduler;
     private readonly int _listenFd;
     private readonly int _rearmEvery;
     private int _wakeups;
@@ -83,6 +89,14 @@ internal sealed class EventLoop : Acceptor
     public EventLoop(int id, Socket listenSocket, NativeConnectionSettings settings, StopSignal shutdown, AcceptorContext context)
         : base(id, listenSocket, context)
     {
+        if (settings.InlineScheduling)
+        {
+            _scheduler = new LoopScheduler(
+                TimeProvider.System,
+                held => ConnectionLog.EventLoopBlocked(settings.Logger, id, context.EndPoint, (long)held.TotalMilliseconds));
+            settings = settings.ForLoop(_scheduler);
+        }
+
         _settings = settings;
         _listenFd = (int)listenSocket.SafeHandle.DangerousGetHandle();
         _rearmEvery = context.Strategy == AcceptStrategy.ThunderingHerd ? RearmEvery : 0;
@@ -120,6 +134,7 @@ internal sealed class EventLoop : Acceptor
 
     public override void Run()
     {
+        _scheduler?.BindToCurrentThread();
         using var events = new EpollEventBuffer(MaxEvents);
         try
         {

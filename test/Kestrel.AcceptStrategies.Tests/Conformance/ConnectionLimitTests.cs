@@ -176,3 +176,13 @@ public sealed class ConnectionLimitTestsOnSerialized : ConnectionLimitTests
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class ConnectionLimitTestsOnSocketsInline : ConnectionLimitTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class ConnectionLimitTestsOnReusePortInline : ConnectionLimitTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

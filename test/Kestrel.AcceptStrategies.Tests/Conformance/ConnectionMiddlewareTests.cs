@@ -125,3 +125,13 @@ public sealed class ConnectionMiddlewareTestsOnSerialized : ConnectionMiddleware
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class ConnectionMiddlewareTestsOnSocketsInline : ConnectionMiddlewareTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class ConnectionMiddlewareTestsOnReusePortInline : ConnectionMiddlewareTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

@@ -75,3 +75,13 @@ public sealed class HandshakeTestsOnSerialized : HandshakeTests
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class HandshakeTestsOnSocketsInline : HandshakeTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class HandshakeTestsOnReusePortInline : HandshakeTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

@@ -225,3 +225,13 @@ public sealed class HttpsTestsOnSerialized : HttpsTests
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class HttpsTestsOnSocketsInline : HttpsTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class HttpsTestsOnReusePortInline : HttpsTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

@@ -257,3 +257,13 @@ public sealed class MaxRequestBufferSizeTestsOnSerialized : MaxRequestBufferSize
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class MaxRequestBufferSizeTestsOnSocketsInline : MaxRequestBufferSizeTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class MaxRequestBufferSizeTestsOnReusePortInline : MaxRequestBufferSizeTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

@@ -553,3 +553,13 @@ public sealed class RequestTestsOnSerialized : RequestTests
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class RequestTestsOnSocketsInline : RequestTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class RequestTestsOnReusePortInline : RequestTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

@@ -708,3 +708,13 @@ public sealed class ResponseTestsOnSerialized : ResponseTests
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class ResponseTestsOnSocketsInline : ResponseTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class ResponseTestsOnReusePortInline : ResponseTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

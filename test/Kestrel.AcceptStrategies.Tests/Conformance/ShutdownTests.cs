@@ -177,3 +177,13 @@ public sealed class ShutdownTestsOnSerialized : ShutdownTests
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class ShutdownTestsOnSocketsInline : ShutdownTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class ShutdownTestsOnReusePortInline : ShutdownTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

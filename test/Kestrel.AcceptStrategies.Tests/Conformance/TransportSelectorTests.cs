@@ -62,7 +62,7 @@ public abstract class TransportSelectorTests : TransportTestBase
             AssertAcceptorThreads(address.Port);
 
             // Kestrel's own socket connections (Sockets, Serialized) expose their Socket; the event loops' do not.
-            if (Transport is TestTransport.Sockets or TestTransport.Serialized)
+            if (Transport is TestTransport.Sockets or TestTransport.SocketsInline or TestTransport.Serialized)
             {
                 Assert.True(await sawSocketFeature.Task.OrTimeout());
             }
@@ -125,7 +125,7 @@ public abstract class TransportSelectorTests : TransportTestBase
             }
         }
 
-        if (Transport == TestTransport.Sockets)
+        if (Transport is TestTransport.Sockets or TestTransport.SocketsInline)
         {
             Assert.Equal(0, count);
         }
@@ -167,4 +167,14 @@ public sealed class TransportSelectorTestsOnThunderingHerd : TransportSelectorTe
 public sealed class TransportSelectorTestsOnSerialized : TransportSelectorTests
 {
     protected override TestTransport Transport => TestTransport.Serialized;
+}
+
+public sealed class TransportSelectorTestsOnSocketsInline : TransportSelectorTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class TransportSelectorTestsOnReusePortInline : TransportSelectorTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
 }

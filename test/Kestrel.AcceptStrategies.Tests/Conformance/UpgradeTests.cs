@@ -269,3 +269,13 @@ public sealed class UpgradeTestsOnSerialized : UpgradeTests
 {
     protected override TestTransport Transport => TestTransport.Serialized;
 }
+
+public sealed class UpgradeTestsOnSocketsInline : UpgradeTests
+{
+    protected override TestTransport Transport => TestTransport.SocketsInline;
+}
+
+public sealed class UpgradeTestsOnReusePortInline : UpgradeTests
+{
+    protected override TestTransport Transport => TestTransport.ReusePortInline;
+}

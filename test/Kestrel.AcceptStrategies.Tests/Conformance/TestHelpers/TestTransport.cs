@@ -14,4 +14,10 @@ public enum TestTransport
 
     /// <summary>AcceptStrategy.Serialized: acceptors take turns behind a mutex, Kestrel's own socket connections.</summary>
     Serialized,
+
+    /// <summary>Kestrel's socket transport with <c>UnsafePreferInlineScheduling</c>: the reference for <see cref="ReusePortInline"/>.</summary>
+    SocketsInline,
+
+    /// <summary>ReusePort with <c>UnsafePreferInlineScheduling</c>: the event loops run the application's code themselves.</summary>
+    ReusePortInline,
 }

@@ -6,7 +6,8 @@ namespace Kestrel.AcceptStrategies.Tests.Conformance;
 /// <summary>
 /// Puts Kestrel on a <see cref="TestTransport"/>: <see cref="TestTransport.Sockets"/> is Kestrel as it comes
 /// (<c>UseSockets()</c>); the others add <c>UseAcceptStrategy(o =&gt; o.Strategy = …)</c> and change nothing else, so
-/// every other setting is the default an app would get.
+/// every other setting is the default an app would get; the two <c>…Inline</c> ones also set the socket transport's
+/// <c>UnsafePreferInlineScheduling</c>.
 /// </summary>
 public static class TransportSelector
 {
@@ -31,6 +32,8 @@ public static class TransportSelector
             TestTransport.ReusePort => builder.UseAcceptStrategy(o => o.Strategy = AcceptStrategy.ReusePort),
             TestTransport.ThunderingHerd => builder.UseAcceptStrategy(o => o.Strategy = AcceptStrategy.ThunderingHerd),
             TestTransport.Serialized => builder.UseAcceptStrategy(o => o.Strategy = AcceptStrategy.Serialized),
+            TestTransport.SocketsInline => builder.UseSockets(o => o.UnsafePreferInlineScheduling = true),
+            TestTransport.ReusePortInline => builder.UseSockets(o => o.UnsafePreferInlineScheduling = true).UseAcceptStrategy(o => o.Strategy = AcceptStrategy.ReusePort),
             _ => throw new ArgumentOutOfRangeException(nameof(transport), transport, "Not a transport the harness knows."),
         };
     }
