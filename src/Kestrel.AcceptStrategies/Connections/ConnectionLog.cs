@@ -43,8 +43,8 @@ internal static partial class ConnectionLog
     /// (every connection of that loop waited meanwhile); that loop's connections resume on the thread pool from now on.
     /// </summary>
     [LoggerMessage(88, LogLevel.Warning,
-        "Application code held the event loop of acceptor {Acceptor} on {EndPoint} for {Milliseconds} ms, and every other connection of that loop waited. " +
-        "UnsafePreferInlineScheduling ran it there; from now on that loop's connections resume on the thread pool.",
+        "Application code run on the event loop of acceptor {Acceptor} on {EndPoint} (UnsafePreferInlineScheduling) held it for {Milliseconds} ms, or the process was paused meanwhile; " +
+        "every other connection of that loop waited. From now on that loop hands application code to the thread pool.",
         EventName = "EventLoopBlocked")]
     public static partial void EventLoopBlocked(ILogger logger, int acceptor, System.Net.EndPoint endPoint, long milliseconds);
 

@@ -26,17 +26,18 @@ internal sealed class NativeConnectionSettings : IDisposable
         Logger = logger;
         FinOnError = SocketTransportInternals.FinOnError(options);
 
-        // The application's side resumes on the thread pool unless the user opted into inline scheduling, which each
-        // event loop then applies with its own scheduler (ForLoop); the transport's side (our reads of the output pipe)
-        // always resumes inline, on the thread that flushed.
+        // The application's side resumes on the thread pool; under UnsafePreferInlineScheduling each event loop gives its
+        // connections its own scheduler instead (ForLoop). The transport's side (our reads of the output pipe) always
+        // resumes inline, on the thread that flushed.
         InlineScheduling = options.UnsafePreferInlineScheduling;
         _maxRead = options.MaxReadBufferSize ?? 0;
         _maxWrite = options.MaxWriteBufferSize ?? 0;
-        (InputOptions, OutputOptions) = PipeOptionsFor(InlineScheduling ? PipeScheduler.Inline : PipeScheduler.ThreadPool);
+        (InputOptions, OutputOptions) = PipeOptionsFor(PipeScheduler.ThreadPool);
     }
 
     private NativeConnectionSettings(NativeConnectionSettings shared, PipeScheduler application)
     {
+        _ownsPool = false;
         MemoryPool = shared.MemoryPool;
         Logger = shared.Logger;
         FinOnError = shared.FinOnError;

@@ -29,9 +29,10 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// disposed). Never a blocking write to Kestrel's queue: this thread serves every connection it accepted.
 /// </para>
 /// <para>
-/// Under <c>UnsafePreferInlineScheduling</c> the loop also runs its connections' application code when their next
-/// bytes arrive (no thread-pool hand-off per request), through its own <see cref="LoopScheduler"/>, until that code
-/// holds the loop too long once; then it logs so and hands it to the thread pool for good.
+/// Under <c>UnsafePreferInlineScheduling</c> the loop also runs its connections' application code (no thread-pool
+/// hand-off per request): what their events resumed waits in its <see cref="LoopScheduler"/> and runs after each
+/// event, outside the connection's code, until one resumption holds the loop too long; then the loop logs so and
+/// hands its application code to the thread pool for good.
 /// </para>
 /// <para>
 /// Unbinding takes the queued connections because the kernel's one wake-up per connection may have gone to this loop
@@ -171,6 +172,11 @@ internal sealed class EventLoop : Acceptor
                             if (_connections.Find(ev.Data) is { } connection)
                             {
                                 Dispatch(connection, ev.Events);
+
+                                // The application's code its events resumed (UnsafePreferInlineScheduling), outside the
+                                // connection's code. A resumption is an async method's continuation and does not throw;
+                                // one that did would end the process, as it would on the thread pool.
+                                _scheduler?.RunReady();
                             }
 
                             break;
@@ -207,6 +213,9 @@ internal sealed class EventLoop : Acceptor
                     }
                 }
 
+                // Resumptions scheduled outside a connection's events (an abort's completion of its input).
+                _scheduler?.RunReady();
+
                 // Unbinding waits for this: every connection taken has been handed to Kestrel (or given up at dispose).
                 if (_state == State.Stopped && _held is null)
                 {
@@ -225,6 +234,8 @@ internal sealed class EventLoop : Acceptor
             {
                 connection.Abort(new ConnectionAbortedException("The listener was disposed."));
             }
+
+            _scheduler?.Abandon();
         }
     }
 

@@ -7,9 +7,10 @@ using Microsoft.Extensions.Logging;
 namespace Kestrel.AcceptStrategies.Tests.Connections;
 
 /// <summary>
-/// <c>UnsafePreferInlineScheduling</c> on the event loops, in a real host with one acceptor: a kept-alive connection's
-/// next request runs on the loop's thread; a handler that holds the loop for the threshold is logged once (event 88),
-/// after which that loop's requests run on the thread pool, so a second connection is served while one handler blocks.
+/// <c>UnsafePreferInlineScheduling</c> on the event loops, in a real host: a kept-alive connection's next request runs
+/// on the loop's thread; a handler that holds the loop for the threshold is logged once (event 88), after which that
+/// loop's requests run on the thread pool, so a second connection is served while one handler blocks, and the other
+/// loops go on running theirs.
 /// </summary>
 public sealed class InlineSchedulingTests
 {
@@ -32,9 +33,8 @@ public sealed class InlineSchedulingTests
         // hand-off; a later one runs where its bytes are read: on the loop, unless Kestrel was not yet waiting for it.
         Assert.StartsWith($"acc:{server.Port}#0", await FirstAsync(a, "/where", answer => answer != "pool", cts.Token));
 
-        // A blocking call on the loop (the app's Thread.Sleep), until one ran there.
-        await FirstAsync(a, "/block", answer => answer != "pool", cts.Token);
-        var blocked = await logs.WaitForAsync(e => e.EventId.Id == EventLoopBlocked, TimeSpan.FromSeconds(10), "EventLoopBlocked");
+        // A blocking call on the loop (the app's Thread.Sleep), until the loop reports one.
+        var blocked = await BlockUntilReportedAsync(a, logs, cts.Token);
         Assert.Equal(LogLevel.Warning, blocked.Level);
         Assert.Equal("EventLoopBlocked", blocked.EventId.Name);
         Assert.True(long.Parse(Field(blocked, "Milliseconds"), System.Globalization.CultureInfo.InvariantCulture) >= 100, blocked.ToString());
@@ -46,19 +46,63 @@ public sealed class InlineSchedulingTests
             Assert.Equal("pool", await RequestAsync(a, "/where", cts.Token));
         }
 
-        await a.SendAsync("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n", cts.Token);
-        Assert.Equal("pool", await hold.Entered.Task.WaitAsync(cts.Token));
-        using (var b = await RawHttpClient.ConnectAsync(server.Port, cts.Token))
+        try
         {
+            await a.SendAsync("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n", cts.Token);
+            Assert.Equal("pool", await hold.Entered.Task.WaitAsync(cts.Token));
+            using var b = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
             Assert.Equal("pool", await RequestAsync(b, "/where", cts.Token));
             Assert.Equal("pool", await RequestAsync(b, "/where", cts.Token));
         }
+        finally
+        {
+            hold.Release.Set();
+        }
 
-        hold.Release.Set();
         Assert.Equal((200, "held"), await a.ReadResponseAsync(cts.Token));
         Assert.Equal("pool", await RequestAsync(a, "/block", cts.Token));
 
         Assert.Single(logs.Entries, e => e.EventId.Id == EventLoopBlocked);
+    }
+
+    [Theory]
+    [MemberData(nameof(LoopStrategies))]
+    public async Task ALoopThatFellBack_LeavesTheOtherLoopsRunningRequests(AcceptStrategy strategy)
+    {
+        using var cts = new CancellationTokenSource(TestServer.Timeout);
+        var logs = new CapturedLogs();
+        await using var server = await StartAsync(strategy, inline: true, logs, new HoldGate(), acceptors: 2);
+
+        // One kept-alive connection on each loop: connect until both loops have answered from their own thread.
+        var onLoop = new Dictionary<string, RawHttpClient>();
+        try
+        {
+            for (var i = 0; i < 40 && onLoop.Count < 2; i++)
+            {
+                var client = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
+                var loop = await FirstAsync(client, "/where", answer => answer != "pool", cts.Token);
+                if (!onLoop.TryAdd(loop, client))
+                {
+                    client.Dispose();
+                }
+            }
+
+            Assert.True(onLoop.Count == 2, $"40 connections reached only {string.Join(", ", onLoop.Keys)}");
+            var (blockedLoop, other) = (onLoop[$"acc:{server.Port}#0"], onLoop[$"acc:{server.Port}#1"]);
+
+            var blocked = await BlockUntilReportedAsync(blockedLoop, logs, cts.Token);
+            Assert.Equal("0", Field(blocked, "Acceptor"));
+            Assert.Equal("pool", await RequestAsync(blockedLoop, "/where", cts.Token));
+            Assert.Equal($"acc:{server.Port}#1", await FirstAsync(other, "/where", answer => answer != "pool", cts.Token));
+            Assert.Single(logs.Entries, e => e.EventId.Id == EventLoopBlocked);
+        }
+        finally
+        {
+            foreach (var client in onLoop.Values)
+            {
+                client.Dispose();
+            }
+        }
     }
 
     [Theory]
@@ -78,13 +122,13 @@ public sealed class InlineSchedulingTests
         Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == EventLoopBlocked);
     }
 
-    private static async Task<TestServer> StartAsync(AcceptStrategy strategy, bool inline, CapturedLogs logs, HoldGate hold)
+    private static async Task<TestServer> StartAsync(AcceptStrategy strategy, bool inline, CapturedLogs logs, HoldGate hold, int acceptors = 1)
     {
         var app = TestServer.Build(
             o =>
             {
                 o.Strategy = strategy;
-                o.Acceptors = 1;
+                o.Acceptors = acceptors;
             },
             builder =>
             {
@@ -128,6 +172,28 @@ public sealed class InlineSchedulingTests
         }
 
         throw new Xunit.Sdk.XunitException($"No answer to {path} matched in 50 requests: {string.Join(", ", answers.Distinct())}.");
+    }
+
+    /// <summary>Sends /block (300 ms of Thread.Sleep) on the kept-alive connection until the loop has reported a hold (at most 20 times).</summary>
+    private static async Task<LogEntry> BlockUntilReportedAsync(RawHttpClient client, CapturedLogs logs, CancellationToken ct)
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            // Whichever request held it: the machine may have stalled an earlier one past the threshold.
+            if (logs.Entries.FirstOrDefault(e => e.EventId.Id == EventLoopBlocked) is { } logged)
+            {
+                return logged;
+            }
+
+            // The answer is where the request ran; the loop logs after it returns, which is after the answer was sent.
+            var answer = await RequestAsync(client, "/block", ct);
+            if (answer != "pool")
+            {
+                return await logs.WaitForAsync(e => e.EventId.Id == EventLoopBlocked, TimeSpan.FromSeconds(10), "EventLoopBlocked");
+            }
+        }
+
+        throw new Xunit.Sdk.XunitException("/block never ran on the loop in 20 requests.");
     }
 
     private static async Task<string> RequestAsync(RawHttpClient client, string path, CancellationToken ct)

@@ -3,95 +3,170 @@ using Microsoft.Extensions.Time.Testing;
 
 namespace Kestrel.AcceptStrategies.Tests.Connections;
 
-/// <summary>An event loop's scheduler under UnsafePreferInlineScheduling, on a fake clock: inline until one resumption holds the loop for the threshold.</summary>
+/// <summary>
+/// An event loop's scheduler under UnsafePreferInlineScheduling, on a fake clock and a dedicated thread as the loop's:
+/// resumptions scheduled there run when the loop asks, timed, until one holds it for the threshold; anything scheduled
+/// elsewhere, and everything after the fall-back, runs on the thread pool.
+/// </summary>
 public sealed class LoopSchedulerTests
 {
+    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero));
     private readonly List<TimeSpan> _blocked = [];
 
     [Fact]
-    public void ResumptionsShorterThanTheThreshold_RunInlineOnTheLoop()
+    public void OnTheLoop_ResumptionsWaitForRunReady_AndRunThereInOrder()
     {
-        var scheduler = OnThisThread();
-        for (var i = 0; i < 3; i++)
+        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var ran = new List<(int Order, int Thread)>();
+        var loopThread = -1;
+        var ranBeforeRunReady = -1;
+        OnLoop(scheduler, () =>
         {
-            var ranOn = -1;
-            scheduler.Schedule(_ => { ranOn = Environment.CurrentManagedThreadId; _time.Advance(LoopScheduler.BlockThreshold - TimeSpan.FromMilliseconds(1)); }, null);
-            Assert.Equal(Environment.CurrentManagedThreadId, ranOn);
-        }
+            loopThread = Environment.CurrentManagedThreadId;
+            for (var i = 0; i < 3; i++)
+            {
+                var order = i;
+                scheduler.Schedule(_ => { ran.Add((order, Environment.CurrentManagedThreadId)); _time.Advance(LoopScheduler.BlockThreshold - TimeSpan.FromMilliseconds(1)); }, null);
+            }
 
+            ranBeforeRunReady = ran.Count;
+            scheduler.RunReady();
+        });
+
+        Assert.Equal(0, ranBeforeRunReady);
+        Assert.Equal([(0, loopThread), (1, loopThread), (2, loopThread)], ran);
         Assert.True(scheduler.IsInline);
         Assert.Empty(_blocked);
     }
 
     [Fact]
-    public async Task AResumptionHoldingTheLoopForTheThreshold_IsReportedOnce_LaterOnesGoToTheThreadPool()
+    public void AResumptionScheduledByAnother_RunsInTheSameRunReady()
     {
-        // The loop is a dedicated thread, as an event loop's is: a resumption run inline would report no pool thread.
-        var later = new List<Task<bool>>();
         var scheduler = new LoopScheduler(_time, _blocked.Add);
-        var loop = new Thread(() =>
+        var ran = new List<string>();
+        OnLoop(scheduler, () =>
         {
-            scheduler.BindToCurrentThread();
-            scheduler.Schedule(_ => _time.Advance(LoopScheduler.BlockThreshold + TimeSpan.FromMilliseconds(50)), null);
-            for (var i = 0; i < 3; i++)
-            {
-                var ran = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-                scheduler.Schedule(
-                    _ =>
-                    {
-                        _time.Advance(TimeSpan.FromSeconds(1));
-                        ran.TrySetResult(Thread.CurrentThread.IsThreadPoolThread);
-                    },
-                    null);
-                later.Add(ran.Task);
-            }
+            scheduler.Schedule(_ => { ran.Add("outer"); scheduler.Schedule(_ => ran.Add("inner"), null); }, null);
+            scheduler.RunReady();
         });
-        loop.Start();
-        Assert.True(loop.Join(TimeSpan.FromSeconds(10)), "the loop's thread did not finish scheduling");
+
+        Assert.Equal(["outer", "inner"], ran);
+    }
+
+    [Fact]
+    public async Task AResumptionHoldingTheLoopForTheThreshold_IsReportedOnce_TheRestGoToTheThreadPool()
+    {
+        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var queuedBehind = Ran();
+        var scheduledAfter = Ran();
+        OnLoop(scheduler, () =>
+        {
+            scheduler.Schedule(_ => _time.Advance(LoopScheduler.BlockThreshold + TimeSpan.FromMilliseconds(50)), null);
+            scheduler.Schedule(queuedBehind.Run, null);
+            scheduler.RunReady();
+
+            scheduler.Schedule(scheduledAfter.Run, null);
+            scheduler.RunReady();
+        });
 
         Assert.False(scheduler.IsInline);
-        foreach (var ranOnThePool in later)
-        {
-            Assert.True(await ranOnThePool.WaitAsync(TimeSpan.FromSeconds(10)), "a resumption after the fall-back ran off the thread pool");
-        }
-
+        Assert.True(await queuedBehind.OnThePool.Task.WaitAsync(s_timeout), "a resumption queued behind the hold ran off the thread pool");
+        Assert.True(await scheduledAfter.OnThePool.Task.WaitAsync(s_timeout), "a resumption scheduled after the fall-back ran off the thread pool");
         Assert.Equal([LoopScheduler.BlockThreshold + TimeSpan.FromMilliseconds(50)], _blocked);
     }
 
     [Fact]
-    public void OffTheLoopsThread_ResumptionsRunInline_Untimed()
+    public async Task ScheduledOffTheLoopsThread_RunsOnTheThreadPool_Untimed()
     {
-        // Bound to no thread: every resumption is off the loop (a read resumed on the thread pool after back-pressure).
         var scheduler = new LoopScheduler(_time, _blocked.Add);
-        var ranOn = -1;
-        scheduler.Schedule(_ => { ranOn = Environment.CurrentManagedThreadId; _time.Advance(TimeSpan.FromSeconds(5)); }, null);
+        OnLoop(scheduler, () => { });
 
-        Assert.Equal(Environment.CurrentManagedThreadId, ranOn);
+        // Another dedicated thread: not the loop's, not the pool's.
+        var elsewhere = Ran(advance: TimeSpan.FromSeconds(5));
+        var other = new Thread(() => scheduler.Schedule(elsewhere.Run, null));
+        other.Start();
+        Assert.True(other.Join(s_timeout));
+
+        Assert.True(await elsewhere.OnThePool.Task.WaitAsync(s_timeout), "a resumption scheduled off the loop ran off the thread pool");
         Assert.True(scheduler.IsInline);
         Assert.Empty(_blocked);
     }
 
     [Fact]
-    public void AResumptionThatThrows_IsStillTimed()
-    {
-        var scheduler = OnThisThread();
-        Assert.Throws<InvalidOperationException>(() => scheduler.Schedule(
-            _ =>
-            {
-                _time.Advance(LoopScheduler.BlockThreshold);
-                throw new InvalidOperationException("the application failed");
-            },
-            null));
-
-        Assert.False(scheduler.IsInline);
-        Assert.Equal([LoopScheduler.BlockThreshold], _blocked);
-    }
-
-    private LoopScheduler OnThisThread()
+    public async Task AResumptionThatThrows_IsTimed_AndLeavesTheRestForTheNextRunReady()
     {
         var scheduler = new LoopScheduler(_time, _blocked.Add);
-        scheduler.BindToCurrentThread();
-        return scheduler;
+        var next = Ran();
+        Exception? thrown = null;
+        var ranWithTheFailure = true;
+        OnLoop(scheduler, () =>
+        {
+            scheduler.Schedule(_ => { _time.Advance(LoopScheduler.BlockThreshold); throw new InvalidOperationException("the application failed"); }, null);
+            scheduler.Schedule(next.Run, null);
+            thrown = Record.Exception(scheduler.RunReady);
+            ranWithTheFailure = next.OnThePool.Task.IsCompleted;
+
+            // The failed one held the loop for the threshold: the one left behind goes to the pool, none is lost.
+            scheduler.RunReady();
+        });
+
+        Assert.IsType<InvalidOperationException>(thrown);
+        Assert.False(ranWithTheFailure, "the resumption behind the one that threw ran in the same RunReady");
+        Assert.False(scheduler.IsInline);
+        Assert.Equal([LoopScheduler.BlockThreshold], _blocked);
+        Assert.True(await next.OnThePool.Task.WaitAsync(s_timeout));
+    }
+
+    [Fact]
+    public async Task Abandon_SendsWhatIsStillQueuedToTheThreadPool()
+    {
+        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var queued = Ran();
+        OnLoop(scheduler, () =>
+        {
+            scheduler.Schedule(queued.Run, null);
+            scheduler.Abandon();
+        });
+
+        Assert.True(await queued.OnThePool.Task.WaitAsync(s_timeout));
+        Assert.True(scheduler.IsInline);
+    }
+
+    /// <summary>Runs <paramref name="body"/> on a dedicated thread bound as the loop's, as an event loop's thread is.</summary>
+    private static void OnLoop(LoopScheduler scheduler, Action body)
+    {
+        Exception? failed = null;
+        var loop = new Thread(() =>
+        {
+            try
+            {
+                scheduler.BindToCurrentThread();
+                body();
+            }
+            catch (Exception e)
+            {
+                failed = e;
+            }
+        });
+        loop.Start();
+        Assert.True(loop.Join(s_timeout), "the loop's thread did not finish");
+        if (failed is not null)
+        {
+            throw new Xunit.Sdk.XunitException($"The loop's thread failed: {failed}");
+        }
+    }
+
+    private Resumption Ran(TimeSpan advance = default) => new(_time, advance);
+
+    private sealed class Resumption(FakeTimeProvider time, TimeSpan advance)
+    {
+        public TaskCompletionSource<bool> OnThePool { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Run(object? state)
+        {
+            time.Advance(advance);
+            OnThePool.TrySetResult(Thread.CurrentThread.IsThreadPoolThread);
+        }
     }
 }
