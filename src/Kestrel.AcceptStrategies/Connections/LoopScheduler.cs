@@ -14,8 +14,8 @@ namespace Kestrel.AcceptStrategies.Connections;
 /// A resumption scheduled on the loop's thread waits in a queue until the loop calls <see cref="RunReady"/>, between
 /// events: the application never runs inside a connection's read or send (or under its locks), only in the loop's own
 /// frame, one resumption at a time, each timed. One scheduled on any other thread (a read resumed on the thread pool
-/// after back-pressure, another loop) goes to the thread pool: only this loop's thread may run this loop's application
-/// code, so nothing untimed can hold it.
+/// after back-pressure, another loop) goes to the thread pool: no other thread runs this loop's application code
+/// inline, so nothing untimed runs under a connection's locks that the loop may need.
 /// </para>
 /// <para>
 /// A hold is seen when the resumption returns. Code that waits for something only its own loop can deliver (its
@@ -52,8 +52,8 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
 
     /// <summary>
     /// On the loop's thread, between events: runs every resumption scheduled so far, and those they schedule, each
-    /// timed; after a fall-back the rest go to the thread pool. An exception from one leaves the rest queued for the
-    /// next call.
+    /// timed; after a fall-back the rest go to the thread pool. An exception from one leaves the rest queued (the event
+    /// loop lets it end its thread, as an exception in a thread-pool work item would end the process).
     /// </summary>
     public void RunReady()
     {
@@ -85,6 +85,8 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
     /// <summary>The loop is ending: whatever is still queued resumes on the thread pool.</summary>
     public void Abandon()
     {
+        // A later thread may be given the loop's id: nothing scheduled from now on may wait for a RunReady.
+        _loopThread = -1;
         while (_ready.TryDequeue(out var ready))
         {
             System.Threading.ThreadPool.UnsafeQueueUserWorkItem(ready.Action, ready.State, preferLocal: false);

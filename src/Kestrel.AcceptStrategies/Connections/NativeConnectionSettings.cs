@@ -37,7 +37,6 @@ internal sealed class NativeConnectionSettings : IDisposable
 
     private NativeConnectionSettings(NativeConnectionSettings shared, PipeScheduler application)
     {
-        _ownsPool = false;
         MemoryPool = shared.MemoryPool;
         Logger = shared.Logger;
         FinOnError = shared.FinOnError;

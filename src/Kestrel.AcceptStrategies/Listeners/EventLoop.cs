@@ -213,7 +213,8 @@ internal sealed class EventLoop : Acceptor
                     }
                 }
 
-                // Resumptions scheduled outside a connection's events (an abort's completion of its input).
+                // A safety net: nothing above schedules application code today (Kestrel gets a connection only after
+                // its first read; the accept queue resumes Kestrel asynchronously), and the loop must not wait with any queued.
                 _scheduler?.RunReady();
 
                 // Unbinding waits for this: every connection taken has been handed to Kestrel (or given up at dispose).
