@@ -39,8 +39,9 @@ internal static partial class ConnectionLog
     public static partial void EventLoopFailed(ILogger logger, int acceptor, System.Net.EndPoint endPoint, string connectionId, Exception exception);
 
     /// <summary>
-    /// Not a transport event of Kestrel's: under <c>UnsafePreferInlineScheduling</c> application code held an event loop
-    /// (every connection of that loop waited meanwhile); that loop's connections resume on the thread pool from now on.
+    /// Not a transport event of Kestrel's: under <c>UnsafePreferInlineScheduling</c> application code (or a pause of the
+    /// process while it ran) held an event loop, and every connection of that loop waited; that loop hands application
+    /// code to the thread pool from now on.
     /// </summary>
     [LoggerMessage(88, LogLevel.Warning,
         "Application code run on the event loop of acceptor {Acceptor} on {EndPoint} (UnsafePreferInlineScheduling) held it for {Milliseconds} ms, or the process was paused meanwhile; " +

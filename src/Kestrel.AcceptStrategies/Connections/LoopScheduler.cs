@@ -47,7 +47,7 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
             return;
         }
 
-        System.Threading.ThreadPool.UnsafeQueueUserWorkItem(action, state, preferLocal: false);
+        ThreadPool.Schedule(action, state);
     }
 
     /// <summary>
@@ -61,7 +61,7 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
         {
             if (!_inline)
             {
-                System.Threading.ThreadPool.UnsafeQueueUserWorkItem(ready.Action, ready.State, preferLocal: false);
+                ThreadPool.Schedule(ready.Action, ready.State);
                 continue;
             }
 
@@ -72,8 +72,9 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
             }
             finally
             {
+                // Only this frame turns _inline off, and it was on when this resumption started.
                 var held = time.GetElapsedTime(started);
-                if (held >= BlockThreshold && _inline)
+                if (held >= BlockThreshold)
                 {
                     _inline = false;
                     blocked(held);
@@ -89,7 +90,7 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
         _loopThread = -1;
         while (_ready.TryDequeue(out var ready))
         {
-            System.Threading.ThreadPool.UnsafeQueueUserWorkItem(ready.Action, ready.State, preferLocal: false);
+            ThreadPool.Schedule(ready.Action, ready.State);
         }
     }
 }

@@ -24,7 +24,7 @@ public sealed class InlineSchedulingTests
     {
         using var cts = new CancellationTokenSource(TestServer.Timeout);
         var logs = new CapturedLogs();
-        var hold = new HoldGate();
+        using var hold = new HoldGate();
         await using var server = await StartAsync(strategy, inline: true, logs, hold);
 
         using var a = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
@@ -71,7 +71,8 @@ public sealed class InlineSchedulingTests
     {
         using var cts = new CancellationTokenSource(TestServer.Timeout);
         var logs = new CapturedLogs();
-        await using var server = await StartAsync(strategy, inline: true, logs, new HoldGate(), acceptors: 2);
+        using var hold = new HoldGate();
+        await using var server = await StartAsync(strategy, inline: true, logs, hold, acceptors: 2);
 
         // One kept-alive connection on each loop: connect until both loops have answered from their own thread.
         var onLoop = new Dictionary<string, RawHttpClient>();
@@ -111,7 +112,8 @@ public sealed class InlineSchedulingTests
     {
         using var cts = new CancellationTokenSource(TestServer.Timeout);
         var logs = new CapturedLogs();
-        await using var server = await StartAsync(strategy, inline: false, logs, new HoldGate());
+        using var hold = new HoldGate();
+        await using var server = await StartAsync(strategy, inline: false, logs, hold);
 
         using var a = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
         for (var i = 0; i < 10; i++)
@@ -207,10 +209,12 @@ public sealed class InlineSchedulingTests
     private static string Field(LogEntry entry, string name) =>
         entry.State.FirstOrDefault(p => p.Key == name).Value ?? throw new Xunit.Sdk.XunitException($"{entry} has no {name}.");
 
-    private sealed class HoldGate
+    private sealed class HoldGate : IDisposable
     {
         public TaskCompletionSource<string> Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public ManualResetEventSlim Release { get; } = new();
+
+        public void Dispose() => Release.Dispose();
     }
 }
