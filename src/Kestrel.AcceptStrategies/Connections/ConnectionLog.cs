@@ -49,6 +49,12 @@ internal static partial class ConnectionLog
         EventName = "EventLoopBlocked")]
     public static partial void EventLoopBlocked(ILogger logger, int acceptor, System.Net.EndPoint endPoint, long milliseconds);
 
+    [LoggerMessage(89, LogLevel.Warning,
+        "Application code run on the event loop of acceptor {Acceptor} on {EndPoint} (UnsafePreferInlineScheduling) has held it for {Milliseconds} ms and not returned " +
+        "(a synchronous read or write waits for that loop, or it is slow); a new thread carries the loop on, and from now on that loop hands application code to the thread pool.",
+        EventName = "EventLoopTakenOver")]
+    public static partial void EventLoopTakenOver(ILogger logger, int acceptor, System.Net.EndPoint endPoint, long milliseconds);
+
     // The connection id is made on first use: these check the level first so a connection nobody logs about never pays for one.
     public static void ConnectionPause(ILogger logger, NativeConnection connection)
     {

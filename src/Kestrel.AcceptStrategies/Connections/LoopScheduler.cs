@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.IO.Pipelines;
 
 namespace Kestrel.AcceptStrategies.Connections;
@@ -6,8 +7,7 @@ namespace Kestrel.AcceptStrategies.Connections;
 /// Where the application's side of one event loop's connections resumes when the user opted into
 /// <c>UnsafePreferInlineScheduling</c>: on the loop's thread, so a kept-alive connection's next request runs on the
 /// thread that read it, until one resumption holds the loop for <see cref="BlockThreshold"/> or longer. From then on,
-/// for the rest of the loop's life, on the thread pool, as without the option; <c>blocked</c> is told once, on the
-/// loop's thread, how long that resumption held it.
+/// for the rest of the loop's life, on the thread pool, as without the option.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -18,26 +18,45 @@ namespace Kestrel.AcceptStrategies.Connections;
 /// inline, so nothing untimed runs under a connection's locks that the loop may need.
 /// </para>
 /// <para>
-/// A hold is seen when the resumption returns. Code that waits for something only its own loop can deliver (its
-/// request body read synchronously, a synchronous write larger than the socket and pipe buffers, a synchronous call
-/// served by the same loop) never returns: the cases the option stays unsafe for.
+/// A hold is seen two ways. A resumption that returns after the threshold is reported to <c>blocked</c>, on the loop's
+/// thread. One still running when the watch (every <see cref="BlockThreshold"/>) finds it past the threshold may be
+/// waiting for something only its own loop can deliver (its request body read synchronously, a synchronous write larger
+/// than the buffers): <c>takeOver</c> is told, on the watch's thread, and must carry the loop on on another thread; the
+/// held thread's <see cref="RunReady"/> then returns false when the resumption does, and that thread leaves the loop.
 /// </para>
 /// </remarks>
-internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked) : PipeScheduler
+internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked, Action<TimeSpan> takeOver) : PipeScheduler, IDisposable
 {
     /// <summary>How long one resumption may hold the loop before the loop stops running application code.</summary>
     public static readonly TimeSpan BlockThreshold = TimeSpan.FromMilliseconds(100);
 
-    // Only the loop's thread touches the queue: Schedule enqueues only there, RunReady and Abandon run only there.
-    private readonly Queue<(Action<object?> Action, object? State)> _ready = new();
+    // In _running: the watch took the loop from the thread running the resumption.
+    private const long TakenOver = -1;
+
+    // Concurrent only for the moment of a take-over: a resumption on the held thread may still enqueue while the loop's
+    // new thread drains. Otherwise only the loop's thread touches it.
+    private readonly ConcurrentQueue<(Action<object?> Action, object? State)> _ready = new();
     private volatile bool _inline = true;
     private int _loopThread = -1;
+
+    // When the resumption running on the loop started (a timestamp of time), 0 between resumptions, or TakenOver.
+    private long _running;
+    private ITimer? _watch;
 
     /// <summary>Whether resumptions still run on the loop.</summary>
     public bool IsInline => _inline;
 
-    /// <summary>The calling thread is the loop's.</summary>
+    /// <summary>The calling thread is the loop's (again, after a take-over).</summary>
     public void BindToCurrentThread() => _loopThread = Environment.CurrentManagedThreadId;
+
+    /// <summary>Starts the watch for a resumption that does not return.</summary>
+    public void StartWatch()
+    {
+        if (_inline)
+        {
+            _watch ??= time.CreateTimer(static s => ((LoopScheduler)s!).Watch(), this, BlockThreshold, BlockThreshold);
+        }
+    }
 
     public override void Schedule(Action<object?> action, object? state)
     {
@@ -52,10 +71,12 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
 
     /// <summary>
     /// On the loop's thread, between events: runs every resumption scheduled so far, and those they schedule, each
-    /// timed; after a fall-back the rest go to the thread pool. An exception from one leaves the rest queued (the event
-    /// loop lets it end its thread, as an exception in a thread-pool work item would end the process).
+    /// timed; after a fall-back the rest go to the thread pool. False when the watch took the loop over while one ran:
+    /// the calling thread no longer runs the loop and must leave it without touching it. An exception from one leaves
+    /// the rest queued (the event loop lets it end its thread, as an exception in a thread-pool work item would end
+    /// the process).
     /// </summary>
-    public void RunReady()
+    public bool RunReady()
     {
         while (_ready.TryDequeue(out var ready))
         {
@@ -66,21 +87,37 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
             }
 
             var started = time.GetTimestamp();
+            Volatile.Write(ref _running, started);
+            var takenOver = false;
             try
             {
                 ready.Action(ready.State);
             }
             finally
             {
-                // Only this frame turns _inline off, and it was on when this resumption started.
-                var held = time.GetElapsedTime(started);
-                if (held >= BlockThreshold)
+                takenOver = Interlocked.Exchange(ref _running, 0) == TakenOver;
+                if (!takenOver)
                 {
-                    _inline = false;
-                    blocked(held);
+                    // Only this frame and the watch turn _inline off, and the watch only while it is TakenOver.
+                    var held = time.GetElapsedTime(started);
+                    if (held >= BlockThreshold)
+                    {
+                        _inline = false;
+                        _watch?.Dispose();
+                        blocked(held);
+                    }
                 }
             }
+
+            if (takenOver)
+            {
+                // What the held resumption scheduled here after the loop's new thread last drained the queue.
+                Drain();
+                return false;
+            }
         }
+
+        return true;
     }
 
     /// <summary>The loop is ending: whatever is still queued resumes on the thread pool.</summary>
@@ -88,6 +125,37 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked)
     {
         // A later thread may be given the loop's id: nothing scheduled from now on may wait for a RunReady.
         _loopThread = -1;
+        Drain();
+        Dispose();
+    }
+
+    public void Dispose() => _watch?.Dispose();
+
+    /// <summary>
+    /// The watch: a resumption running for the threshold or longer takes the loop from its thread, once; from then on
+    /// the loop's application code runs on the thread pool.
+    /// </summary>
+    private void Watch()
+    {
+        var started = Volatile.Read(ref _running);
+        if (started <= 0 || !_inline)
+        {
+            return;
+        }
+
+        var held = time.GetElapsedTime(started);
+        if (held < BlockThreshold || Interlocked.CompareExchange(ref _running, TakenOver, started) != started)
+        {
+            return;
+        }
+
+        _inline = false;
+        _watch?.Dispose();
+        takeOver(held);
+    }
+
+    private void Drain()
+    {
         while (_ready.TryDequeue(out var ready))
         {
             ThreadPool.Schedule(ready.Action, ready.State);

@@ -150,27 +150,16 @@ internal sealed class AcceptStrategyConnectionListener : IConnectionListener
         {
             var acceptor = _acceptors[i];
             var (socket, threadExited) = (_sockets[i], _threadExits[i]);
-            var thread = new Thread(() =>
+
+            // The OS keeps 15 characters of a thread's name: "acc:PORT#N" stays recognisable in top -H and /proc/PID/task.
+            acceptor.Start($"acc:{portTag}#{i}", () =>
             {
-                try
-                {
-                    acceptor.Run();
-                }
-                finally
-                {
-                    // The acceptor closes its own descriptor: one left waiting in flock(2) at unbind still uses it.
-                    socket.Dispose();
-                    acceptor.Dispose();
-                    acceptor.ListeningEnded.TrySetResult();
-                    threadExited.SetResult();
-                }
-            })
-            {
-                IsBackground = true,
-                // The OS keeps 15 characters: "acc:PORT#N" stays recognisable in top -H and /proc/PID/task.
-                Name = $"acc:{portTag}#{i}",
-            };
-            thread.Start();
+                // The acceptor closes its own descriptor: one left waiting in flock(2) at unbind still uses it.
+                socket.Dispose();
+                acceptor.Dispose();
+                acceptor.ListeningEnded.TrySetResult();
+                threadExited.SetResult();
+            });
         }
     }
 

@@ -41,6 +41,8 @@ internal abstract class Acceptor(int id, Socket listenSocket, AcceptorContext co
     private long _accepted;
     private int _backoff;
     private int _failures;
+    private string? _threadName;
+    private Action? _exited;
 
     public int Id => id;
 
@@ -62,10 +64,48 @@ internal abstract class Acceptor(int id, Socket listenSocket, AcceptorContext co
 
     protected ref readonly TagList Tags => ref _tags;
 
-    /// <summary>The thread's body; returns once the acceptor is done (never throws).</summary>
-    public abstract void Run();
+    /// <summary>
+    /// Runs the acceptor on a new background thread named <paramref name="name"/>; <paramref name="exited"/> runs once
+    /// the acceptor is done, on whichever thread ends it.
+    /// </summary>
+    public void Start(string name, Action exited)
+    {
+        (_threadName, _exited) = (name, exited);
+        StartThread(Run);
+    }
 
-    /// <summary>Releases what the acceptor holds besides its socket; called once its thread has left <see cref="Run"/> (or never ran).</summary>
+    /// <summary>
+    /// The thread's body (never throws): true once the acceptor is done; false when it has handed its work to a thread
+    /// it started with <see cref="StartThread"/>, which then ends it.
+    /// </summary>
+    protected abstract bool Run();
+
+    /// <summary>A thread of this acceptor, named as its first: after <paramref name="body"/>, the acceptor's exit runs unless it returned false.</summary>
+    protected void StartThread(Func<bool> body)
+    {
+        var thread = new Thread(() =>
+        {
+            var done = true;
+            try
+            {
+                done = body();
+            }
+            finally
+            {
+                if (done)
+                {
+                    _exited!();
+                }
+            }
+        })
+        {
+            IsBackground = true,
+            Name = _threadName,
+        };
+        thread.Start();
+    }
+
+    /// <summary>Releases what the acceptor holds besides its socket; called once its work has ended (or never started).</summary>
     public abstract void Dispose();
 
     protected void Count(ConnectionContext connection)

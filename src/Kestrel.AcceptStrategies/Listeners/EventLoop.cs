@@ -32,7 +32,8 @@ namespace Kestrel.AcceptStrategies.Listeners;
 /// Under <c>UnsafePreferInlineScheduling</c> the loop also runs its connections' application code (no thread-pool
 /// hand-off per request): what their events resumed waits in its <see cref="LoopScheduler"/> and runs after each
 /// event, outside the connection's code, until one resumption holds the loop too long; then the loop logs so and
-/// hands its application code to the thread pool for good.
+/// hands its application code to the thread pool for good. One that has not returned (it may be waiting for this very
+/// loop) is found by the scheduler's watch, and a new thread takes the loop over from where the held one stopped.
 /// </para>
 /// <para>
 /// Unbinding takes the queued connections because the kernel's one wake-up per connection may have gone to this loop
@@ -63,6 +64,7 @@ internal sealed class EventLoop : Acceptor
     private readonly ConnectionTable _connections = new();
     private readonly NativeConnectionSettings _settings;
     private readonly LoopScheduler? _scheduler;
+    private readonly EpollEventBuffer _events = new(MaxEvents);
     private readonly int _listenFd;
     private readonly int _rearmEvery;
     private int _wakeups;
@@ -70,6 +72,10 @@ internal sealed class EventLoop : Acceptor
     private State _state = State.Listening;
     private long _resumeAt;
     private NativeConnection? _held;
+
+    // The batch of events being handled, in fields so that a thread taking the loop over goes on from where it stopped.
+    private bool _inBatch, _readable, _woken;
+    private int _count, _next;
 
     private enum State
     {
@@ -94,7 +100,8 @@ internal sealed class EventLoop : Acceptor
         {
             _scheduler = new LoopScheduler(
                 TimeProvider.System,
-                held => ConnectionLog.EventLoopBlocked(settings.Logger, id, context.EndPoint, (long)held.TotalMilliseconds));
+                held => ConnectionLog.EventLoopBlocked(settings.Logger, id, context.EndPoint, (long)held.TotalMilliseconds),
+                TakeOver);
             settings = settings.ForLoop(_scheduler);
         }
 
@@ -129,44 +136,67 @@ internal sealed class EventLoop : Acceptor
 
     public override void Dispose()
     {
+        _scheduler?.Dispose();
+        _events.Dispose();
         _wake.Dispose();
         _epoll.Dispose();
     }
 
-    public override void Run()
+    protected override bool Run()
+    {
+        _scheduler?.StartWatch();
+        return Serve();
+    }
+
+    /// <summary>
+    /// The loop, on its first thread or, after a take-over, on the next one, which goes on from where the held thread
+    /// stopped (the rest of its batch of events). True once the loop has ended; false when this thread was held in
+    /// application code and another carries the loop on: it returns without touching the loop again.
+    /// </summary>
+    private bool Serve()
     {
         _scheduler?.BindToCurrentThread();
-        using var events = new EpollEventBuffer(MaxEvents);
+        var owner = true;
         try
         {
             while (true)
             {
-                RotateIfDue();
-                var n = _epoll.Wait(events, Timeout());
-                if (n < 0)
+                if (!_inBatch)
                 {
-                    // epoll itself failing is not something a retry fixes quickly; log once, back off, go on.
-                    Thread.Sleep(AcceptFailed("epoll_wait " + Libc.ErrnoName(-n)));
-                    continue;
+                    // Unbinding waits for this: every connection taken has been handed to Kestrel (or given up at dispose).
+                    if (_state == State.Stopped && _held is null)
+                    {
+                        ListeningEnded.TrySetResult();
+                    }
+
+                    RotateIfDue();
+                    var n = _epoll.Wait(_events, Timeout());
+                    if (n < 0)
+                    {
+                        // epoll itself failing is not something a retry fixes quickly; log once, back off, go on.
+                        Thread.Sleep(AcceptFailed("epoll_wait " + Libc.ErrnoName(-n)));
+                        continue;
+                    }
+
+                    (_inBatch, _count, _next, _readable, _woken) = (true, n, 0, false, false);
                 }
 
-                bool readable = false, woken = false;
-                for (var i = 0; i < n; i++)
+                while (_next < _count)
                 {
-                    var ev = events[i];
+                    var ev = _events[_next++];
                     switch (ev.Data)
                     {
                         case ListenToken:
-                            readable = true;
+                            _readable = true;
                             break;
                         case StopToken:
                             // A latch: acted on below, and taken out of the set there.
                             break;
                         case ShutdownToken:
-                            return;
+                            return true;
                         case WakeToken:
                             _wake.Reset();
-                            woken = true;
+                            _woken = true;
                             break;
                         default:
                             if (_connections.Find(ev.Data) is { } connection)
@@ -176,67 +206,97 @@ internal sealed class EventLoop : Acceptor
                                 // The application's code its events resumed (UnsafePreferInlineScheduling), outside the
                                 // connection's code. A resumption is an async method's continuation and does not throw;
                                 // one that did would end the process, as it would on the thread pool.
-                                _scheduler?.RunReady();
+                                if (_scheduler?.RunReady() == false)
+                                {
+                                    owner = false;
+                                    return false;
+                                }
                             }
 
                             break;
                     }
                 }
 
-                // After the wake-up was consumed above: a wake raised from here on stays pending for the next wait.
-                if (_held is not null && (woken || Context.Disposing.IsCancellationRequested))
-                {
-                    OfferHeld();
-                }
-
-                if (Context.Stop.IsSet)
-                {
-                    Leave();
-                }
-                else if (_state == State.Paused)
-                {
-                    if (_held is null && Environment.TickCount64 >= _resumeAt)
-                    {
-                        Listen();
-                    }
-                }
-                else if (readable)
-                {
-                    try
-                    {
-                        Accept();
-                    }
-                    catch (Exception e)
-                    {
-                        // Nothing expected throws here; an exception on this thread would end the process.
-                        Pause(AcceptorFaulted(e));
-                    }
-                }
+                AfterEvents();
+                _inBatch = false;
 
                 // A safety net: nothing above schedules application code today (Kestrel gets a connection only after
                 // its first read; the accept queue resumes Kestrel asynchronously), and the loop must not wait with any queued.
-                _scheduler?.RunReady();
-
-                // Unbinding waits for this: every connection taken has been handed to Kestrel (or given up at dispose).
-                if (_state == State.Stopped && _held is null)
+                if (_scheduler?.RunReady() == false)
                 {
-                    ListeningEnded.TrySetResult();
+                    owner = false;
+                    return false;
                 }
             }
         }
         finally
         {
-            _held?.Abort(new ConnectionAbortedException("The listener was disposed before Kestrel took this connection."));
-            StopListening();
-            ListeningEnded.TrySetResult();
-
-            // The listener is being disposed: Kestrel has already given up on whatever is still open.
-            foreach (var connection in _connections.Snapshot())
+            if (owner)
             {
-                connection.Abort(new ConnectionAbortedException("The listener was disposed."));
-            }
+                _held?.Abort(new ConnectionAbortedException("The listener was disposed before Kestrel took this connection."));
+                StopListening();
+                ListeningEnded.TrySetResult();
 
-            _scheduler?.Abandon();
+                // The listener is being disposed: Kestrel has already given up on whatever is still open.
+                foreach (var connection in _connections.Snapshot())
+                {
+                    connection.Abort(new ConnectionAbortedException("The listener was disposed."));
+                }
+
+                _scheduler?.Abandon();
+            }
+        }
+    }
+
+    /// <summary>What a batch of events calls for once each was handled: the held connection, stopping, the back-off, accepting.</summary>
+    private void AfterEvents()
+    {
+        // After the wake-up was consumed: a wake raised from here on stays pending for the next wait.
+        if (_held is not null && (_woken || Context.Disposing.IsCancellationRequested))
+        {
+            OfferHeld();
+        }
+
+        if (Context.Stop.IsSet)
+        {
+            Leave();
+        }
+        else if (_state == State.Paused)
+        {
+            if (_held is null && Environment.TickCount64 >= _resumeAt)
+            {
+                Listen();
+            }
+        }
+        else if (_readable)
+        {
+            try
+            {
+                Accept();
+            }
+            catch (Exception e)
+            {
+                // Nothing expected throws here; an exception on this thread would end the process.
+                Pause(AcceptorFaulted(e));
+            }
+        }
+    }
+
+    /// <summary>
+    /// On the watch's thread: application code has held the loop's thread past the threshold and not returned. The loop
+    /// goes on on a new thread (the held one leaves it when the code returns), and application code on the pool.
+    /// </summary>
+    private void TakeOver(TimeSpan held)
+    {
+        ConnectionLog.EventLoopTakenOver(_settings.Logger, Id, Context.EndPoint, (long)held.TotalMilliseconds);
+        try
+        {
+            StartThread(Serve);
+        }
+        catch (Exception e)
+        {
+            // No thread to be had (out of memory): the loop stays with the held thread, as before the take-over.
+            _ = AcceptorFaulted(e);
         }
     }
 

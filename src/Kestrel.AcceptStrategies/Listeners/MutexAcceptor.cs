@@ -26,7 +26,7 @@ internal sealed unsafe class MutexAcceptor(
 
     public override bool InUncancellableWait => _inUncancellableWait;
 
-    public override void Run()
+    protected override bool Run()
     {
         var stop = Context.Stop;
         while (!stop.IsSet)
@@ -50,6 +50,7 @@ internal sealed unsafe class MutexAcceptor(
         }
 
         ListeningEnded.TrySetResult();
+        return true;
     }
 
     public override void Dispose() => mutex.Dispose();

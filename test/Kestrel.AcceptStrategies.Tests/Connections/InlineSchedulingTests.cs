@@ -8,13 +8,18 @@ namespace Kestrel.AcceptStrategies.Tests.Connections;
 
 /// <summary>
 /// <c>UnsafePreferInlineScheduling</c> on the event loops, in a real host: a kept-alive connection's next request runs
-/// on the loop's thread; a handler that holds the loop for the threshold is logged once (event 88), after which that
-/// loop's requests run on the thread pool, so a second connection is served while one handler blocks, and the other
-/// loops go on running theirs.
+/// on the loop's thread; a handler that holds the loop for the threshold is logged once (event 88 when it returned,
+/// 89 when the watch found it still running and a new thread took the loop over), after which that loop's requests
+/// run on the thread pool, so a second connection is served while one handler blocks, and the other loops go on
+/// running theirs. A handler that waits for its own loop (a synchronous body read) gets its body from the new thread.
 /// </summary>
 public sealed class InlineSchedulingTests
 {
     private const int EventLoopBlocked = 88;
+    private const int EventLoopTakenOver = 89;
+
+    // More than loopback's socket buffers hold, sender's and receiver's together.
+    private const int SyncWriteBytes = 32 << 20;
 
     public static TheoryData<AcceptStrategy> LoopStrategies => new() { AcceptStrategy.ReusePort, AcceptStrategy.ThunderingHerd };
 
@@ -36,7 +41,7 @@ public sealed class InlineSchedulingTests
         // A blocking call on the loop (the app's Thread.Sleep), until the loop reports one.
         var blocked = await BlockUntilReportedAsync(a, logs, cts.Token);
         Assert.Equal(LogLevel.Warning, blocked.Level);
-        Assert.Equal("EventLoopBlocked", blocked.EventId.Name);
+        Assert.True(IsHoldReport(blocked), blocked.ToString());
         Assert.True(long.Parse(Field(blocked, "Milliseconds"), System.Globalization.CultureInfo.InvariantCulture) >= 100, blocked.ToString());
         Assert.Equal("0", Field(blocked, "Acceptor"));
 
@@ -62,7 +67,7 @@ public sealed class InlineSchedulingTests
         Assert.Equal((200, "held"), await a.ReadResponseAsync(cts.Token));
         Assert.Equal("pool", await RequestAsync(a, "/block", cts.Token));
 
-        Assert.Single(logs.Entries, e => e.EventId.Id == EventLoopBlocked);
+        Assert.Single(logs.Entries, IsHoldReport);
     }
 
     [Theory]
@@ -95,7 +100,7 @@ public sealed class InlineSchedulingTests
             Assert.Equal("0", Field(blocked, "Acceptor"));
             Assert.Equal("pool", await RequestAsync(blockedLoop, "/where", cts.Token));
             Assert.Equal($"acc:{server.Port}#1", await FirstAsync(other, "/where", answer => answer != "pool", cts.Token));
-            Assert.Single(logs.Entries, e => e.EventId.Id == EventLoopBlocked);
+            Assert.Single(logs.Entries, IsHoldReport);
         }
         finally
         {
@@ -104,6 +109,95 @@ public sealed class InlineSchedulingTests
                 client.Dispose();
             }
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(LoopStrategies))]
+    public async Task ASynchronousBodyReadOnTheLoop_IsTakenOver_AndGetsItsBody(AcceptStrategy strategy)
+    {
+        using var cts = new CancellationTokenSource(TestServer.Timeout);
+        var logs = new CapturedLogs();
+        using var hold = new HoldGate();
+        await using var server = await StartAsync(strategy, inline: true, logs, hold, synchronousIO: true);
+
+        using var a = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
+        Assert.StartsWith($"acc:{server.Port}#0", await FirstAsync(a, "/where", answer => answer != "pool", cts.Token));
+
+        // The headers alone: the handler reads the body synchronously on the loop, the one thread that could read it.
+        await EnterOnTheLoopAsync(a, hold, "POST /sync-body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "hello", cts.Token);
+        var takenOver = await logs.WaitForAsync(e => e.EventId.Id == EventLoopTakenOver, TimeSpan.FromSeconds(10), "EventLoopTakenOver");
+        Assert.Equal(LogLevel.Warning, takenOver.Level);
+        Assert.Equal("0", Field(takenOver, "Acceptor"));
+        Assert.True(long.Parse(Field(takenOver, "Milliseconds"), System.Globalization.CultureInfo.InvariantCulture) >= 100, takenOver.ToString());
+
+        // The loop's new thread reads the body; the handler, still on the old one, gets it.
+        await a.SendAsync("hello", cts.Token);
+        var (status, body) = await a.ReadResponseAsync(cts.Token);
+        Assert.Equal((200, $"hello@acc:{server.Port}#0"), (status, body));
+
+        // From now on the loop's requests run on the thread pool, on this connection and on new ones.
+        Assert.Equal("pool", await RequestAsync(a, "/where", cts.Token));
+        using var b = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
+        Assert.Equal("pool", await RequestAsync(b, "/where", cts.Token));
+        Assert.Equal("pool", await RequestAsync(b, "/where", cts.Token));
+        Assert.Single(logs.Entries, e => e.EventId.Id == EventLoopTakenOver);
+        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == EventLoopBlocked);
+    }
+
+    [Theory]
+    [MemberData(nameof(LoopStrategies))]
+    public async Task ASynchronousWriteLargerThanTheBuffers_OnTheLoop_IsTakenOver_AndCompletes(AcceptStrategy strategy)
+    {
+        using var cts = new CancellationTokenSource(TestServer.Timeout);
+        var logs = new CapturedLogs();
+        using var hold = new HoldGate();
+        await using var server = await StartAsync(strategy, inline: true, logs, hold, synchronousIO: true);
+
+        using var a = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
+        Assert.StartsWith($"acc:{server.Port}#0", await FirstAsync(a, "/where", answer => answer != "pool", cts.Token));
+
+        // Not read until the loop is taken over: the write fills both sockets' buffers and waits for room that only the
+        // loop (EPOLLOUT) reports.
+        await EnterOnTheLoopAsync(a, hold, "GET /sync-write HTTP/1.1\r\nHost: x\r\n\r\n", null, cts.Token);
+        var takenOver = await logs.WaitForAsync(e => e.EventId.Id == EventLoopTakenOver, TimeSpan.FromSeconds(10), "EventLoopTakenOver");
+        Assert.Equal("0", Field(takenOver, "Acceptor"));
+
+        var (status, body) = await a.ReadResponseAsync(cts.Token);
+        Assert.Equal((200, SyncWriteBytes), (status, body.Length));
+        Assert.Equal("pool", await RequestAsync(a, "/where", cts.Token));
+        Assert.Single(logs.Entries, e => e.EventId.Id == EventLoopTakenOver);
+    }
+
+    [Theory]
+    [MemberData(nameof(LoopStrategies))]
+    public async Task AHandlerThatDoesNotReturn_LeavesTheLoopToANewThread_ThatAcceptsAndServes(AcceptStrategy strategy)
+    {
+        using var cts = new CancellationTokenSource(TestServer.Timeout);
+        var logs = new CapturedLogs();
+        using var hold = new HoldGate();
+        await using var server = await StartAsync(strategy, inline: true, logs, hold);
+
+        using var a = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
+        Assert.StartsWith($"acc:{server.Port}#0", await FirstAsync(a, "/where", answer => answer != "pool", cts.Token));
+        try
+        {
+            await EnterOnTheLoopAsync(a, hold, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n", null, cts.Token);
+            await logs.WaitForAsync(e => e.EventId.Id == EventLoopTakenOver, TimeSpan.FromSeconds(10), "EventLoopTakenOver");
+
+            // One acceptor: only the loop's new thread can accept and serve this connection while /hold holds the old one.
+            using var b = await RawHttpClient.ConnectAsync(server.Port, cts.Token);
+            Assert.Equal("pool", await RequestAsync(b, "/where", cts.Token));
+            Assert.Equal("pool", await RequestAsync(b, "/block", cts.Token));
+        }
+        finally
+        {
+            hold.Release.Set();
+        }
+
+        Assert.Equal((200, "held"), await a.ReadResponseAsync(cts.Token));
+        Assert.Equal("pool", await RequestAsync(a, "/where", cts.Token));
+        Assert.Single(logs.Entries, e => e.EventId.Id == EventLoopTakenOver);
+        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == EventLoopBlocked);
     }
 
     [Theory]
@@ -121,10 +215,10 @@ public sealed class InlineSchedulingTests
             Assert.Equal("pool", await RequestAsync(a, i % 5 == 4 ? "/block" : "/where", cts.Token));
         }
 
-        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == EventLoopBlocked);
+        Assert.DoesNotContain(logs.Entries, IsHoldReport);
     }
 
-    private static async Task<TestServer> StartAsync(AcceptStrategy strategy, bool inline, CapturedLogs logs, HoldGate hold, int acceptors = 1)
+    private static async Task<TestServer> StartAsync(AcceptStrategy strategy, bool inline, CapturedLogs logs, HoldGate hold, int acceptors = 1, bool synchronousIO = false)
     {
         var app = TestServer.Build(
             o =>
@@ -138,6 +232,11 @@ public sealed class InlineSchedulingTests
                 if (inline)
                 {
                     builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
+                }
+
+                if (synchronousIO)
+                {
+                    builder.WebHost.ConfigureKestrel(o => o.AllowSynchronousIO = true);
                 }
             });
 
@@ -154,6 +253,23 @@ public sealed class InlineSchedulingTests
             hold.Entered.TrySetResult(Where());
             Assert.True(hold.Release.Wait(TestServer.Timeout), "/hold was never released");
             return "held";
+        });
+        app.MapPost("/sync-body", (HttpContext context) =>
+        {
+            hold.Entered.TrySetResult(Where());
+            using var reader = new StreamReader(context.Request.Body);
+            return reader.ReadToEnd() + "@" + Where();
+        });
+        app.MapGet("/sync-write", (HttpContext context) =>
+        {
+            hold.Entered.TrySetResult(Where());
+            context.Response.ContentLength = SyncWriteBytes;
+            var chunk = new byte[1 << 20];
+            chunk.AsSpan().Fill((byte)'x');
+            for (var written = 0; written < SyncWriteBytes; written += chunk.Length)
+            {
+                context.Response.Body.Write(chunk);
+            }
         });
         return await TestServer.StartAsync(app);
     }
@@ -182,20 +298,50 @@ public sealed class InlineSchedulingTests
         for (var i = 0; i < 20; i++)
         {
             // Whichever request held it: the machine may have stalled an earlier one past the threshold.
-            if (logs.Entries.FirstOrDefault(e => e.EventId.Id == EventLoopBlocked) is { } logged)
+            if (logs.Entries.FirstOrDefault(IsHoldReport) is { } logged)
             {
                 return logged;
             }
 
-            // The answer is where the request ran; the loop logs after it returns, which is after the answer was sent.
+            // The answer is where the request ran; a hold that returned is logged after that, after the answer was sent.
             var answer = await RequestAsync(client, "/block", ct);
             if (answer != "pool")
             {
-                return await logs.WaitForAsync(e => e.EventId.Id == EventLoopBlocked, TimeSpan.FromSeconds(10), "EventLoopBlocked");
+                return await logs.WaitForAsync(IsHoldReport, TimeSpan.FromSeconds(10), "EventLoopBlocked or EventLoopTakenOver");
             }
         }
 
         throw new Xunit.Sdk.XunitException("/block never ran on the loop in 20 requests.");
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> until its handler has entered on the loop's thread (at most 10 times); a run
+    /// that landed on the thread pool is finished (<paramref name="body"/> sent, or /hold released) and answered.
+    /// </summary>
+    private static async Task EnterOnTheLoopAsync(RawHttpClient client, HoldGate hold, string request, string? body, CancellationToken ct)
+    {
+        for (var i = 0; i < 10; i++)
+        {
+            await client.SendAsync(request, ct);
+            if (await hold.Entered.Task.WaitAsync(ct) != "pool")
+            {
+                return;
+            }
+
+            if (body is not null)
+            {
+                await client.SendAsync(body, ct);
+            }
+            else
+            {
+                hold.Release.Set();
+            }
+
+            Assert.Equal(200, (await client.ReadResponseAsync(ct)).Status);
+            hold.Reset();
+        }
+
+        throw new Xunit.Sdk.XunitException($"{request.Split(' ')[1]} never entered on the loop in 10 requests.");
     }
 
     private static async Task<string> RequestAsync(RawHttpClient client, string path, CancellationToken ct)
@@ -206,14 +352,27 @@ public sealed class InlineSchedulingTests
         return body;
     }
 
+    /// <summary>
+    /// A hold reported: when the handler returned (88), or by the watch while it still ran (89); a 300 ms sleep may be
+    /// either, depending on where the watch's ticks fall.
+    /// </summary>
+    private static bool IsHoldReport(LogEntry entry) => entry.EventId.Id is EventLoopBlocked or EventLoopTakenOver;
+
     private static string Field(LogEntry entry, string name) =>
         entry.State.FirstOrDefault(p => p.Key == name).Value ?? throw new Xunit.Sdk.XunitException($"{entry} has no {name}.");
 
     private sealed class HoldGate : IDisposable
     {
-        public TaskCompletionSource<string> Entered { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<string> Entered { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public ManualResetEventSlim Release { get; } = new();
+
+        /// <summary>For the next request, once the last one has been answered.</summary>
+        public void Reset()
+        {
+            Entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            Release.Reset();
+        }
 
         public void Dispose() => Release.Dispose();
     }

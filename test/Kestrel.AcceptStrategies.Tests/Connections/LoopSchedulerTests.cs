@@ -5,19 +5,21 @@ namespace Kestrel.AcceptStrategies.Tests.Connections;
 
 /// <summary>
 /// An event loop's scheduler under UnsafePreferInlineScheduling, on a fake clock and a dedicated thread as the loop's:
-/// resumptions scheduled there run when the loop asks, timed, until one holds it for the threshold; anything scheduled
-/// elsewhere, and everything after the fall-back, runs on the thread pool.
+/// resumptions scheduled there run when the loop asks, timed, until one holds it for the threshold (reported when it
+/// returns, or taken over when the watch finds it still running); anything scheduled elsewhere, and everything after
+/// the fall-back, runs on the thread pool.
 /// </summary>
 public sealed class LoopSchedulerTests
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(10);
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero));
     private readonly List<TimeSpan> _blocked = [];
+    private readonly List<TimeSpan> _takenOver = [];
 
     [Fact]
     public void OnTheLoop_ResumptionsWaitForRunReady_AndRunThereInOrder()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
         var ran = new List<(int Order, int Thread)>();
         var loopThread = -1;
         var ranBeforeRunReady = -1;
@@ -43,7 +45,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public void AResumptionScheduledByAnother_RunsInTheSameRunReady()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
         var ran = new List<string>();
         OnLoop(scheduler, () =>
         {
@@ -57,7 +59,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public async Task AResumptionHoldingTheLoopForTheThreshold_IsReportedOnce_TheRestGoToTheThreadPool()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
         var queuedBehind = Ran();
         var scheduledAfter = Ran();
         OnLoop(scheduler, () =>
@@ -79,7 +81,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public async Task ScheduledOffTheLoopsThread_RunsOnTheThreadPool_Untimed()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
         OnLoop(scheduler, () => { });
 
         // Another dedicated thread: not the loop's, not the pool's.
@@ -96,7 +98,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public async Task AResumptionThatThrows_IsTimed_AndLeavesTheRestForTheNextRunReady()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
         var next = Ran();
         Exception? thrown = null;
         var ranWithTheFailure = true;
@@ -104,7 +106,7 @@ public sealed class LoopSchedulerTests
         {
             scheduler.Schedule(_ => { _time.Advance(LoopScheduler.BlockThreshold); throw new InvalidOperationException("the application failed"); }, null);
             scheduler.Schedule(next.Run, null);
-            thrown = Record.Exception(scheduler.RunReady);
+            thrown = Record.Exception(() => { scheduler.RunReady(); });
             ranWithTheFailure = next.OnThePool.Task.IsCompleted;
 
             // The failed one held the loop for the threshold: the one left behind goes to the pool, none is lost.
@@ -119,9 +121,67 @@ public sealed class LoopSchedulerTests
     }
 
     [Fact]
+    public async Task AResumptionTheWatchFindsPastTheThreshold_IsTakenOver_AndItsThreadLeavesTheLoop()
+    {
+        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var queuedBehind = Ran();
+        var toldWhileRunning = -1;
+        bool? stillTheLoop = null;
+        OnLoop(scheduler, () =>
+        {
+            scheduler.StartWatch();
+            scheduler.Schedule(
+                _ =>
+                {
+                    // The watch's first tick, on this clock, while this resumption runs.
+                    _time.Advance(LoopScheduler.BlockThreshold);
+                    toldWhileRunning = _takenOver.Count;
+                },
+                null);
+            scheduler.Schedule(queuedBehind.Run, null);
+            stillTheLoop = scheduler.RunReady();
+        });
+
+        Assert.Equal(1, toldWhileRunning);
+        Assert.Equal([LoopScheduler.BlockThreshold], _takenOver);
+        Assert.False(stillTheLoop);
+        Assert.False(scheduler.IsInline);
+        Assert.Empty(_blocked);
+        Assert.True(await queuedBehind.OnThePool.Task.WaitAsync(s_timeout), "a resumption queued behind the taken-over one ran off the thread pool");
+
+        // The watch has stopped: later ticks tell nothing more.
+        _time.Advance(LoopScheduler.BlockThreshold * 5);
+        Assert.Single(_takenOver);
+    }
+
+    [Fact]
+    public void ResumptionsThatReturnInTime_AreNeverTakenOver()
+    {
+        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var stillTheLoop = new List<bool>();
+        OnLoop(scheduler, () =>
+        {
+            scheduler.StartWatch();
+            for (var i = 0; i < 5; i++)
+            {
+                // Each just under the threshold, and the watch ticks in each; between them, ticks find nothing running.
+                scheduler.Schedule(_ => _time.Advance(LoopScheduler.BlockThreshold - TimeSpan.FromMilliseconds(1)), null);
+                stillTheLoop.Add(scheduler.RunReady());
+                _time.Advance(LoopScheduler.BlockThreshold * 2);
+            }
+        });
+
+        Assert.Equal([true, true, true, true, true], stillTheLoop);
+        Assert.True(scheduler.IsInline);
+        Assert.Empty(_takenOver);
+        Assert.Empty(_blocked);
+        scheduler.Dispose();
+    }
+
+    [Fact]
     public async Task Abandon_SendsWhatIsStillQueuedToTheThreadPool()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
         var queued = Ran();
         OnLoop(scheduler, () =>
         {

@@ -50,7 +50,7 @@ public sealed partial class EventLoopLeaveTests
         var context = new AcceptorContext(
             endPoint, strategy, stop, handedOver.Writer, services.GetRequiredService<AcceptStrategyMetrics>(), NullLogger.Instance, null, disposing.Token);
         var leaving = new EventLoop(0, shared, settings, shutdown, context);
-        Thread? leavingThread = null;
+        TaskCompletionSource? leavingEnded = null;
 
         await using var remaining = factory.Create([ListenSocketBinder.Duplicate(shared)], strategy, 1, null, null);
         remaining.Start();
@@ -76,8 +76,8 @@ public sealed partial class EventLoopLeaveTests
             Assert.Equal((1, 0UL), woken); // the listening socket's registration (EventLoop.ListenToken)
 
             stop.Set();
-            leavingThread = new Thread(leaving.Run) { IsBackground = true, Name = $"acc:leave{name}" };
-            leavingThread.Start();
+            leavingEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            leaving.Start($"acc:leave{name}", leavingEnded.SetResult);
 
             // Handed to Kestrel by either: the leaving loop, or the loop that stays had it been woken.
             using var cancel = new CancellationTokenSource(TestServer.Timeout);
@@ -97,7 +97,7 @@ public sealed partial class EventLoopLeaveTests
         {
             disposing.Cancel();
             shutdown.Set();
-            if (leavingThread?.Join(TestServer.Timeout) != false)
+            if (leavingEnded is null || await Task.WhenAny(leavingEnded.Task, Task.Delay(TestServer.Timeout)) == leavingEnded.Task)
             {
                 leaving.Dispose();
             }

@@ -55,13 +55,13 @@ public static class TransportEvents
     /// <summary>
     /// An event loop under <c>UnsafePreferInlineScheduling</c> saying that application code (or a pause of the whole
     /// process) held it past its threshold, so it hands application code to the thread pool from then on (event 88
-    /// <c>EventLoopBlocked</c>): a statement about time on a loaded machine, not about any connection, so the checks
-    /// for errors leave it out.
+    /// <c>EventLoopBlocked</c>, or 89 <c>EventLoopTakenOver</c> when the code had not returned yet): a statement about
+    /// time on a loaded machine, not about any connection, so the checks for errors leave it out.
     /// </summary>
     public static bool LoopHeld(LogEntry entry)
     {
         ArgumentNullException.ThrowIfNull(entry);
-        return entry.Category == EventLoopCategory && entry.Event.Id == 88;
+        return entry.Category == EventLoopCategory && entry.Event.Id is 88 or 89;
     }
 
     /// <summary>Logged by Kestrel itself (not by its transport).</summary>
