@@ -51,9 +51,15 @@ internal static partial class ConnectionLog
 
     [LoggerMessage(89, LogLevel.Warning,
         "Application code run on the event loop of acceptor {Acceptor} on {EndPoint} (UnsafePreferInlineScheduling) has held it for {Milliseconds} ms and not returned " +
-        "(a synchronous read or write waits for that loop, or it is slow); a new thread carries the loop on, and from now on that loop hands application code to the thread pool.",
+        "(it waits synchronously for that loop, or it is slow, or the process was paused); a new thread carries the loop on, and from now on that loop hands application code to the thread pool.",
         EventName = "EventLoopTakenOver")]
     public static partial void EventLoopTakenOver(ILogger logger, int acceptor, System.Net.EndPoint endPoint, long milliseconds);
+
+    [LoggerMessage(90, LogLevel.Error,
+        "No thread could be started to take over the event loop of acceptor {Acceptor} on {EndPoint} (UnsafePreferInlineScheduling), held by application code; " +
+        "the loop waits until that code returns, and from then on hands application code to the thread pool.",
+        EventName = "EventLoopTakeOverFailed")]
+    public static partial void EventLoopTakeOverFailed(ILogger logger, int acceptor, System.Net.EndPoint endPoint, Exception exception);
 
     // The connection id is made on first use: these check the level first so a connection nobody logs about never pays for one.
     public static void ConnectionPause(ILogger logger, NativeConnection connection)

@@ -21,17 +21,21 @@ namespace Kestrel.AcceptStrategies.Connections;
 /// A hold is seen two ways. A resumption that returns after the threshold is reported to <c>blocked</c>, on the loop's
 /// thread. One still running when the watch (every <see cref="BlockThreshold"/>) finds it past the threshold may be
 /// waiting for something only its own loop can deliver (its request body read synchronously, a synchronous write larger
-/// than the buffers): <c>takeOver</c> is told, on the watch's thread, and must carry the loop on on another thread; the
-/// held thread's <see cref="RunReady"/> then returns false when the resumption does, and that thread leaves the loop.
+/// than the buffers): <c>takeOver</c> is told, on the watch's thread, and carries the loop on on a new thread (false if
+/// it could start none); the held thread's <see cref="RunReady"/> then returns false when the resumption does, and that
+/// thread leaves the loop. Either way, from then on application code runs on the thread pool.
 /// </para>
 /// </remarks>
-internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked, Action<TimeSpan> takeOver) : PipeScheduler, IDisposable
+internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked, Func<TimeSpan, bool> takeOver) : PipeScheduler, IDisposable
 {
     /// <summary>How long one resumption may hold the loop before the loop stops running application code.</summary>
     public static readonly TimeSpan BlockThreshold = TimeSpan.FromMilliseconds(100);
 
     // In _running: the watch took the loop from the thread running the resumption.
     private const long TakenOver = -1;
+
+    // In _takeOver: whether takeOver started the loop's new thread.
+    private const int Pending = 0, Started = 1, Failed = 2;
 
     // Concurrent only for the moment of a take-over: a resumption on the held thread may still enqueue while the loop's
     // new thread drains. Otherwise only the loop's thread touches it.
@@ -41,6 +45,8 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
 
     // When the resumption running on the loop started (a timestamp of time), 0 between resumptions, or TakenOver.
     private long _running;
+    private int _takeOver;
+    private int _leftBy = -1;
     private ITimer? _watch;
 
     /// <summary>Whether resumptions still run on the loop.</summary>
@@ -48,6 +54,9 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
 
     /// <summary>The calling thread is the loop's (again, after a take-over).</summary>
     public void BindToCurrentThread() => _loopThread = Environment.CurrentManagedThreadId;
+
+    /// <summary>Whether the calling thread was taken over and left the loop (whichever way its frames unwind).</summary>
+    public bool LeftByCurrentThread => Volatile.Read(ref _leftBy) == Environment.CurrentManagedThreadId;
 
     /// <summary>Starts the watch for a resumption that does not return.</summary>
     public void StartWatch()
@@ -63,6 +72,13 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
         if (_inline && Environment.CurrentManagedThreadId == _loopThread)
         {
             _ready.Enqueue((action, state));
+
+            // Taken over meanwhile (this is the held thread): the new thread may already have drained the queue.
+            if (!_inline)
+            {
+                Drain();
+            }
+
             return;
         }
 
@@ -95,12 +111,12 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
             }
             finally
             {
-                takenOver = Interlocked.Exchange(ref _running, 0) == TakenOver;
+                takenOver = Interlocked.Exchange(ref _running, 0) == TakenOver && LeftTheLoop();
                 if (!takenOver)
                 {
                     // Only this frame and the watch turn _inline off, and the watch only while it is TakenOver.
                     var held = time.GetElapsedTime(started);
-                    if (held >= BlockThreshold)
+                    if (held >= BlockThreshold && _inline)
                     {
                         _inline = false;
                         _watch?.Dispose();
@@ -151,7 +167,38 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
 
         _inline = false;
         _watch?.Dispose();
-        takeOver(held);
+        var carriedOn = false;
+        try
+        {
+            carriedOn = takeOver(held);
+        }
+        finally
+        {
+            // The held thread waits for this verdict when its resumption returns.
+            Volatile.Write(ref _takeOver, carriedOn ? Started : Failed);
+        }
+    }
+
+    /// <summary>
+    /// On the held thread, once its resumption returned after the watch took it over: whether a new thread carries the
+    /// loop on (this one leaves it), or none could be started (this one goes on as the loop's, handing application code
+    /// to the thread pool).
+    /// </summary>
+    private bool LeftTheLoop()
+    {
+        var spin = default(SpinWait);
+        while (Volatile.Read(ref _takeOver) == Pending)
+        {
+            spin.SpinOnce();
+        }
+
+        if (_takeOver == Failed)
+        {
+            return false;
+        }
+
+        Volatile.Write(ref _leftBy, Environment.CurrentManagedThreadId);
+        return true;
     }
 
     private void Drain()

@@ -64,7 +64,7 @@ internal sealed class EventLoop : Acceptor
     private readonly ConnectionTable _connections = new();
     private readonly NativeConnectionSettings _settings;
     private readonly LoopScheduler? _scheduler;
-    private readonly EpollEventBuffer _events = new(MaxEvents);
+    private readonly EpollEventBuffer _events;
     private readonly int _listenFd;
     private readonly int _rearmEvery;
     private int _wakeups;
@@ -110,6 +110,7 @@ internal sealed class EventLoop : Acceptor
         _rearmEvery = context.Strategy == AcceptStrategy.ThunderingHerd ? RearmEvery : 0;
         _epoll = new Epoll();
         _wake = new EventFd();
+        _events = new EpollEventBuffer(MaxEvents);
         var errno = _epoll.Add(_listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken);
         if (errno == 0)
         {
@@ -159,6 +160,9 @@ internal sealed class EventLoop : Acceptor
         var owner = true;
         try
         {
+            // After a take-over: what the held thread queued goes to the thread pool now, not at the next event.
+            _ = _scheduler?.RunReady();
+
             while (true)
             {
                 if (!_inBatch)
@@ -231,7 +235,8 @@ internal sealed class EventLoop : Acceptor
         }
         finally
         {
-            if (owner)
+            // A thread taken over leaves the loop to its new thread, even if what held it threw.
+            if (owner && _scheduler?.LeftByCurrentThread != true)
             {
                 _held?.Abort(new ConnectionAbortedException("The listener was disposed before Kestrel took this connection."));
                 StopListening();
@@ -284,19 +289,22 @@ internal sealed class EventLoop : Acceptor
 
     /// <summary>
     /// On the watch's thread: application code has held the loop's thread past the threshold and not returned. The loop
-    /// goes on on a new thread (the held one leaves it when the code returns), and application code on the pool.
+    /// goes on on a new thread (the held one leaves it when the code returns), and application code on the pool; false
+    /// when no thread could be started.
     /// </summary>
-    private void TakeOver(TimeSpan held)
+    private bool TakeOver(TimeSpan held)
     {
+        // Logged first: nothing may fail once the new thread runs, or the held thread would not know it has left.
         ConnectionLog.EventLoopTakenOver(_settings.Logger, Id, Context.EndPoint, (long)held.TotalMilliseconds);
         try
         {
             StartThread(Serve);
+            return true;
         }
         catch (Exception e)
         {
-            // No thread to be had (out of memory): the loop stays with the held thread, as before the take-over.
-            _ = AcceptorFaulted(e);
+            ConnectionLog.EventLoopTakeOverFailed(_settings.Logger, Id, Context.EndPoint, e);
+            return false;
         }
     }
 

@@ -15,11 +15,12 @@ public sealed class LoopSchedulerTests
     private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 12, 7, 0, 0, 0, TimeSpan.Zero));
     private readonly List<TimeSpan> _blocked = [];
     private readonly List<TimeSpan> _takenOver = [];
+    private bool _threadStarts = true;
 
     [Fact]
     public void OnTheLoop_ResumptionsWaitForRunReady_AndRunThereInOrder()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
         var ran = new List<(int Order, int Thread)>();
         var loopThread = -1;
         var ranBeforeRunReady = -1;
@@ -45,7 +46,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public void AResumptionScheduledByAnother_RunsInTheSameRunReady()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
         var ran = new List<string>();
         OnLoop(scheduler, () =>
         {
@@ -59,7 +60,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public async Task AResumptionHoldingTheLoopForTheThreshold_IsReportedOnce_TheRestGoToTheThreadPool()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
         var queuedBehind = Ran();
         var scheduledAfter = Ran();
         OnLoop(scheduler, () =>
@@ -81,7 +82,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public async Task ScheduledOffTheLoopsThread_RunsOnTheThreadPool_Untimed()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
         OnLoop(scheduler, () => { });
 
         // Another dedicated thread: not the loop's, not the pool's.
@@ -98,7 +99,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public async Task AResumptionThatThrows_IsTimed_AndLeavesTheRestForTheNextRunReady()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
         var next = Ran();
         Exception? thrown = null;
         var ranWithTheFailure = true;
@@ -123,10 +124,11 @@ public sealed class LoopSchedulerTests
     [Fact]
     public async Task AResumptionTheWatchFindsPastTheThreshold_IsTakenOver_AndItsThreadLeavesTheLoop()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
         var queuedBehind = Ran();
         var toldWhileRunning = -1;
         bool? stillTheLoop = null;
+        var leftByTheLoopsThread = false;
         OnLoop(scheduler, () =>
         {
             scheduler.StartWatch();
@@ -140,11 +142,13 @@ public sealed class LoopSchedulerTests
                 null);
             scheduler.Schedule(queuedBehind.Run, null);
             stillTheLoop = scheduler.RunReady();
+            leftByTheLoopsThread = scheduler.LeftByCurrentThread;
         });
 
         Assert.Equal(1, toldWhileRunning);
         Assert.Equal([LoopScheduler.BlockThreshold], _takenOver);
         Assert.False(stillTheLoop);
+        Assert.True(leftByTheLoopsThread, "the held thread does not know it left the loop");
         Assert.False(scheduler.IsInline);
         Assert.Empty(_blocked);
         Assert.True(await queuedBehind.OnThePool.Task.WaitAsync(s_timeout), "a resumption queued behind the taken-over one ran off the thread pool");
@@ -155,9 +159,39 @@ public sealed class LoopSchedulerTests
     }
 
     [Fact]
+    public async Task WhenNoThreadCanTakeOver_TheHeldThreadStaysTheLoops_AndApplicationCodeGoesToThePool()
+    {
+        _threadStarts = false;
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
+        var queuedBehind = Ran();
+        var scheduledAfter = Ran();
+        bool? stillTheLoop = null;
+        var left = true;
+        OnLoop(scheduler, () =>
+        {
+            scheduler.StartWatch();
+            scheduler.Schedule(_ => _time.Advance(LoopScheduler.BlockThreshold), null);
+            scheduler.Schedule(queuedBehind.Run, null);
+            stillTheLoop = scheduler.RunReady();
+            left = scheduler.LeftByCurrentThread;
+
+            scheduler.Schedule(scheduledAfter.Run, null);
+            stillTheLoop &= scheduler.RunReady();
+        });
+
+        Assert.True(stillTheLoop);
+        Assert.False(left);
+        Assert.False(scheduler.IsInline);
+        Assert.Single(_takenOver);
+        Assert.Empty(_blocked);
+        Assert.True(await queuedBehind.OnThePool.Task.WaitAsync(s_timeout));
+        Assert.True(await scheduledAfter.OnThePool.Task.WaitAsync(s_timeout));
+    }
+
+    [Fact]
     public void ResumptionsThatReturnInTime_AreNeverTakenOver()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
         var stillTheLoop = new List<bool>();
         OnLoop(scheduler, () =>
         {
@@ -181,7 +215,7 @@ public sealed class LoopSchedulerTests
     [Fact]
     public async Task Abandon_SendsWhatIsStillQueuedToTheThreadPool()
     {
-        var scheduler = new LoopScheduler(_time, _blocked.Add, _takenOver.Add);
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
         var queued = Ran();
         OnLoop(scheduler, () =>
         {
@@ -218,6 +252,13 @@ public sealed class LoopSchedulerTests
     }
 
     private Resumption Ran(TimeSpan advance = default) => new(_time, advance);
+
+    /// <summary>The event loop's part of a take-over: whether it could start the loop's new thread.</summary>
+    private bool TakeOver(TimeSpan held)
+    {
+        _takenOver.Add(held);
+        return _threadStarts;
+    }
 
     private sealed class Resumption(FakeTimeProvider time, TimeSpan advance)
     {
