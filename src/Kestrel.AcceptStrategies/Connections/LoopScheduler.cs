@@ -37,6 +37,12 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
     // In _takeOver: whether takeOver started the loop's new thread.
     private const int Pending = 0, Started = 1, Failed = 2;
 
+    // In _watchState: the watch ticks, or it is parked (no tick) until a resumption starts.
+    private const int Ticking = 0, Parked = 1;
+
+    /// <summary>Ticks in a row that find no resumption started since the last one, before the watch parks.</summary>
+    public const int QuietTicksBeforeParking = 10;
+
     // Concurrent only for the moment of a take-over: a resumption on the held thread may still enqueue while the loop's
     // new thread drains. Otherwise only the loop's thread touches it.
     private readonly ConcurrentQueue<(Action<object?> Action, object? State)> _ready = new();
@@ -49,11 +55,21 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
     private int _leftBy = -1;
     private ITimer? _watch;
 
+    // Resumptions started (the loop's thread writes, the watch reads); the watch's own state besides.
+    private int _started;
+    private int _watchState;
+    private int _watching;
+    private int _startedAtLastTick;
+    private int _quietTicks;
+
     /// <summary>Whether resumptions still run on the loop.</summary>
     public bool IsInline => _inline;
 
     /// <summary>The calling thread is the loop's (again, after a take-over).</summary>
     public void BindToCurrentThread() => _loopThread = Environment.CurrentManagedThreadId;
+
+    /// <summary>Whether the watch is parked: it found the loop running no application code for a while.</summary>
+    public bool IsWatchParked => Volatile.Read(ref _watchState) == Parked;
 
     /// <summary>Whether the calling thread was taken over and left the loop (whichever way its frames unwind).</summary>
     public bool LeftByCurrentThread => Volatile.Read(ref _leftBy) == Environment.CurrentManagedThreadId;
@@ -103,7 +119,15 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
             }
 
             var started = time.GetTimestamp();
-            Volatile.Write(ref _running, started);
+
+            // A full fence between this write and the read of _watchState: a watch that parks meanwhile sees it running.
+            Interlocked.Exchange(ref _running, started);
+            Volatile.Write(ref _started, _started + 1);
+            if (Volatile.Read(ref _watchState) == Parked)
+            {
+                Unpark();
+            }
+
             var takenOver = false;
             try
             {
@@ -149,33 +173,96 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
 
     /// <summary>
     /// The watch: a resumption running for the threshold or longer takes the loop from its thread, once; from then on
-    /// the loop's application code runs on the thread pool.
+    /// the loop's application code runs on the thread pool. A loop that started no resumption for
+    /// <see cref="QuietTicksBeforeParking"/> ticks parks the watch, so an idle loop wakes nothing; the next resumption
+    /// starts it again.
     /// </summary>
     private void Watch()
     {
-        var started = Volatile.Read(ref _running);
-        if (started <= 0 || !_inline)
+        // A timer may run a late tick beside the next one.
+        if (Interlocked.Exchange(ref _watching, 1) != 0)
         {
             return;
         }
 
-        var held = time.GetElapsedTime(started);
-        if (held < BlockThreshold || Interlocked.CompareExchange(ref _running, TakenOver, started) != started)
-        {
-            return;
-        }
-
-        _inline = false;
-        _watch?.Dispose();
-        var carriedOn = false;
         try
         {
-            carriedOn = takeOver(held);
+            var started = Volatile.Read(ref _running);
+            if (!_inline)
+            {
+                return;
+            }
+
+            if (started <= 0)
+            {
+                ParkIfQuiet();
+                return;
+            }
+
+            _quietTicks = 0;
+            var held = time.GetElapsedTime(started);
+            if (held < BlockThreshold || Interlocked.CompareExchange(ref _running, TakenOver, started) != started)
+            {
+                return;
+            }
+
+            _inline = false;
+            _watch?.Dispose();
+            var carriedOn = false;
+            try
+            {
+                carriedOn = takeOver(held);
+            }
+            finally
+            {
+                // The held thread waits for this verdict when its resumption returns.
+                Volatile.Write(ref _takeOver, carriedOn ? Started : Failed);
+            }
         }
         finally
         {
-            // The held thread waits for this verdict when its resumption returns.
-            Volatile.Write(ref _takeOver, carriedOn ? Started : Failed);
+            Volatile.Write(ref _watching, 0);
+        }
+    }
+
+    private void ParkIfQuiet()
+    {
+        var startedSoFar = Volatile.Read(ref _started);
+        if (startedSoFar != _startedAtLastTick)
+        {
+            (_startedAtLastTick, _quietTicks) = (startedSoFar, 0);
+            return;
+        }
+
+        if (++_quietTicks < QuietTicksBeforeParking)
+        {
+            return;
+        }
+
+        // Stopped before it is marked parked: a resumption that unparks it from here on starts it again after this.
+        _quietTicks = 0;
+        _watch?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        Interlocked.Exchange(ref _watchState, Parked);
+
+        // One that started before it could see the mark (its write of _running is fenced, as this exchange is).
+        if (Volatile.Read(ref _running) != 0 || Volatile.Read(ref _started) != startedSoFar)
+        {
+            Unpark();
+        }
+    }
+
+    private void Unpark()
+    {
+        if (Interlocked.CompareExchange(ref _watchState, Ticking, Parked) == Parked)
+        {
+            // Disposed at a fall-back or the loop's end: nothing to start then.
+            try
+            {
+                _watch?.Change(BlockThreshold, BlockThreshold);
+            }
+            catch (ObjectDisposedException)
+            {
+            }
         }
     }
 

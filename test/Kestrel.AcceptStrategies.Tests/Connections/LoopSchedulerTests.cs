@@ -189,6 +189,65 @@ public sealed class LoopSchedulerTests
     }
 
     [Fact]
+    public void AnIdleLoopsWatch_Parks_AndTheNextResumptionStartsItAgain_InTimeToTakeItOver()
+    {
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
+        var parkedWhenIdle = false;
+        var parkedWhileHeld = true;
+        bool? stillTheLoop = null;
+        OnLoop(scheduler, () =>
+        {
+            scheduler.StartWatch();
+            for (var tick = 1; tick < LoopScheduler.QuietTicksBeforeParking; tick++)
+            {
+                _time.Advance(LoopScheduler.BlockThreshold);
+            }
+
+            Assert.False(scheduler.IsWatchParked, "parked before its quiet ticks were up");
+            _time.Advance(LoopScheduler.BlockThreshold);
+            parkedWhenIdle = scheduler.IsWatchParked;
+
+            scheduler.Schedule(
+                _ =>
+                {
+                    parkedWhileHeld = scheduler.IsWatchParked;
+                    _time.Advance(LoopScheduler.BlockThreshold);
+                },
+                null);
+            stillTheLoop = scheduler.RunReady();
+        });
+
+        Assert.True(parkedWhenIdle, "an idle loop's watch did not park");
+        Assert.False(parkedWhileHeld, "a resumption ran with the watch parked");
+        Assert.Single(_takenOver);
+        Assert.False(stillTheLoop);
+    }
+
+    [Fact]
+    public void ABusyLoopsWatch_NeverParks()
+    {
+        var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
+        var parked = new List<bool>();
+        OnLoop(scheduler, () =>
+        {
+            scheduler.StartWatch();
+            for (var tick = 0; tick < LoopScheduler.QuietTicksBeforeParking * 3; tick++)
+            {
+                // One short resumption between two ticks, every time.
+                scheduler.Schedule(_ => _time.Advance(TimeSpan.FromMilliseconds(1)), null);
+                _ = scheduler.RunReady();
+                _time.Advance(LoopScheduler.BlockThreshold);
+                parked.Add(scheduler.IsWatchParked);
+            }
+        });
+
+        Assert.DoesNotContain(true, parked);
+        Assert.Empty(_takenOver);
+        Assert.Empty(_blocked);
+        scheduler.Dispose();
+    }
+
+    [Fact]
     public void ResumptionsThatReturnInTime_AreNeverTakenOver()
     {
         var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
