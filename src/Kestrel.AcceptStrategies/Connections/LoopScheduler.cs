@@ -241,7 +241,16 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
 
         // Stopped before it is marked parked: a resumption that unparks it from here on starts it again after this.
         _quietTicks = 0;
-        _watch?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        try
+        {
+            _watch?.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Disposed meanwhile (a fall-back, the loop's end): nothing left to watch.
+            return;
+        }
+
         Interlocked.Exchange(ref _watchState, Parked);
 
         // One that started before it could see the mark (its write of _running is fenced, as this exchange is).

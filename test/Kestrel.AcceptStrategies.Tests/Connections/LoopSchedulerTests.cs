@@ -224,6 +224,64 @@ public sealed class LoopSchedulerTests
     }
 
     [Fact]
+    public void AResumptionThatStartsWhileTheWatchParks_StartsItAgain()
+    {
+        var time = new HookedTime(_time);
+        var scheduler = new LoopScheduler(time, _blocked.Add, TakeOver);
+        var ranInTheWindow = false;
+        var parkedAfter = true;
+        OnLoop(scheduler, () =>
+        {
+            // Between stopping its timer and marking itself parked, the watch is overtaken by a resumption that starts
+            // and ends (on this thread: the fake clock runs the watch here).
+            time.Stopping = () =>
+            {
+                time.Stopping = null;
+                scheduler.Schedule(_ => ranInTheWindow = true, null);
+                _ = scheduler.RunReady();
+            };
+            scheduler.StartWatch();
+            for (var tick = 0; tick < LoopScheduler.QuietTicksBeforeParking; tick++)
+            {
+                _time.Advance(LoopScheduler.BlockThreshold);
+            }
+
+            parkedAfter = scheduler.IsWatchParked;
+        });
+
+        Assert.True(ranInTheWindow, "the watch never parked");
+        Assert.False(parkedAfter, "the watch stayed parked though a resumption started while it parked");
+    }
+
+    [Fact]
+    public void AWatchDisposedWhileItParks_EndsQuietly()
+    {
+        var time = new HookedTime(_time);
+        var scheduler = new LoopScheduler(time, _blocked.Add, TakeOver);
+        Exception? thrown = null;
+        OnLoop(scheduler, () =>
+        {
+            // The loop ends just before the last quiet tick stops the timer, which a disposed system timer refuses.
+            time.Stopping = () =>
+            {
+                scheduler.Abandon();
+                throw new ObjectDisposedException("timer");
+            };
+            scheduler.StartWatch();
+            thrown = Record.Exception(() =>
+            {
+                for (var tick = 0; tick < LoopScheduler.QuietTicksBeforeParking; tick++)
+                {
+                    _time.Advance(LoopScheduler.BlockThreshold);
+                }
+            });
+        });
+
+        Assert.Null(thrown);
+        Assert.False(scheduler.IsWatchParked);
+    }
+
+    [Fact]
     public void ABusyLoopsWatch_NeverParks()
     {
         var scheduler = new LoopScheduler(_time, _blocked.Add, TakeOver);
@@ -317,6 +375,38 @@ public sealed class LoopSchedulerTests
     {
         _takenOver.Add(held);
         return _threadStarts;
+    }
+
+    /// <summary>The fake clock, with a hook where the watch stops its timer (a change to an infinite due time).</summary>
+    private sealed class HookedTime(FakeTimeProvider inner) : TimeProvider
+    {
+        public Action? Stopping { get; set; }
+
+        public override long TimestampFrequency => inner.TimestampFrequency;
+
+        public override long GetTimestamp() => inner.GetTimestamp();
+
+        public override DateTimeOffset GetUtcNow() => inner.GetUtcNow();
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            new HookedTimer(this, inner.CreateTimer(callback, state, dueTime, period));
+
+        private sealed class HookedTimer(HookedTime time, ITimer timer) : ITimer
+        {
+            public bool Change(TimeSpan dueTime, TimeSpan period)
+            {
+                if (dueTime == Timeout.InfiniteTimeSpan)
+                {
+                    time.Stopping?.Invoke();
+                }
+
+                return timer.Change(dueTime, period);
+            }
+
+            public void Dispose() => timer.Dispose();
+
+            public ValueTask DisposeAsync() => timer.DisposeAsync();
+        }
     }
 
     private sealed class Resumption(FakeTimeProvider time, TimeSpan advance)
