@@ -35,7 +35,7 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
     private const long TakenOver = -1;
 
     // In _takeOver: whether takeOver started the loop's new thread.
-    private const int Pending = 0, Started = 1, Failed = 2;
+    private const int Pending = 0, CarriedOn = 1, NoThread = 2;
 
     // In _watchState: the watch ticks, or it is parked (no tick) until a resumption starts.
     private const int Ticking = 0, Parked = 1;
@@ -56,10 +56,10 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
     private ITimer? _watch;
 
     // Resumptions started (the loop's thread writes, the watch reads); the watch's own state besides.
-    private int _started;
+    private int _resumptionsStarted;
     private int _watchState;
     private int _watching;
-    private int _startedAtLastTick;
+    private int _resumptionsAtLastTick;
     private int _quietTicks;
 
     /// <summary>Whether resumptions still run on the loop.</summary>
@@ -122,7 +122,7 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
 
             // A full fence between this write and the read of _watchState: a watch that parks meanwhile sees it running.
             Interlocked.Exchange(ref _running, started);
-            Volatile.Write(ref _started, _started + 1);
+            Volatile.Write(ref _resumptionsStarted, _resumptionsStarted + 1);
             if (Volatile.Read(ref _watchState) == Parked)
             {
                 Unpark();
@@ -216,7 +216,7 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
             finally
             {
                 // The held thread waits for this verdict when its resumption returns.
-                Volatile.Write(ref _takeOver, carriedOn ? Started : Failed);
+                Volatile.Write(ref _takeOver, carriedOn ? CarriedOn : NoThread);
             }
         }
         finally
@@ -227,10 +227,10 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
 
     private void ParkIfQuiet()
     {
-        var startedSoFar = Volatile.Read(ref _started);
-        if (startedSoFar != _startedAtLastTick)
+        var startedSoFar = Volatile.Read(ref _resumptionsStarted);
+        if (startedSoFar != _resumptionsAtLastTick)
         {
-            (_startedAtLastTick, _quietTicks) = (startedSoFar, 0);
+            (_resumptionsAtLastTick, _quietTicks) = (startedSoFar, 0);
             return;
         }
 
@@ -254,7 +254,7 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
         Interlocked.Exchange(ref _watchState, Parked);
 
         // One that started before it could see the mark (its write of _running is fenced, as this exchange is).
-        if (Volatile.Read(ref _running) != 0 || Volatile.Read(ref _started) != startedSoFar)
+        if (Volatile.Read(ref _running) != 0 || Volatile.Read(ref _resumptionsStarted) != startedSoFar)
         {
             Unpark();
         }
@@ -288,7 +288,7 @@ internal sealed class LoopScheduler(TimeProvider time, Action<TimeSpan> blocked,
             spin.SpinOnce();
         }
 
-        if (_takeOver == Failed)
+        if (_takeOver == NoThread)
         {
             return false;
         }
