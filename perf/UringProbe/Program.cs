@@ -32,6 +32,7 @@ internal static unsafe partial class Program
     {
         string? url = null;
         var engine = "epoll";
+        var setup = "defer";
         foreach (var argument in args)
         {
             if (argument.StartsWith("--urls=", StringComparison.Ordinal))
@@ -41,6 +42,10 @@ internal static unsafe partial class Program
             else if (argument.StartsWith("--engine=", StringComparison.Ordinal))
             {
                 engine = argument["--engine=".Length..];
+            }
+            else if (argument.StartsWith("--setup=", StringComparison.Ordinal))
+            {
+                setup = argument["--setup=".Length..];
             }
             else if (!argument.StartsWith("--MeterSnapshotPath=", StringComparison.Ordinal))
             {
@@ -63,6 +68,11 @@ internal static unsafe partial class Program
             return Fail($"--engine={engine}: epoll or uring");
         }
 
+        if (!Uring.SetupFlags.TryGetValue(setup, out var setupFlags))
+        {
+            return Fail($"--setup={setup}: {string.Join(", ", Uring.SetupFlags.Keys)}");
+        }
+
         using var listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         listener.NoDelay = true;
@@ -78,7 +88,7 @@ internal static unsafe partial class Program
         }
 
         s_listening = $"http://{listener.LocalEndPoint}";
-        return engine == "epoll" ? Epoll.Run(listenFd, responses) : Uring.Run(listenFd, responses);
+        return engine == "epoll" ? Epoll.Run(listenFd, responses) : Uring.Run(listenFd, responses, setup, setupFlags);
     }
 
     private static int Fail(string message)
@@ -209,7 +219,7 @@ internal static unsafe partial class Program
     private static class Uring
     {
         private const int SysSetup = 425, SysEnter = 426;
-        private const uint SetupSingleIssuer = 1 << 12, SetupDeferTaskrun = 1 << 13;
+        private const uint SetupCoopTaskrun = 1 << 8, SetupTaskrunFlag = 1 << 9, SetupSingleIssuer = 1 << 12, SetupDeferTaskrun = 1 << 13;
         private const uint FeatSingleMmap = 1;
         private const uint EnterGetEvents = 1;
         private const byte OpAccept = 13, OpSend = 26, OpRecv = 27;
@@ -225,22 +235,32 @@ internal static unsafe partial class Program
         private static byte* s_cqes;
         private static uint s_sqMask, s_sqEntries, s_cqMask, s_sqLocalTail, s_pending;
 
-        public static int Run(int listenFd, byte* responses)
+        /// <summary>
+        /// <c>--setup</c>: when the kernel runs a completion's deferred work (the receive or send itself, once the socket
+        /// is ready). <c>defer</c> (the default) only when the one thread that submits waits for completions
+        /// (<c>SINGLE_ISSUER|DEFER_TASKRUN</c>, Linux 6.1); <c>coop</c> when the ring's thread next enters the kernel,
+        /// any thread may submit (<c>COOP_TASKRUN|TASKRUN_FLAG</c>, 5.19); <c>none</c> at once, interrupting the thread.
+        /// </summary>
+        public static readonly Dictionary<string, uint> SetupFlags = new()
         {
-            var flags = "SINGLE_ISSUER|DEFER_TASKRUN";
-            if (!Setup(SetupSingleIssuer | SetupDeferTaskrun, out var error))
+            ["defer"] = SetupSingleIssuer | SetupDeferTaskrun,
+            ["coop"] = SetupCoopTaskrun | SetupTaskrunFlag,
+            ["none"] = 0,
+        };
+
+        public static int Run(int listenFd, byte* responses, string setup, uint flags)
+        {
+            if (!Setup(flags, out var error))
             {
-                flags = "none";
-                if (!Setup(0, out error))
-                {
-                    return Fail($"io_uring_setup: errno {error} (kernel.io_uring_disabled, or a seccomp profile that blocks it?)");
-                }
+                return Fail(error == 22
+                    ? $"io_uring_setup: EINVAL with --setup={setup} (a kernel older than these flags? try --setup=none)"
+                    : $"io_uring_setup: errno {error} (kernel.io_uring_disabled, or a seccomp profile that blocks it?)");
             }
 
             var buffers = new nint[1 << 16];
             var matched = new int[1 << 16];
             PrepareAccept(listenFd);
-            Started($"uring (setup flags {flags})");
+            Started($"uring (--setup={setup})");
             while (true)
             {
                 Submit(wait: 1);
