@@ -40,7 +40,8 @@ public static class AcceptStrategyWebHostBuilderExtensions
     /// </summary>
     /// <remarks>
     /// This registers services only. The options are checked, all at once, when the host starts; nothing in the
-    /// process (environment, console, signals, runtime settings) is changed by a one-process app.
+    /// process (environment, console, signals, runtime settings) is changed by a one-process app, except that sockets
+    /// passed by systemd (socket activation) are taken, and with them its <c>LISTEN_*</c> variables.
     /// </remarks>
     /// <param name="builder">The web host builder.</param>
     /// <param name="configure">Changes the options after configuration has been bound.</param>

@@ -37,10 +37,10 @@ public static class WorkerProcessesWebHostBuilderExtensions
     /// </summary>
     /// <remarks>
     /// This registers services. When the host starts, and only in worker mode, the process takes what its role
-    /// needs: the supervisor its signal handlers (SIGHUP, SIGTTIN, SIGTTOU) and console writers that keep lines whole,
-    /// a worker its inherited sockets. A worker process (never the process the user starts) also unblocks, here, the
-    /// terminal's signals its supervisor blocked when it started it. Unix sockets, named pipes and HTTP/3 are refused in
-    /// worker mode: only TCP endpoints can be handed to workers.
+    /// needs: the supervisor its signal handlers (SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2) and console writers that keep lines
+    /// whole, a worker its inherited sockets. A worker process (never the process the user starts) also unblocks, here,
+    /// the signals its supervisor blocked when it started it. Named pipes, file handles and HTTP/3 are refused in worker
+    /// mode: only TCP endpoints and Unix sockets can be handed to workers.
     /// </remarks>
     /// <param name="builder">The web host builder.</param>
     /// <param name="configure">Changes the options after configuration has been bound.</param>

@@ -43,7 +43,7 @@ internal sealed class AcceptStrategyMetrics
             MutexWaitName, "s", "Time an acceptor waited for the accept mutex (Serialized only).",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.000_01, 0.000_1, 0.001, 0.01, 0.1, 1, 10] });
         _errors = meter.CreateCounter<long>(
-            AcceptErrorsName, "{error}", "Failed accepts, tagged with the .NET SocketError name (TooManyOpenSockets for EMFILE), or mutex or unexpected.");
+            AcceptErrorsName, "{error}", "Failed accepts, tagged with the .NET SocketError name (TooManyOpenSockets for EMFILE), another errno's name, or mutex or unexpected.");
         _spurious = meter.CreateCounter<long>(
             SpuriousWakeupsName, "{wakeup}", "Acceptors woken for a connection another acceptor took first (EAGAIN).");
         // Measured only in a supervisor: a single process or a worker reports no series at all rather than a 0.

@@ -115,14 +115,18 @@ internal abstract class Acceptor(int id, Socket listenSocket, AcceptorContext co
         context.Observer?.Accepted(connection);
     }
 
-    /// <summary>An accept that failed for want of descriptors, memory or the lock: counted, logged once per episode; the back-off in ms.</summary>
-    protected int AcceptFailed(string error)
+    /// <summary>
+    /// An accept that failed for want of descriptors, memory or the lock: counted under <paramref name="error"/> (a few
+    /// stable values, see <see cref="ErrorTag"/>), logged once per episode with <paramref name="detail"/> if given; the
+    /// back-off in ms.
+    /// </summary>
+    protected int AcceptFailed(string error, string? detail = null)
     {
         context.Metrics.AcceptError(error, _tags);
         _backoff = _backoff == 0 ? FirstBackoffMilliseconds : Math.Min(_backoff * 2, MaxBackoffMilliseconds);
         if (_failures++ == 0)
         {
-            AcceptStrategyLog.AcceptError(context.Logger, id, context.EndPoint, error, _backoff);
+            AcceptStrategyLog.AcceptError(context.Logger, id, context.EndPoint, detail ?? error, _backoff);
         }
 
         return _backoff;
@@ -152,6 +156,12 @@ internal abstract class Acceptor(int id, Socket listenSocket, AcceptorContext co
     }
 
     /// <summary>A connection that died in the kernel's queue (reset, aborted): counted, no back-off.</summary>
+    /// <summary>The error tag of a failed call's errno: the .NET <see cref="SocketError"/> name where Kestrel's transport would report one, else the errno's name.</summary>
+    protected static string ErrorTag(int errno) =>
+        errno is Libc.EMFILE or Libc.ENFILE ? nameof(SocketError.TooManyOpenSockets)
+        : errno is Libc.ENOBUFS or Libc.ENOMEM ? nameof(SocketError.NoBufferSpaceAvailable)
+        : Libc.ErrnoName(errno);
+
     protected void ConnectionLostInQueue() => context.Metrics.AcceptError(SocketError.ConnectionAborted.ToString(), _tags);
 
     /// <summary>Another acceptor (or process) took the connection this wake-up was for.</summary>

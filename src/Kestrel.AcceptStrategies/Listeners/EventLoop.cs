@@ -178,7 +178,7 @@ internal sealed class EventLoop : Acceptor
                     if (n < 0)
                     {
                         // epoll itself failing is not something a retry fixes quickly; log once, back off, go on.
-                        Thread.Sleep(AcceptFailed("epoll_wait " + Libc.ErrnoName(-n)));
+                        Thread.Sleep(AcceptFailed(ErrorTag(-n), "epoll_wait " + Libc.ErrnoName(-n)));
                         continue;
                     }
 
@@ -330,7 +330,7 @@ internal sealed class EventLoop : Acceptor
 
         if (errno != 0)
         {
-            Pause(AcceptFailed("epoll_ctl " + Libc.ErrnoName(errno)));
+            Pause(AcceptFailed(ErrorTag(errno), "epoll_ctl " + Libc.ErrnoName(errno)));
         }
     }
 
@@ -347,7 +347,7 @@ internal sealed class EventLoop : Acceptor
         var errno = _epoll.Add(_listenFd, Libc.EPOLLIN | Libc.EPOLLEXCLUSIVE, ListenToken);
         if (errno != 0 && errno != Libc.EEXIST)
         {
-            Pause(AcceptFailed("epoll_ctl " + Libc.ErrnoName(errno)));
+            Pause(AcceptFailed(ErrorTag(errno), "epoll_ctl " + Libc.ErrnoName(errno)));
             return;
         }
 
@@ -474,9 +474,7 @@ internal sealed class EventLoop : Acceptor
                     return true;
             }
 
-            var error = errno is Libc.EMFILE or Libc.ENFILE ? SocketError.TooManyOpenSockets.ToString()
-                : errno is Libc.ENOBUFS or Libc.ENOMEM ? SocketError.NoBufferSpaceAvailable.ToString()
-                : Libc.ErrnoName(errno);
+            var error = ErrorTag(errno);
             if (leaving)
             {
                 // No back-off to wait out: the rest stay queued for whoever else listens on the socket.

@@ -62,7 +62,7 @@ internal sealed unsafe class MutexAcceptor(
         if (!TryEnterMutex(out var mutexError))
         {
             // The lock file went away or the system is out of locks: a failed accept as far as callers can tell.
-            return mutexError is not null && !Context.Stop.Wait(AcceptFailed(mutexError));
+            return mutexError is not null && !Context.Stop.Wait(AcceptFailed("mutex", mutexError));
         }
 
         if (Context.Metrics.MutexWaitEnabled)

@@ -19,7 +19,11 @@ public sealed class WorkerProcessInfo
     /// <summary>Whether this process serves requests alone, supervises workers, or is a worker.</summary>
     public WorkerProcessRole Role => _value.Value.Role;
 
-    /// <summary>A worker's slot, from 0 to <c>Workers - 1</c>; successive workers in a slot replace each other. -1 outside workers.</summary>
+    /// <summary>
+    /// A worker's slot, from 0: below <c>Workers</c> in a fixed pool never scaled by SIGTTIN, below <c>MaxWorkers</c> in an
+    /// adaptive one; a new slot takes the lowest free index. Successive workers in a slot replace each other. -1 outside
+    /// workers.
+    /// </summary>
     public int Slot => _value.Value.Slot;
 
     /// <summary>How many workers this slot has had, this one included (1 for the first). 0 outside workers.</summary>

@@ -30,8 +30,9 @@ public sealed class WorkerProcessOptions
     /// </summary>
     /// <remarks>
     /// Defaults to 0: the pool is fixed at <see cref="Workers"/>. At least <see cref="Workers"/> otherwise. With
-    /// <see cref="AcceptStrategy.ReusePort"/> it needs <c>net.ipv4.tcp_migrate_req = 1</c>: a drained worker's slot
-    /// closes its own sockets, and only the kernel can move the connections queued on them to another.
+    /// <see cref="AcceptStrategy.ReusePort"/> a drained worker's slot keeps its sockets and new connections are steered
+    /// around it; only where the kernel (or a seccomp profile) refuses <c>SO_ATTACH_REUSEPORT_CBPF</c> does the pool
+    /// close them and need <c>net.ipv4.tcp_migrate_req = 1</c>, so that the kernel moves what is queued on them.
     /// </remarks>
     public int MaxWorkers { get; set; }
 

@@ -5,9 +5,12 @@ namespace Kestrel.AcceptStrategies.Tests.Infrastructure;
 /// <summary>
 /// An accept mutex factory with faults on demand: mutexes whose <c>TryEnter</c> throws for the first
 /// <c>failingEnters</c> calls (across all its mutexes), and a <c>Create</c> that throws from call <c>failingCreate</c> on.
-/// Otherwise one in-process semaphore, as <see cref="InProcessAcceptMutexFactory"/>.
+/// Otherwise one in-process semaphore, as <see cref="InProcessAcceptMutexFactory"/>. <c>fault</c> makes what a failing
+/// <c>TryEnter</c> throws; by default an exception no mutex throws, where an <see cref="IOException"/> is how the
+/// <c>flock</c> mutex reports a failed call.
 /// </summary>
-internal sealed class FaultyMutexFactory(int failingEnters = 0, int failingCreate = int.MaxValue, Func<IAcceptMutex>? inner = null) : IAcceptMutexFactory
+internal sealed class FaultyMutexFactory(
+    int failingEnters = 0, int failingCreate = int.MaxValue, Func<IAcceptMutex>? inner = null, Func<Exception>? fault = null) : IAcceptMutexFactory
 {
     private readonly InProcessAcceptMutexFactory _semaphore = new();
     private int _enters;
@@ -40,7 +43,7 @@ internal sealed class FaultyMutexFactory(int failingEnters = 0, int failingCreat
         {
             if (Interlocked.Increment(ref factory._enters) <= factory._failingEnters)
             {
-                throw new InvalidOperationException("Injected fault: the accept mutex threw.");
+                throw factory._fault?.Invoke() ?? new InvalidOperationException("Injected fault: the accept mutex threw.");
             }
 
             return inner.TryEnter(stopping);
@@ -52,4 +55,5 @@ internal sealed class FaultyMutexFactory(int failingEnters = 0, int failingCreat
     }
 
     private readonly int _failingEnters = failingEnters;
+    private readonly Func<Exception>? _fault = fault;
 }

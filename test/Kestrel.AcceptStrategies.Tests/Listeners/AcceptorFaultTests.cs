@@ -18,6 +18,7 @@ public sealed class AcceptorFaultTests
 {
     private const int AcceptorFailedEventId = 50;
     private const int AcceptRecoveredEventId = 3;
+    private const int AcceptErrorEventId = 2;
 
     [Fact]
     public async Task Run_MutexThrowsThenWorks_LoggedOnceRecoversAndUnbinds()
@@ -44,6 +45,50 @@ public sealed class AcceptorFaultTests
         Assert.Null(await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout));
         await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
         await TestServer.AssertNoAcceptorThreadsAsync(port);
+    }
+
+    [Fact]
+    public async Task Run_FlockFails_CountedUnderMutexAndLoggedWithTheError()
+    {
+        // The flock mutex reports a failed call (a lock file gone, ENOLCK) as an IOException: an accept error whose metric
+        // tag is "mutex", one of a few fixed values, while the log says which call failed and why.
+        var logger = new ListLogger();
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var metrics = new AcceptMetrics(services);
+        var lockPath = Path.Combine(Path.GetTempPath(), $"kas-fault-{Guid.NewGuid():N}.lock");
+        File.WriteAllBytes(lockPath, []);
+        using var flock = new FlockAcceptMutexFactory(lockPath);
+        try
+        {
+            var factory = new FaultyMutexFactory(
+                failingEnters: 3, inner: flock.Create, fault: static () => new IOException("flock on the accept lock file failed: ENOLCK"));
+            var listener = CreateListener(factory, acceptors: 1, logger, services);
+            var port = ((IPEndPoint)listener.EndPoint).Port;
+            listener.Start();
+
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await client.ConnectAsync(listener.EndPoint);
+            await client.SendAsync("x"u8.ToArray());
+            var connection = await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout);
+            Assert.NotNull(connection);
+            await connection.DisposeAsync();
+
+            var error = Assert.Single(logger.WithId(AcceptErrorEventId));
+            Assert.Contains("flock on the accept lock file failed: ENOLCK", error.Message, StringComparison.Ordinal);
+            Assert.Single(logger.WithId(AcceptRecoveredEventId));
+            Assert.Empty(logger.WithId(AcceptorFailedEventId));
+            var errors = metrics.Snapshot(AcceptStrategyMetrics.AcceptErrorsName);
+            Assert.Equal(3, Assert.Single(errors, kv => kv.Key.EndsWith("|mutex", StringComparison.Ordinal)).Value);
+            Assert.Single(errors);
+
+            await listener.UnbindAsync().AsTask().WaitAsync(TestServer.Timeout);
+            await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
+            await TestServer.AssertNoAcceptorThreadsAsync(port);
+        }
+        finally
+        {
+            File.Delete(lockPath);
+        }
     }
 
     [Fact]
