@@ -61,6 +61,12 @@ internal static partial class ConnectionLog
         EventName = "EventLoopTakeOverFailed")]
     public static partial void EventLoopTakeOverFailed(ILogger logger, int acceptor, System.Net.EndPoint endPoint, Exception exception);
 
+    /// <summary>Kestrel's transport logs this as "Unexpected exception in SocketConnection.CancelConnectionClosedToken".</summary>
+    [LoggerMessage(91, LogLevel.Error,
+        @"A callback registered on ConnectionClosed of connection id ""{ConnectionId}"" threw; the connection had ended, the process goes on.",
+        EventName = "ConnectionClosedCallbackFailed")]
+    public static partial void ConnectionClosedCallbackFailed(ILogger logger, string connectionId, Exception exception);
+
     // The connection id is made on first use: these check the level first so a connection nobody logs about never pays for one.
     public static void ConnectionPause(ILogger logger, NativeConnection connection)
     {

@@ -50,6 +50,9 @@ internal sealed class NativeConnection : ConnectionContext,
     private readonly Pipe _input;
     private readonly Pipe _output;
     private readonly CancellationTokenSource _closed = new();
+
+    // Completed once ConnectionClosed's callbacks have run: disposal waits for them, as with Kestrel's transport.
+    private readonly TaskCompletionSource _closedCallbacksRan = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly FeatureCollection _features = new(7);
     private Epoll? _epoll;
     private ConnectionTable? _table;
@@ -230,12 +233,19 @@ internal sealed class NativeConnection : ConnectionContext,
         _output.Reader.CancelPendingRead();
     }
 
-    // Only called once Kestrel is done with the connection, which means ConnectionClosed has fired.
+    // Called once Kestrel is done with the connection. Returns, as Kestrel's SocketConnection does, only once
+    // ConnectionClosed's callbacks have run: the server's stop, which waits for its connections' disposal, then never
+    // overtakes them.
     public override async ValueTask DisposeAsync()
     {
         _input.Reader.Complete();
         _output.Writer.Complete();
         await _sending.ConfigureAwait(false);
+
+        // The send loop's end shut the connection down, which ends reading and fires ConnectionClosed; a connection
+        // disposed before sending started is shut down here (a no-op otherwise).
+        Shutdown(null);
+        await _closedCallbacksRan.Task.ConfigureAwait(false);
         await base.DisposeAsync().ConfigureAwait(false);
 
         // _closed is not disposed: a cancellation queued to the thread pool may still be on its way, and a token
@@ -574,7 +584,24 @@ internal sealed class NativeConnection : ConnectionContext,
 
         // Kestrel's callbacks abort requests and may do real work; they never run on the loop nor inside the call
         // (an abort, a completion) that ended the connection, as with Kestrel's own transport.
-        ThreadPool.UnsafeQueueUserWorkItem(static c => c._closed.Cancel(), this, preferLocal: false);
+        ThreadPool.UnsafeQueueUserWorkItem(static c => c.CancelConnectionClosedToken(), this, preferLocal: false);
+    }
+
+    private void CancelConnectionClosedToken()
+    {
+        try
+        {
+            _closed.Cancel();
+        }
+        catch (Exception e)
+        {
+            // A callback threw (the app's, on ConnectionClosed): logged, as Kestrel's transport does, not the end of the process.
+            ConnectionLog.ConnectionClosedCallbackFailed(_settings.Logger, ConnectionId, e);
+        }
+        finally
+        {
+            _closedCallbacksRan.TrySetResult();
+        }
     }
 
     private Socket DuplicateSocket()

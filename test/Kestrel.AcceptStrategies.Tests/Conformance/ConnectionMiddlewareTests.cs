@@ -5,9 +5,13 @@
 //   constructs (its constructor is internal to Kestrel).
 // - The throwing middleware throws an InvalidOperationException (Kestrel handles any exception alike).
 // Dropped: none.
+// Added (not upstream): ThrowingConnectionClosedCallbackDoesNotCrashServer, what SocketConnection's
+// CancelConnectionClosedToken and its DisposeAsync do, held against every transport.
 
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 
 namespace Kestrel.AcceptStrategies.Tests.Conformance;
 
@@ -59,6 +63,54 @@ public abstract class ConnectionMiddlewareTests : TransportTestBase
         }
 
         Assert.False(replacement.Completed, "Kestrel completed the pipes the middleware put in place of the transport's.");
+    }
+
+    [Fact]
+    public async Task ThrowingConnectionClosedCallbackDoesNotCrashServer()
+    {
+        // A callback on ConnectionClosed that throws is logged as an error, not the end of the process, and the
+        // connection's disposal returns only once its callbacks have run (Kestrel's transport waits for them).
+        var callbacksRunWhenDisposed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var server = await StartServerAsync(
+            context => context.Response.WriteAsync("hello"),
+            new ServerSetup
+            {
+                Endpoint = listen => listen.Use(next => async context =>
+                {
+                    var slowCallbackRan = 0;
+                    context.ConnectionClosed.Register(() => throw new InvalidOperationException("ConnectionClosed callback failed."));
+                    context.ConnectionClosed.Register(() =>
+                    {
+                        Thread.Sleep(200);
+                        Volatile.Write(ref slowCallbackRan, 1);
+                    });
+                    try
+                    {
+                        await next(context);
+                    }
+                    finally
+                    {
+                        await context.DisposeAsync();
+                        callbacksRunWhenDisposed.TrySetResult(Volatile.Read(ref slowCallbackRan) == 1);
+                    }
+                }),
+            });
+
+        using (var client = await server.ConnectAsync())
+        {
+            await client.SendAsync("GET / HTTP/1.1", "Host: x", "Connection: close", "", "");
+            Assert.Contains("hello", await client.ReadUntilAsync("hello"), StringComparison.Ordinal);
+            await client.ExpectClosedAsync();
+        }
+
+        Assert.True(await callbacksRunWhenDisposed.Task.OrTimeout(), "DisposeAsync returned before ConnectionClosed's callbacks had run.");
+        var logged = await LoggedAsync(e => e.Level == LogLevel.Error && e.Exception?.ToString().Contains("ConnectionClosed callback failed.", StringComparison.Ordinal) == true);
+        Assert.NotNull(logged);
+
+        // The server still serves.
+        using var next = await server.ConnectAsync();
+        await next.SendAsync("GET / HTTP/1.1", "Host: x", "Connection: close", "", "");
+        Assert.Contains("hello", await next.ReadUntilAsync("hello"), StringComparison.Ordinal);
     }
 
     /// <summary>Pipes that refuse every operation and only record whether either side was completed.</summary>

@@ -23,6 +23,13 @@ internal sealed class SlotPolicy
 
     public static readonly TimeSpan DrainKillMargin = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long a worker must have been ready for its crash to be replaced at once. A crash sooner than that (a request
+    /// or a hosted service that kills every new worker) counts as a failure to start, so a slot that keeps crashing backs
+    /// off instead of starting workers as fast as they die; a worker that stays up this long clears its slot's failures.
+    /// </summary>
+    public static readonly TimeSpan StableAfterReady = TimeSpan.FromSeconds(10);
+
     // A tick this much later than planned means the supervisor itself did not run (SIGSTOP, a starved machine): the
     // workers' heartbeats are waiting unread in their sockets, so the gap must not count against them.
     public static readonly TimeSpan PauseThreshold = TimeSpan.FromSeconds(1);
@@ -131,9 +138,14 @@ internal sealed class SlotPolicy
                 worker.State = WorkerState.Standby;
                 startup = _time.GetElapsedTime(worker.StartedAt, now);
                 _reconciler.StartupSeconds = _reconciler.StartupSeconds * 0.5 + startup.Value.TotalSeconds * 0.5;
-                worker.Slot.Failures = 0;
+                worker.ReadyAt = now;
                 break;
             case ControlMessageKind.Heartbeat:
+                if (worker.Slot.Failures != 0 && worker.ReadyAt is { } readyAt && _time.GetElapsedTime(readyAt, now) >= StableAfterReady)
+                {
+                    worker.Slot.Failures = 0;
+                }
+
                 if (interval > 0 && worker.State == WorkerState.Active)
                 {
                     worker.RequestRate = worker.RequestRate * 0.7 + (message.Requests - worker.Requests) / interval * 0.3;
@@ -185,8 +197,14 @@ internal sealed class SlotPolicy
 
         // Exit code 0 unasked: the worker was stopped from outside (a terminal's SIGINT reaches the whole group).
         reason = worker.ExitReason ?? (wasStarting ? WorkerExitReason.FailedToStart : status == 0 ? WorkerExitReason.Exited : WorkerExitReason.Crashed);
+        var stable = worker.ReadyAt is { } readyAt && _time.GetElapsedTime(readyAt) >= StableAfterReady;
+        if (stable)
+        {
+            slot.Failures = 0;
+        }
+
         _state.Exited(worker);
-        if (!Stopping && !slot.Removed && reason == WorkerExitReason.FailedToStart)
+        if (!Stopping && !slot.Removed && (reason == WorkerExitReason.FailedToStart || (reason == WorkerExitReason.Crashed && !stable)))
         {
             _reconciler.Backoff(slot);
         }

@@ -24,6 +24,9 @@ internal sealed class SupervisedWorker(int pid, WorkerSlot slot, int generation,
 
     public long DrainStartedAt { get; set; }
 
+    /// <summary>When it first reported ready; null until then.</summary>
+    public long? ReadyAt { get; set; }
+
     public long Requests { get; set; }
 
     /// <summary>Connections accepted so far.</summary>

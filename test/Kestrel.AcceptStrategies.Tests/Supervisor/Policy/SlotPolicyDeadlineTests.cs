@@ -108,6 +108,7 @@ public sealed class SlotPolicyDeadlineTests
     {
         var h = new PolicyHarness(o => (o.Workers, o.HangTimeout, o.SpawnInterval) = (2, TimeSpan.Zero, TimeSpan.FromSeconds(3)));
         h.StartAll();
+        h.Tick(SlotPolicy.StableAfterReady);
         h.Exit(h.Active(0), status: 139);
         var spawns = h.Spawns.Count();
         h.Exit(h.Active(1), status: 139);

@@ -61,18 +61,59 @@ public sealed class SlotPolicyFailureTests
     }
 
     [Fact]
-    public void Backoff_ReadyResetsTheFailureCount()
+    public void Backoff_StayingUpAfterReadyResetsTheFailureCount()
     {
         var h = new PolicyHarness(o => o.Workers = 1);
         h.Play(h.Policy.Start(1));
         h.Exit(h.Next(0)!, status: 6);
         h.Exit(h.Next(0) ?? Spawned(h), status: 6);
         h.Ready(h.Next(0) ?? Spawned(h));
+        h.Tick(SlotPolicy.StableAfterReady);
         h.Exit(h.Active(0), status: 9);
 
-        // Crashed after ready: at once, and a failure after that starts again from RespawnBackoff.
+        // Crashed after it had been up long enough: at once, and a failure after that starts again from RespawnBackoff.
+        Assert.NotNull(h.Next(0));
         h.Exit(h.Next(0)!, status: 6);
         Assert.Equal(1, (int)TimeUntilNextSpawn(h).TotalSeconds);
+    }
+
+    [Fact]
+    public void Backoff_HeartbeatOfAWorkerUpLongEnoughClearsTheFailures()
+    {
+        var h = new PolicyHarness(o => o.Workers = 1);
+        h.Play(h.Policy.Start(1));
+        h.Exit(h.Next(0)!, status: 6);
+        h.Exit(h.Next(0) ?? Spawned(h), status: 6);
+        h.Ready(h.Next(0) ?? Spawned(h));
+        Assert.Equal(2, h.Policy.Slots[0].Failures);
+
+        h.Time.Advance(SlotPolicy.StableAfterReady - TimeSpan.FromMilliseconds(1));
+        h.Heartbeat(h.Active(0), requests: 10);
+        Assert.Equal(2, h.Policy.Slots[0].Failures);
+        h.Time.Advance(TimeSpan.FromMilliseconds(1));
+        h.Heartbeat(h.Active(0), requests: 20);
+        Assert.Equal(0, h.Policy.Slots[0].Failures);
+    }
+
+    [Fact]
+    public void Backoff_WorkersCrashSoonAfterReady_SlotBacksOffDoublingInsteadOfRespawningAtOnce()
+    {
+        // A request or a hosted service that kills every new worker shortly after it reports ready: without a back-off
+        // the slot would start a worker (a whole .NET start-up) each time one dies.
+        var h = new PolicyHarness(o => o.Workers = 1);
+        h.StartAll(TimeSpan.FromMilliseconds(300));
+        var delays = new List<TimeSpan>();
+        for (var crash = 0; crash < 5; crash++)
+        {
+            h.Time.Advance(SlotPolicy.StableAfterReady - TimeSpan.FromSeconds(1));
+            h.Exit(h.Active(0), status: 11, out var reason);
+            Assert.Equal(WorkerExitReason.Crashed, reason);
+            Assert.Null(h.Next(0));
+            delays.Add(TimeUntilNextSpawn(h));
+            h.Ready(h.Next(0)!);
+        }
+
+        Assert.Equal([1, 2, 4, 8, 8], delays.Select(d => (int)d.TotalSeconds));
     }
 
     [Fact]

@@ -132,6 +132,7 @@ public sealed class SlotPolicyRecycleTests
     {
         var h = new PolicyHarness();
         h.StartAll();
+        h.Tick(SlotPolicy.StableAfterReady);
         var victim = h.Active(1);
 
         h.Exit(victim, 9, out var reason);
