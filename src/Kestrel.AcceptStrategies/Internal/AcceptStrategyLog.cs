@@ -262,6 +262,16 @@ internal static partial class AcceptStrategyLog
         EventName = "StatusEndpointFailed")]
     public static partial void StatusEndpointFailed(ILogger logger, string address, string error);
 
+    [LoggerMessage(67, LogLevel.Information,
+        "The status endpoint {Address} is still held by supervisor {Pid}, which this one replaces (SIGUSR2): it is bound once that supervisor has exited.",
+        EventName = "StatusEndpointDeferred")]
+    public static partial void StatusEndpointDeferred(ILogger logger, string address, int pid);
+
+    [LoggerMessage(68, LogLevel.Error,
+        "Could not listen on the status endpoint {Address} once supervisor {Pid} had exited: {Error}. The group serves on without its status view.",
+        EventName = "StatusEndpointLost")]
+    public static partial void StatusEndpointLost(ILogger logger, string address, int pid, string error);
+
     [LoggerMessage(64, LogLevel.Warning,
         "The supervisor's loop did not answer a status request within {Milliseconds} ms; answered 503.",
         EventName = "StatusSnapshotTimedOut")]

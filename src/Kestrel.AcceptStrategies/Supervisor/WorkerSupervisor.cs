@@ -52,6 +52,16 @@ internal sealed class WorkerSupervisor(
     private const int UpgradeIdle = 0, UpgradeStarting = 1, UpgradeHandedOver = 2, UpgradeRefused = 3;
     private int _upgrade;
 
+    // The successor while it starts (a pidfd, safe once it is reaped), under its lock: a stop signals it at once. The
+    // task completes when UpgradeAsync is done with it, so this supervisor does not exit leaving it behind.
+    private readonly Lock _successorGate = new();
+    private WorkerProcess? _successor;
+    private Task _upgrading = Task.CompletedTask;
+
+    // A successor's status endpoint, bound once its predecessor exits; cancelled when this supervisor stops.
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _deferredStatus = Task.CompletedTask;
+
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -95,9 +105,21 @@ internal sealed class WorkerSupervisor(
         _loop.SettingsChanged += settings => _settings = settings;
 
         // Bound before any worker starts, so a status endpoint that cannot be served fails start-up with nothing to undo.
+        // A successor whose predecessor still holds the same address binds it once the predecessor has exited.
         if (!string.IsNullOrEmpty(_settings.StatusEndpoint) && StatusEndpointAddress.TryParse(_settings.StatusEndpoint, out var statusAddress, out _))
         {
-            _status = StatusServer.Start(statusAddress!, endpoints, SnapshotAsync, _logger);
+            var from = inherited.Predecessor;
+            var predecessor = from > 0 ? OpenPredecessor(from) : null;
+            try
+            {
+                _status = StatusServer.Start(statusAddress!, endpoints, SnapshotAsync, _logger, fatal: predecessor is null);
+                predecessor?.Dispose();
+            }
+            catch (InvalidOperationException) when (predecessor is not null && predecessor.TrySignal(0))
+            {
+                AcceptStrategyLog.StatusEndpointDeferred(_logger, statusAddress!.Display(), from);
+                _deferredStatus = BindStatusAfterAsync(predecessor, statusAddress!, endpoints);
+            }
         }
 
         metrics.ObserveWorkersAlive(() => _loop.Alive);
@@ -113,7 +135,13 @@ internal sealed class WorkerSupervisor(
         _signals.Add(PosixSignalRegistration.Create((PosixSignal)Libc.SIGUSR2, context =>
         {
             context.Cancel = true;
-            _ = UpgradeAsync();
+            if (Interlocked.CompareExchange(ref _upgrade, UpgradeStarting, UpgradeIdle) != UpgradeIdle)
+            {
+                AcceptStrategyLog.SignalReceived(_logger, "SIGUSR2", "ignored: a new supervisor is already starting, or this one is stopping");
+                return;
+            }
+
+            Volatile.Write(ref _upgrading, UpgradeAsync());
         }));
 
         AcceptStrategyLog.SupervisorStarted(_logger, Environment.ProcessId, _settings.Workers, transport.Strategy);
@@ -168,12 +196,8 @@ internal sealed class WorkerSupervisor(
     /// </summary>
     private async Task UpgradeAsync()
     {
-        if (Interlocked.CompareExchange(ref _upgrade, UpgradeStarting, UpgradeIdle) != UpgradeIdle)
-        {
-            AcceptStrategyLog.SignalReceived(_logger, "SIGUSR2", "ignored: a new supervisor is already starting, or this one is stopping");
-            return;
-        }
-
+        // Off the signal handler's thread: starting the successor spawns a process.
+        await Task.Yield();
         if (Environment.GetEnvironmentVariable(SocketActivation.EndpointsVariable) is not null)
         {
             // The successor would find its endpoints in no configuration: systemd passed them to this process only.
@@ -187,10 +211,35 @@ internal sealed class WorkerSupervisor(
         {
             (pid, var count, var outcome) = SuccessorLauncher.Start(sockets.Snapshot(), _settings.WorkerStartTimeout + SuccessorStartMargin);
             AcceptStrategyLog.UpgradeStarted(_logger, pid, Environment.ProcessPath ?? "?", count);
-            if (await outcome.ConfigureAwait(false) is { } reason)
+
+            // Opened while the successor is an unreaped child, so the pid is still its own.
+            var successor = WorkerProcess.Open(pid);
+            lock (_successorGate)
             {
-                TakeBack($" (pid {pid})", reason);
-                return;
+                _successor = successor;
+            }
+
+            try
+            {
+                // A stop that came while the successor was being started did not see it: stop it now.
+                if (Volatile.Read(ref _upgrade) == UpgradeRefused)
+                {
+                    _ = successor.TrySignal(Libc.SIGTERM);
+                }
+
+                if (await outcome.ConfigureAwait(false) is { } reason)
+                {
+                    TakeBack($" (pid {pid})", reason);
+                    return;
+                }
+            }
+            finally
+            {
+                lock (_successorGate)
+                {
+                    _successor = null;
+                    successor.Dispose();
+                }
             }
         }
         catch (Exception e)
@@ -233,6 +282,61 @@ internal sealed class WorkerSupervisor(
         }
     }
 
+    private static WorkerProcess? OpenPredecessor(int pid)
+    {
+        try
+        {
+            return WorkerProcess.Open(pid);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Waits (on its pidfd) for the predecessor to exit, then binds the status endpoint it held; failing that, logs it.</summary>
+    private async Task BindStatusAfterAsync(WorkerProcess predecessor, StatusEndpointAddress address, IReadOnlyList<SupervisedEndpoint> endpoints)
+    {
+        using (predecessor)
+        {
+            var exited = await Task.Factory.StartNew(
+                () => WaitForExit(predecessor, _stopping.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
+            if (!exited)
+            {
+                return;
+            }
+        }
+
+        try
+        {
+            var status = StatusServer.Start(address, endpoints, SnapshotAsync, _logger, fatal: false);
+            lock (_successorGate)
+            {
+                _status = status;
+            }
+        }
+        catch (InvalidOperationException e)
+        {
+            AcceptStrategyLog.StatusEndpointLost(_logger, address.Display(), predecessor.Pid, e.InnerException?.Message ?? e.Message);
+        }
+    }
+
+    /// <summary>True once the process has exited; false when stopping came first.</summary>
+    private static unsafe bool WaitForExit(WorkerProcess process, CancellationToken stopping)
+    {
+        var poll = new PollFd { Fd = process.Fd, Events = Libc.POLLIN };
+        while (!stopping.IsCancellationRequested)
+        {
+            var ready = Libc.Poll(&poll, 1, 200);
+            if (ready != 0 && (ready > 0 || Marshal.GetLastPInvokeError() != Libc.EINTR))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Before Kestrel stops (and closes the supervisor's copies of the sockets): drain every worker.</summary>
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
@@ -241,12 +345,21 @@ internal sealed class WorkerSupervisor(
             return;
         }
 
-        // A SIGUSR2 from here on is refused, and a successor still starting is stopped once it answers (UpgradeAsync).
-        // After a hand-over the service goes on in the successor: nothing to tell the service manager.
+        // A SIGUSR2 from here on is refused, and a successor still starting is stopped now (SIGTERM: it drains its own
+        // workers) and waited for below. After a hand-over the service goes on in the successor: nothing to tell the
+        // service manager.
         var upgrade = Volatile.Read(ref _upgrade);
         while (upgrade is UpgradeIdle or UpgradeStarting && Interlocked.CompareExchange(ref _upgrade, UpgradeRefused, upgrade) is var seen && seen != upgrade)
         {
             upgrade = seen;
+        }
+
+        if (upgrade == UpgradeStarting)
+        {
+            lock (_successorGate)
+            {
+                _ = _successor?.TrySignal(Libc.SIGTERM);
+            }
         }
 
         if (upgrade != UpgradeHandedOver)
@@ -271,12 +384,28 @@ internal sealed class WorkerSupervisor(
                 // Killed with SIGKILL; the kernel reaps them once the supervisor exits.
             }
         }
+
+        if (upgrade == UpgradeStarting)
+        {
+            // Until the stopped successor is reaped (bounded: its outcome waits at most this long, then kills it). Read
+            // after the workers' drain, long after the signal handler that set it.
+            try
+            {
+                await Volatile.Read(ref _upgrading).WaitAsync(_settings.WorkerStartTimeout + SuccessorStartMargin + TimeSpan.FromSeconds(15), CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                AcceptStrategyLog.UpgradeFailed(_logger, "", "the successor stopped with this supervisor had not exited in time; it may outlive it");
+            }
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async Task StoppedAsync(CancellationToken cancellationToken)
     {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await _deferredStatus.ConfigureAwait(false);
         if (_status is not null)
         {
             await _status.DisposeAsync().ConfigureAwait(false);

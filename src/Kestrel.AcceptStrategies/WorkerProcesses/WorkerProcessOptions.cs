@@ -92,9 +92,10 @@ public sealed class WorkerProcessOptions
 
     /// <summary>
     /// How long the supervisor waits before starting a worker again after one failed to start (exited or timed out
-    /// before it was ready, or crashed within 10 seconds of being ready). The delay doubles with each consecutive failure
-    /// in the same slot, up to <see cref="MaxRespawnBackoff"/>. A worker that crashes after 10 seconds or more of being
-    /// ready is replaced at once, and clears its slot's failures.
+    /// before it was ready). The delay doubles with each consecutive failure in the same slot, up to
+    /// <see cref="MaxRespawnBackoff"/>. A worker that crashes after it was ready is replaced at once; but a crash within
+    /// 10 seconds of being ready counts as a failure, so the next such crash or failed start in the slot backs off. A
+    /// worker that stays up 10 seconds clears its slot's failures.
     /// </summary>
     /// <remarks>Defaults to 1 second.</remarks>
     public TimeSpan RespawnBackoff { get; set; } = TimeSpan.FromSeconds(1);

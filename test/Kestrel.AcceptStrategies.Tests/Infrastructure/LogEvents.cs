@@ -39,5 +39,6 @@ internal static class LogEvents
     public const int WorkerOverMemory = 70;
     public const int StatusEndpointListening = 60;
     public const int StatusSocketRemoved = 61;
+    public const int StatusEndpointDeferred = 67;
     public const int UnixEndpointShared = 78;
 }

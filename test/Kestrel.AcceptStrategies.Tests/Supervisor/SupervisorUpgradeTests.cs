@@ -92,6 +92,50 @@ public sealed class SupervisorUpgradeTests
     }
 
     [Fact]
+    public async Task Sigusr2ThenSigterm_WhileTheSuccessorStarts_BothStop()
+    {
+        using var app = AppCopy.Create(Settings(AcceptStrategy.ReusePort, workers: 1));
+        await using var group = await WorkerGroup.StartAsync(app, 1);
+
+        // A successor whose workers never become ready, so it is still starting when the stop comes: it must not
+        // outlive its predecessor (holding the port, workers crash-looping) once that one exits.
+        var settings = Settings(AcceptStrategy.ReusePort, workers: 1);
+        settings["CrashWorkerAtStart"] = true;
+        app.Update(settings);
+        group.Signal("USR2");
+        var successor = (await group.Supervisor.WaitForEventAsync(LogEvents.UpgradeStarted, null, TestServer.Timeout)).Int("Pid");
+        group.Signal("TERM");
+        await group.WaitForSupervisorExitAsync(TestServer.Timeout);
+
+        Assert.False(WorkerGroup.IsRunning(successor), $"the successor {successor} outlived its predecessor, which was told to stop while it started");
+        Assert.Empty(group.EventsOf(LogEvents.UpgradeCompleted));
+    }
+
+    [Fact]
+    public async Task Sigusr2_FixedStatusEndpoint_SuccessorBindsItOnceThePredecessorHasExited()
+    {
+        // The predecessor holds the status endpoint until it exits: the successor must not fail on it (it did: address
+        // in use), and must serve it once the predecessor is gone.
+        var port = TestServer.FreeLoopbackPort();
+        var settings = Settings(AcceptStrategy.ReusePort, workers: 1);
+        settings["WorkerProcesses"]!["StatusEndpoint"] = $"http://127.0.0.1:{port}";
+        using var app = AppCopy.Create(settings);
+        await using var group = await WorkerGroup.StartAsync(app, 1);
+        var predecessor = group.Supervisor.Id;
+
+        group.Signal("USR2");
+        await group.WaitUntilAsync(g => g.EventsOf(LogEvents.UpgradeCompleted).Count == 1, TestServer.Timeout, "the successor serving");
+        var successor = group.EventsOf(LogEvents.UpgradeCompleted).Single().Int("Pid");
+        Assert.Equal(predecessor, group.EventsOf(LogEvents.StatusEndpointDeferred).Single().Int("Pid"));
+        await group.WaitForSupervisorExitAsync(TestServer.Timeout);
+        await group.WaitUntilAsync(
+            g => g.EventsOf(LogEvents.StatusEndpointListening).Any(e => e.Int("Pid") == successor), TestServer.Timeout, "the successor's status view listening");
+
+        var status = JsonNode.Parse(await Load.GetAsync(new Uri($"http://127.0.0.1:{port}/")))!;
+        Assert.Equal(successor, status["pid"]!.GetValue<int>());
+    }
+
+    [Fact]
     public async Task Sigusr2_SuccessorsWorkersCrashAtStart_SuccessorNeverTakesOver_OldServesOn()
     {
         using var app = AppCopy.Create(Settings(AcceptStrategy.ReusePort, workers: 2));

@@ -41,6 +41,19 @@ internal sealed class InheritedListeners : IDisposable
         }
     }
 
+    /// <summary>The supervisor whose <c>SIGUSR2</c> started this one; 0 when none did.</summary>
+    public int Predecessor
+    {
+        get
+        {
+            lock (_gate)
+            {
+                Read();
+                return _readyFd >= 0 ? _from : 0;
+            }
+        }
+    }
+
     /// <summary>
     /// The sockets handed over for <paramref name="requested"/> (the endpoint as Kestrel asked for it), owned by the
     /// caller from here on, in group order; null when there are none.

@@ -24,9 +24,10 @@ internal sealed class SlotPolicy
     public static readonly TimeSpan DrainKillMargin = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// How long a worker must have been ready for its crash to be replaced at once. A crash sooner than that (a request
-    /// or a hosted service that kills every new worker) counts as a failure to start, so a slot that keeps crashing backs
-    /// off instead of starting workers as fast as they die; a worker that stays up this long clears its slot's failures.
+    /// How long a worker must have been ready for its crash not to count as a failure. A crash sooner than that (a request
+    /// or a hosted service that kills every new worker) is replaced at once the first time, but counts: the next early
+    /// crash or failed start in the slot backs off, so a slot that keeps crashing does not start workers as fast as they
+    /// die. A worker that stays up this long clears its slot's failures.
     /// </summary>
     public static readonly TimeSpan StableAfterReady = TimeSpan.FromSeconds(10);
 
@@ -204,9 +205,15 @@ internal sealed class SlotPolicy
         }
 
         _state.Exited(worker);
-        if (!Stopping && !slot.Removed && (reason == WorkerExitReason.FailedToStart || (reason == WorkerExitReason.Crashed && !stable)))
+        var crashedEarly = reason == WorkerExitReason.Crashed && !stable;
+        if (!Stopping && !slot.Removed && (reason == WorkerExitReason.FailedToStart || (crashedEarly && slot.Failures > 0)))
         {
             _reconciler.Backoff(slot);
+        }
+        else if (crashedEarly)
+        {
+            // One early crash is replaced at once, as any crash; the next in a row (or a failed start) backs off.
+            slot.Failures = 1;
         }
 
         return _reconciler.Run(Stopping);

@@ -48,9 +48,13 @@ internal sealed class StatusServer : IAsyncDisposable
     /// <summary>As bound: the real port when 0 was asked for.</summary>
     public string Address { get; }
 
-    /// <summary>Binds and starts serving; throws <see cref="InvalidOperationException"/> naming the endpoint and the problem.</summary>
+    /// <summary>
+    /// Binds and starts serving; throws <see cref="InvalidOperationException"/> naming the endpoint and the problem, after
+    /// logging it as the end of start-up unless <paramref name="fatal"/> is false.
+    /// </summary>
     public static StatusServer Start(
-        StatusEndpointAddress address, IReadOnlyList<SupervisedEndpoint> appEndpoints, Func<CancellationToken, Task<StatusSnapshot>> snapshot, ILogger logger)
+        StatusEndpointAddress address, IReadOnlyList<SupervisedEndpoint> appEndpoints, Func<CancellationToken, Task<StatusSnapshot>> snapshot, ILogger logger,
+        bool fatal = true)
     {
         Socket? listener = null;
         try
@@ -101,7 +105,11 @@ internal sealed class StatusServer : IAsyncDisposable
         catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             listener?.Dispose();
-            AcceptStrategyLog.StatusEndpointFailed(logger, address.Display(), e.Message);
+            if (fatal)
+            {
+                AcceptStrategyLog.StatusEndpointFailed(logger, address.Display(), e.Message);
+            }
+
             throw new InvalidOperationException($"Could not listen on the status endpoint {address}: {e.Message}.", e);
         }
     }
