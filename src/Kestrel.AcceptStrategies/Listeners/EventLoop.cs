@@ -381,10 +381,25 @@ internal sealed class EventLoop : Acceptor
 
         while (_state == State.Leaving && _held is null)
         {
-            if (_leftover-- <= 0 || Context.Disposing.IsCancellationRequested || !Accept())
+            if (_leftover-- <= 0 || Context.Disposing.IsCancellationRequested || !TryAcceptLeaving())
             {
                 StopListening();
             }
+        }
+    }
+
+    /// <summary>One accept while leaving; false for none, and for an exception (logged once), which ends the leaving early.</summary>
+    private bool TryAcceptLeaving()
+    {
+        try
+        {
+            return Accept();
+        }
+        catch (Exception e)
+        {
+            // Nothing expected throws here; an exception on this thread would end the process.
+            _ = AcceptorFaulted(e);
+            return false;
         }
     }
 
@@ -503,17 +518,29 @@ internal sealed class EventLoop : Acceptor
 
         var token = _connections.Add(connection);
         connection.Attach(_epoll, _connections, token);
-
-        // With TCP_DEFER_ACCEPT the request is already here: read it before the first wait.
-        connection.Receive();
-        var registered = _epoll.Add(fd, NativeConnection.ReadEvents, token);
-        if (registered != 0)
+        try
         {
-            connection.Abort(new ConnectionAbortedException($"Registering the connection with its event loop failed ({Libc.ErrnoName(registered)})."));
+            // With TCP_DEFER_ACCEPT the request is already here: read it before the first wait.
+            connection.Receive();
+            var registered = _epoll.Add(fd, NativeConnection.ReadEvents, token);
+            if (registered != 0)
+            {
+                connection.Abort(new ConnectionAbortedException($"Registering the connection with its event loop failed ({Libc.ErrnoName(registered)})."));
+            }
+
+            connection.StartSending();
+            Count(connection);
+        }
+        catch (Exception e)
+        {
+            // Nothing expected throws here (a throwing meter listener or logging provider could): that connection ends,
+            // never offered to Kestrel, and the loop goes on.
+            Context.Metrics.AcceptError("unexpected", Tags);
+            ConnectionLog.EventLoopFailed(_settings.Logger, Id, Context.EndPoint, connection.ConnectionId, e);
+            connection.Abort(new ConnectionAbortedException("The event loop failed accepting this connection.", e));
+            return true;
         }
 
-        connection.StartSending();
-        Count(connection);
         if (!Context.Accepted.TryWrite(connection))
         {
             // Kestrel is behind (or at its connection limit): take no more until it has room for this one, so they wait

@@ -6,6 +6,8 @@ using Kestrel.AcceptStrategies.Listeners;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Kestrel.AcceptStrategies.Tests.Listeners;
@@ -19,6 +21,7 @@ public sealed class AcceptorFaultTests
     private const int AcceptorFailedEventId = 50;
     private const int AcceptRecoveredEventId = 3;
     private const int AcceptErrorEventId = 2;
+    private const int EventLoopFailedEventId = 87;
 
     [Fact]
     public async Task Run_MutexThrowsThenWorks_LoggedOnceRecoversAndUnbinds()
@@ -115,6 +118,89 @@ public sealed class AcceptorFaultTests
         Assert.Null(await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout));
         await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
         await TestServer.AssertNoAcceptorThreadsAsync(port);
+    }
+
+    [Theory]
+    [InlineData(AcceptStrategy.ReusePort)]
+    [InlineData(AcceptStrategy.ThunderingHerd)]
+    public async Task Run_AcceptingOneConnectionThrows_ThatConnectionEndsAndTheLoopServesOn(AcceptStrategy strategy)
+    {
+        // Something that throws while the event loop takes a connection (here the observer; a throwing meter listener
+        // or logging provider would do the same) must end that connection, not leave its client waiting on a
+        // connection nobody serves, and the loop must go on.
+        var logger = new ListLogger();
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var sockets = ListenSocketBinder.Bind(new IPEndPoint(IPAddress.Loopback, 0), strategy, 1, deferAccept: false, new SocketTransportOptions());
+        var listener = new AcceptStrategyConnectionListener(
+            sockets, strategy, 1, null, new SocketTransportOptions(),
+            new AcceptStrategyMetrics(services.GetRequiredService<IMeterFactory>()), logger, new SingleLoggerFactory(logger),
+            new ThrowingObserver(throws: 1));
+        var port = ((IPEndPoint)listener.EndPoint).Port;
+        listener.Start();
+
+        using (var first = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            // The reset may come before the client has seen its connect complete or sent its request: any call may see it.
+            var ended = await FailureOf(async () =>
+            {
+                await first.ConnectAsync(listener.EndPoint);
+                await first.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+                return await first.ReceiveAsync(new byte[16], SocketFlags.None).WaitAsync(TestServer.Timeout);
+            });
+            Assert.IsNotType<TimeoutException>(ended);
+        }
+
+        Assert.Single(logger.WithId(EventLoopFailedEventId));
+        using var second = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await second.ConnectAsync(listener.EndPoint);
+        await second.SendAsync("x"u8.ToArray());
+        var connection = await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout);
+        Assert.NotNull(connection);
+        await connection.DisposeAsync();
+
+        await listener.UnbindAsync().AsTask().WaitAsync(TestServer.Timeout);
+        await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
+        await TestServer.AssertNoAcceptorThreadsAsync(port);
+    }
+
+    /// <summary>The read's failure, or null when it returned (0 at the client's end of stream, as after a FIN).</summary>
+    private static async Task<Exception?> FailureOf(Func<Task<int>> read)
+    {
+        try
+        {
+            await read();
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    private sealed class ThrowingObserver(int throws) : IAcceptedConnectionObserver
+    {
+        private int _left = throws;
+
+        public void Accepted(ConnectionContext connection)
+        {
+            if (Interlocked.Decrement(ref _left) >= 0)
+            {
+                throw new InvalidOperationException("Injected fault: the accepted-connection observer threw.");
+            }
+        }
+    }
+
+    private sealed class SingleLoggerFactory(ListLogger logger) : ILoggerFactory
+    {
+        public ILogger CreateLogger(string categoryName) => logger;
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
     }
 
     private static AcceptStrategyConnectionListener CreateListener(
