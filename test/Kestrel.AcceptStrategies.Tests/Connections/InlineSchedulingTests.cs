@@ -130,8 +130,9 @@ public sealed class InlineSchedulingTests
             var (status, body) = await a.ReadResponseAsync(ct);
             Assert.Equal((200, $"hello@acc:{server.Port}#0"), (status, body));
 
-            // From now on the loop's requests run on the thread pool, on this connection and on new ones.
-            Assert.Equal("pool", await RequestAsync(a, "/where", ct));
+            // From now on the loop's requests run on the thread pool, on this connection and on new ones (this one's next
+            // request may also run on the thread the loop left, which finishes what it started; never on the loop).
+            AssertOffTheLoop(await RequestAsync(a, "/where-id", ct), hold);
             using var b = await RawHttpClient.ConnectAsync(server.Port, ct);
             Assert.Equal("pool", await RequestAsync(b, "/where", ct));
             Assert.Equal("pool", await RequestAsync(b, "/where", ct));
@@ -153,7 +154,7 @@ public sealed class InlineSchedulingTests
 
             var (status, body) = await a.ReadResponseAsync(ct);
             Assert.Equal((200, s_syncWriteBytes), (status, body.Length));
-            Assert.Equal("pool", await RequestAsync(a, "/where", ct));
+            AssertOffTheLoop(await RequestAsync(a, "/where-id", ct), hold);
             Assert.Single(logs.Entries, IsHoldReport);
         });
 
@@ -179,7 +180,7 @@ public sealed class InlineSchedulingTests
             }
 
             Assert.Equal((200, "held"), await a.ReadResponseAsync(ct));
-            Assert.Equal("pool", await RequestAsync(a, "/where", ct));
+            AssertOffTheLoop(await RequestAsync(a, "/where-id", ct), hold);
             Assert.Single(logs.Entries, IsHoldReport);
         });
 
@@ -226,6 +227,9 @@ public sealed class InlineSchedulingTests
         // Where a request ran: "pool" for a thread-pool thread, else the thread's name (an event loop's is acc:PORT#N).
         static string Where() => Thread.CurrentThread.IsThreadPoolThread ? "pool" : Thread.CurrentThread.Name ?? "unnamed";
         app.MapGet("/where", Where);
+
+        // The same, with the thread's id: a loop's new thread after a take-over has the name of the thread it replaced.
+        app.MapGet("/where-id", () => Where() is var where && where == "pool" ? where : $"{where} {Environment.CurrentManagedThreadId}");
         app.MapGet("/block", () =>
         {
             Thread.Sleep(300);
@@ -233,18 +237,21 @@ public sealed class InlineSchedulingTests
         });
         app.MapGet("/hold", () =>
         {
+            hold.ThreadId = Environment.CurrentManagedThreadId;
             hold.Entered.TrySetResult(Where());
             Assert.True(hold.Release.Wait(TestServer.Timeout), "/hold was never released");
             return "held";
         });
         app.MapPost("/sync-body", (HttpContext context) =>
         {
+            hold.ThreadId = Environment.CurrentManagedThreadId;
             hold.Entered.TrySetResult(Where());
             using var reader = new StreamReader(context.Request.Body);
             return reader.ReadToEnd() + "@" + Where();
         });
         app.MapGet("/sync-write", (HttpContext context) =>
         {
+            hold.ThreadId = Environment.CurrentManagedThreadId;
             hold.Entered.TrySetResult(Where());
             context.Response.ContentLength = s_syncWriteBytes;
             var chunk = new byte[1 << 20];
@@ -378,6 +385,14 @@ public sealed class InlineSchedulingTests
         throw new Xunit.Sdk.XunitException($"{request.Split(' ')[1]} never entered on the loop in 10 requests.");
     }
 
+    /// <summary>
+    /// After a take-over, a request of the connection whose code held the loop runs on the thread pool, or on the thread
+    /// the loop left (Kestrel goes on with a request already read on the thread that finished the last): not on the loop.
+    /// </summary>
+    private static void AssertOffTheLoop(string whereId, HoldGate hold) =>
+        Assert.True(whereId == "pool" || whereId.EndsWith(string.Create(System.Globalization.CultureInfo.InvariantCulture, $" {hold.ThreadId}"), StringComparison.Ordinal),
+            $"ran on {whereId}, neither the thread pool nor the thread the loop left ({hold.ThreadId})");
+
     private static async Task<string> RequestAsync(RawHttpClient client, string path, CancellationToken ct)
     {
         await client.SendAsync($"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n", ct);
@@ -410,6 +425,9 @@ public sealed class InlineSchedulingTests
         public TaskCompletionSource<string> Entered { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public ManualResetEventSlim Release { get; } = new();
+
+        /// <summary>The managed thread the held request entered on.</summary>
+        public int ThreadId { get; set; }
 
         /// <summary>For the next request, once the last one has been answered.</summary>
         public void Reset()
