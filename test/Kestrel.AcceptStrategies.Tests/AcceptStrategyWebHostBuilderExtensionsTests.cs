@@ -89,6 +89,20 @@ public sealed class AcceptStrategyWebHostBuilderExtensionsTests
         }
     }
 
+    [Theory]
+    [InlineData("00:00:00.05")]
+    [InlineData("00:00:00.999")]
+    public async Task StartAsync_HangTimeoutShorterThanASecond_Refused(string hangTimeout)
+    {
+        // Heartbeats come 100 ms apart at best: accepted, such a timeout would kill every worker as hung, over and over.
+        var app = TestServer.Build(args: ["--WorkerProcesses:Workers=1", $"--WorkerProcesses:HangTimeout={hangTimeout}"], workers: _ => { });
+        await using (app)
+        {
+            var error = await Assert.ThrowsAnyAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
+            Assert.Contains($"WorkerProcesses:HangTimeout = {TimeSpan.Parse(hangTimeout, System.Globalization.CultureInfo.InvariantCulture)} is out of range", Assert.Single(error.Failures), StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task StartAsync_InvalidWorkerOptions_OneErrorNamingEveryProblem()
     {
@@ -107,7 +121,7 @@ public sealed class AcceptStrategyWebHostBuilderExtensionsTests
             Assert.Contains("WorkerProcesses:MinRequestsPerWorker = 80 is above MaxRequestsPerWorker = 50", error.Message, StringComparison.Ordinal);
             Assert.Contains("WorkerProcesses:RespawnBackoff = 00:00:00 is out of range: it must be above 0", error.Message, StringComparison.Ordinal);
             Assert.Contains("WorkerProcesses:MaxRespawnBackoff = 'soon' is not valid: expected a duration", error.Message, StringComparison.Ordinal);
-            Assert.Contains("WorkerProcesses:HangTimeout = -00:00:01 is out of range: it must be between 0 (use 0 to turn hang detection off)", error.Message, StringComparison.Ordinal);
+            Assert.Contains("WorkerProcesses:HangTimeout = -00:00:01 is out of range: it must be 0 (use 0 to turn hang detection off) or between 00:00:01 and 01:00:00", error.Message, StringComparison.Ordinal);
             Assert.Contains("WorkerProcesses:WarmupPath = 'health' must start with '/'", error.Message, StringComparison.Ordinal);
             Assert.Contains("WorkerProcesses:MaxWorkerLifetime = 00:00:00.1000000 is out of range", error.Message, StringComparison.Ordinal);
             Assert.Contains("WorkerProcesses:MaxWorkerMemoryMegabytes = -200 is negative", error.Message, StringComparison.Ordinal);

@@ -13,6 +13,7 @@ internal static class OptionsValidation
     public const int MaxAcceptors = 1024;
     public const int MaxWorkers = 1024;
     public static readonly TimeSpan MinWorkerLifetime = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan MinHangTimeout = TimeSpan.FromSeconds(1);
 
     // Beyond these a value is a unit mistake (seconds written as days), not a policy.
     private static readonly TimeSpan OneHour = TimeSpan.FromHours(1);
@@ -108,7 +109,12 @@ internal static class OptionsValidation
         }
 
         InRange(errors, nameof(options.SpawnInterval), options.SpawnInterval, TimeSpan.Zero, OneHour, "use 0 for no pause");
-        InRange(errors, nameof(options.HangTimeout), options.HangTimeout, TimeSpan.Zero, OneHour, "use 0 to turn hang detection off");
+        if (options.HangTimeout < TimeSpan.Zero || options.HangTimeout > OneHour || (options.HangTimeout > TimeSpan.Zero && options.HangTimeout < MinHangTimeout))
+        {
+            // A worker's heartbeats come 100 ms apart at best: a shorter verdict would kill workers that are not hung.
+            errors.Add($"{W}:HangTimeout = {options.HangTimeout} is out of range: it must be 0 (use 0 to turn hang detection off) or between {MinHangTimeout} and {OneHour}, written hh:mm:ss (00:00:30 is 30 seconds).");
+        }
+
         InRange(errors, nameof(options.RespawnBackoff), options.RespawnBackoff, TimeSpan.FromMilliseconds(1), OneHour, null);
         InRange(errors, nameof(options.MaxRespawnBackoff), options.MaxRespawnBackoff, TimeSpan.FromMilliseconds(1), OneDay, null);
         InRange(errors, nameof(options.GracefulShutdownTimeout), options.GracefulShutdownTimeout, TimeSpan.FromMilliseconds(1), OneHour, null);

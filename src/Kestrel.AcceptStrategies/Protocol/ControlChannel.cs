@@ -11,10 +11,17 @@ namespace Kestrel.AcceptStrategies.Protocol;
 /// </summary>
 internal sealed class ControlChannel : IDisposable
 {
-    private const int MaxMessageBytes = 256;
+    /// <summary>
+    /// The longest message: a heartbeat with a count for each of up to 1,024 acceptors per endpoint fits, at realistic
+    /// counts; one that would not is sent without them (WorkerHeartbeat).
+    /// </summary>
+    public const int MaxMessageBytes = 64 * 1024;
 
     private readonly Socket _socket;
-    private readonly byte[] _receiveBuffer = new byte[MaxMessageBytes];
+
+    // One byte more than a message may have: SOCK_SEQPACKET drops what does not fit without an error, so a receive that
+    // fills it was cut short and is refused rather than parsed.
+    private readonly byte[] _receiveBuffer = new byte[MaxMessageBytes + 1];
     private readonly object _sendLock = new();
 
     public ControlChannel(int fd) => _socket = new Socket(new SafeSocketHandle(fd, ownsHandle: true));
@@ -32,6 +39,9 @@ internal sealed class ControlChannel : IDisposable
 
         return (new ControlChannel(fds[0]), new ControlChannel(fds[1]));
     }
+
+    /// <summary>What <see cref="ReceiveAsync"/> returns for a message longer than <see cref="MaxMessageBytes"/>: no message parses as it.</summary>
+    public const string TruncatedMessage = "(truncated)";
 
     /// <summary>Sends one message; false when the other end is gone.</summary>
     public bool TrySend(string message)
@@ -57,7 +67,7 @@ internal sealed class ControlChannel : IDisposable
         try
         {
             var read = await _socket.ReceiveAsync(_receiveBuffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            return read == 0 ? null : Encoding.ASCII.GetString(_receiveBuffer, 0, read);
+            return read == 0 ? null : read > MaxMessageBytes ? TruncatedMessage : Encoding.ASCII.GetString(_receiveBuffer, 0, read);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
         {

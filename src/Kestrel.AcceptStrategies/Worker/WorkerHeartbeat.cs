@@ -70,11 +70,18 @@ internal sealed class WorkerHeartbeat(
     internal static TimeSpan IdleInterval(TimeSpan hangTimeout) =>
         hangTimeout > TimeSpan.Zero ? TimeSpan.FromTicks(Math.Max(hangTimeout.Ticks / 4, Interval.Ticks)) : IdleWithoutHangTimeout;
 
-    private ControlMessage Counts() => ControlMessage.Heartbeat(
-        requests.Count,
-        listeners.Connections.Total,
-        listeners.Connections.Open,
-        requests.InFlight,
-        (long)requests.Busy.TotalMilliseconds,
-        [.. listeners.Snapshot().SelectMany(l => l.AcceptedPerAcceptor)]);
+    private ControlMessage Counts()
+    {
+        long[] accepted = [.. listeners.Snapshot().SelectMany(l => l.AcceptedPerAcceptor)];
+
+        // Each count takes at most 20 bytes; past the channel's limit the per-acceptor counts (the status view's) are
+        // left out rather than the heartbeat cut short, which the supervisor would take for silence.
+        if ((accepted.Length * 20L) + 200 > ControlChannel.MaxMessageBytes)
+        {
+            accepted = [];
+        }
+
+        return ControlMessage.Heartbeat(
+            requests.Count, listeners.Connections.Total, listeners.Connections.Open, requests.InFlight, (long)requests.Busy.TotalMilliseconds, accepted);
+    }
 }

@@ -119,7 +119,7 @@ public sealed class WorkerProcessOptions
     /// How long a worker may go without a heartbeat before it is killed and replaced (gunicorn's <c>--timeout</c>).
     /// Heartbeats come from the worker's thread pool, so a worker whose thread pool is starved or deadlocked counts as hung.
     /// </summary>
-    /// <remarks>Defaults to 30 seconds. <see cref="TimeSpan.Zero"/> turns hang detection off.</remarks>
+    /// <remarks>Defaults to 30 seconds. <see cref="TimeSpan.Zero"/> turns hang detection off; otherwise at least 1 second.</remarks>
     public TimeSpan HangTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
