@@ -43,7 +43,13 @@ internal sealed class WorkerWarmup(
                 var server = services.GetService<IServer>();
                 // An IP endpoint if there is one: its scheme and Host are the ones clients use.
                 var target = bound.FirstOrDefault(l => l.EndPoint is IPEndPoint) ?? bound[0];
-                var statusCode = await SendAsync(target, server, path, options.Value.WorkerStartTimeout).ConfigureAwait(false);
+                var budget = WarmupBudget(options.Value.WorkerStartTimeout, WorkerStartupTime.Measure()?.Wall);
+                if (budget == TimeSpan.Zero)
+                {
+                    throw new TimeoutException($"no time left of WorkerStartTimeout ({options.Value.WorkerStartTimeout}) after this worker's start-up");
+                }
+
+                var statusCode = await SendAsync(target, server, path, budget).ConfigureAwait(false);
                 AcceptStrategyLog.WorkerWarmedUp(_logger, _pid, path, statusCode, (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             }
         }
@@ -58,6 +64,18 @@ internal sealed class WorkerWarmup(
             requests.Reset();
             control.TrySend(WorkerStartupTime.Measure() is var (wall, cpu) ? ControlMessage.ReadyAfter(wall, cpu) : ControlMessage.Ready);
         }
+    }
+
+    /// <summary>
+    /// What is left for the warm-up of <paramref name="startTimeout"/>, which the supervisor counts from the spawn
+    /// (<paramref name="sinceSpawn"/> ago), less a margin for the ready message to arrive in time: a warm-up that would
+    /// take longer is given up (logged), and the worker reports ready instead of being killed as failed to start.
+    /// </summary>
+    internal static TimeSpan WarmupBudget(TimeSpan startTimeout, TimeSpan? sinceSpawn)
+    {
+        var margin = TimeSpan.FromTicks(Math.Min(startTimeout.Ticks / 4, TimeSpan.FromSeconds(5).Ticks));
+        var left = startTimeout - (sinceSpawn ?? TimeSpan.Zero) - margin;
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
     }
 
     /// <summary>

@@ -34,6 +34,7 @@ internal static class LogEvents
     public const int PoolGrown = 55;
     public const int PoolShrunk = 56;
     public const int WorkerWarmedUp = 20;
+    public const int WorkerWarmupFailed = 21;
     public const int SupervisorTimerFired = 65;
     public const int HeartbeatReceived = 66;
     public const int WorkerOverMemory = 70;

@@ -47,6 +47,34 @@ public sealed class WorkerWarmupTests
         Assert.Equal(TestServer.Body, await Load.GetAsync(new Uri(group.Address, "/foo?foo=bar")));
     }
 
+    [Theory]
+    [InlineData(60_000, 2_000, 53_000)] // a margin of 5 s at most
+    [InlineData(8_000, 1_000, 5_000)] // else a quarter of the timeout
+    [InlineData(8_000, 6_000, 0)] // nothing left
+    [InlineData(8_000, null, 6_000)] // the spawn time unknown: counted from now
+    public void WarmupBudget_WhatTheSupervisorsStartTimeoutLeaves(int timeoutMs, int? sinceSpawnMs, int expectedMs) =>
+        Assert.Equal(
+            TimeSpan.FromMilliseconds(expectedMs),
+            Kestrel.AcceptStrategies.Worker.WorkerWarmup.WarmupBudget(
+                TimeSpan.FromMilliseconds(timeoutMs), sinceSpawnMs is { } ms ? TimeSpan.FromMilliseconds(ms) : null));
+
+    [Fact]
+    public async Task Warmup_SlowerThanTheStartTimeoutLeaves_GivenUp_WorkerReportsReadyAndIsNotKilled()
+    {
+        // The supervisor counts WorkerStartTimeout from the spawn; the warm-up once had all of it from later on, so a
+        // slow warm-up path always got the worker killed as failed to start, and its slot backed off for good.
+        var supervisor = ChildProcess.StartBenchmarkAppWithJsonLogs(
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 \"--WorkerProcesses:WarmupPath=/slow?ms=60000\" --WorkerProcesses:WorkerStartTimeout=00:00:08");
+        await using var owned = supervisor;
+        var address = await supervisor.WaitForListeningAsync();
+
+        var ready = await supervisor.WaitForEventAsync(LogEvents.WorkerReady, null, TestServer.Timeout);
+        var failed = await supervisor.WaitForEventAsync(LogEvents.WorkerWarmupFailed, null, TestServer.Timeout);
+        Assert.Equal(ready.Int("Pid"), failed.Int("Pid"));
+        Assert.DoesNotContain(supervisor.Events, e => e.EventId == LogEvents.WorkerExited);
+        Assert.Equal("done", await Load.GetAsync(new Uri(address, "/slow?ms=1")));
+    }
+
     /// <summary>Local ports of the listening TCP sockets <paramref name="pid"/> holds (by inode, from /proc).</summary>
     private static List<int> ListeningPorts(int pid)
     {
