@@ -72,7 +72,12 @@ public abstract class ConnectionMiddlewareTests : TransportTestBase
         // connection's disposal returns only once its callbacks have run (Kestrel's transport waits for them).
         var callbacksRunWhenDisposed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var server = await StartServerAsync(
-            context => context.Response.WriteAsync("hello"),
+            context =>
+            {
+                // A length, not chunks: the response ends with its last byte, so the close is all that follows.
+                context.Response.ContentLength = 5;
+                return context.Response.WriteAsync("hello");
+            },
             new ServerSetup
             {
                 Endpoint = listen => listen.Use(next => async context =>
