@@ -309,11 +309,8 @@ internal sealed class WorkerSupervisor(
 
         try
         {
-            var status = StatusServer.Start(address, endpoints, SnapshotAsync, _logger, fatal: false);
-            lock (_successorGate)
-            {
-                _status = status;
-            }
+            // Read by StoppedAsync only after this task has ended.
+            _status = StatusServer.Start(address, endpoints, SnapshotAsync, _logger, fatal: false);
         }
         catch (InvalidOperationException e)
         {

@@ -32,12 +32,7 @@ public sealed class AcceptorFaultTests
         var port = ((IPEndPoint)listener.EndPoint).Port;
         listener.Start();
 
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await client.ConnectAsync(listener.EndPoint);
-        await client.SendAsync("x"u8.ToArray());
-        var connection = await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout);
-        Assert.NotNull(connection);
-        await connection.DisposeAsync();
+        await ConnectAndAcceptOneAsync(listener);
 
         var failed = Assert.Single(logger.WithId(AcceptorFailedEventId));
         Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Error, failed.Level);
@@ -69,12 +64,7 @@ public sealed class AcceptorFaultTests
             var port = ((IPEndPoint)listener.EndPoint).Port;
             listener.Start();
 
-            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            await client.ConnectAsync(listener.EndPoint);
-            await client.SendAsync("x"u8.ToArray());
-            var connection = await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout);
-            Assert.NotNull(connection);
-            await connection.DisposeAsync();
+            await ConnectAndAcceptOneAsync(listener);
 
             var error = Assert.Single(logger.WithId(AcceptErrorEventId));
             Assert.Contains("flock on the accept lock file failed: ENOLCK", error.Message, StringComparison.Ordinal);
@@ -151,16 +141,22 @@ public sealed class AcceptorFaultTests
         }
 
         Assert.Single(logger.WithId(EventLoopFailedEventId));
-        using var second = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await second.ConnectAsync(listener.EndPoint);
-        await second.SendAsync("x"u8.ToArray());
-        var connection = await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout);
-        Assert.NotNull(connection);
-        await connection.DisposeAsync();
+        await ConnectAndAcceptOneAsync(listener);
 
         await listener.UnbindAsync().AsTask().WaitAsync(TestServer.Timeout);
         await listener.DisposeAsync().AsTask().WaitAsync(TestServer.Timeout);
         await TestServer.AssertNoAcceptorThreadsAsync(port);
+    }
+
+    /// <summary>A client connects and sends a byte; the listener hands that connection to Kestrel's side, which disposes it.</summary>
+    private static async Task ConnectAndAcceptOneAsync(AcceptStrategyConnectionListener listener)
+    {
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.EndPoint);
+        await client.SendAsync("x"u8.ToArray());
+        var connection = await listener.AcceptAsync().AsTask().WaitAsync(TestServer.Timeout);
+        Assert.NotNull(connection);
+        await connection.DisposeAsync();
     }
 
     /// <summary>The read's failure, or null when it returned (0 at the client's end of stream, as after a FIN).</summary>
