@@ -221,6 +221,16 @@ internal sealed partial class ChildProcess : IAsyncDisposable
 
     public Task WaitForExitAsync(TimeSpan timeout) => _process.WaitForExitAsync().WaitAsync(timeout);
 
+    /// <summary>
+    /// Whether the runtime aborted the process for want of a file descriptor: it prints a line "Out of memory." and
+    /// exits. Waits (bounded) for the exit first, since a reader can see the end of the output before the exit is known.
+    /// </summary>
+    public async Task<bool> RuntimeAbortedAsync()
+    {
+        await Exited.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(static _ => { }, TaskScheduler.Default);
+        return _process.HasExited && Lines.Any(static l => l.Trim() == "Out of memory.");
+    }
+
     public async ValueTask DisposeAsync()
     {
         try
