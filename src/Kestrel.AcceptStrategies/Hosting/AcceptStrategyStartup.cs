@@ -48,7 +48,7 @@ internal sealed class AcceptStrategyStartup(
             AcceptStrategyLog.ThreadPoolSpinLimit(logger, value, source);
         }
 
-        if (process.Role != WorkerProcessRole.SingleProcess && AtomicConsole.Installed)
+        if (AtomicConsole.Installed)
         {
             // Installed while the logging was built, before any logger existed to say so.
             AcceptStrategyLog.SharedConsole(logger);

@@ -22,7 +22,7 @@ internal static class ProcessRoles
             return (WorkerProcessRole.Worker, worker.Slot, worker.Generation);
         }
 
-        if (options.Workers > 0 && Environment.GetEnvironmentVariable("DOTNET_WATCH") == "1")
+        if (options.Workers > 0 && UnderDotnetWatch)
         {
             // dotnet watch hot-reloads the process it started: a supervisor that serves nothing, while the workers
             // would keep the old code. One process gets every edit.
@@ -32,4 +32,13 @@ internal static class ProcessRoles
 
         return (options.Workers > 0 ? WorkerProcessRole.Supervisor : WorkerProcessRole.SingleProcess, -1, 0);
     }
+
+    /// <summary>
+    /// Whether <see cref="Resolve"/> makes this process a supervisor or a worker, for what must be decided before any
+    /// logger exists (the console's writers), so without its log line.
+    /// </summary>
+    public static bool InWorkerMode(WorkerProcessModel model, WorkerProcessOptions options) =>
+        model.Worker is not null || (options.Workers > 0 && !UnderDotnetWatch);
+
+    private static bool UnderDotnetWatch => Environment.GetEnvironmentVariable("DOTNET_WATCH") == "1";
 }

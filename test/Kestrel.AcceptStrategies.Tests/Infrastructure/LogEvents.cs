@@ -29,6 +29,7 @@ internal static class LogEvents
     public const int UpgradeFailed = 38;
     public const int UpgradeTookOver = 39;
     public const int WatchRunsSingleProcess = 52;
+    public const int SharedConsole = 59;
     public const int KestrelConfigurationChanged = 53;
     public const int WorkerRuntimeProfile = 54;
     public const int PoolGrown = 55;

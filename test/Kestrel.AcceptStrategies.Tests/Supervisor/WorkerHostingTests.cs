@@ -38,10 +38,22 @@ public sealed class WorkerHostingTests
     }
 
     [Fact]
+    public async Task Workers_SupervisorAndWorkersShareTheConsoleLineByLine()
+    {
+        await using var group = ChildProcess.StartBenchmarkAppWithJsonLogs(
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 --Logging:LogLevel:Kestrel.AcceptStrategies=Debug");
+        await group.WaitForEventAsync(LogEvents.WorkerReady, null, TestServer.Timeout);
+
+        // One line from the supervisor, one from the worker, each at its start.
+        Assert.Equal(2, group.Events.Count(e => e.EventId == LogEvents.SharedConsole));
+    }
+
+    [Fact]
     public async Task DotnetWatch_Workers_RunsSingleProcessWithOneWarning()
     {
+        // Debug: a console made shared would say so (event 59), and a process that runs alone must leave it as it is.
         await using var app = ChildProcess.StartBenchmarkAppWithJsonLogs(
-            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=2",
+            "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=2 --Logging:LogLevel:Kestrel.AcceptStrategies=Debug",
             environment: new Dictionary<string, string> { ["DOTNET_WATCH"] = "1" });
         var address = await app.WaitForListeningAsync();
 
@@ -54,6 +66,7 @@ public sealed class WorkerHostingTests
 
         Assert.Single(app.Events, e => e.EventId == LogEvents.WatchRunsSingleProcess);
         Assert.DoesNotContain(app.Events, e => e.EventId == LogEvents.WorkerStarted);
+        Assert.DoesNotContain(app.Events, e => e.EventId == LogEvents.SharedConsole);
     }
 
     [Fact]
