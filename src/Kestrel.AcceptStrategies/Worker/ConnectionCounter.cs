@@ -13,6 +13,7 @@ internal sealed class ConnectionCounter : IAcceptedConnectionObserver
     private readonly ConcurrentDictionary<string, TrackedConnection> _open = new(StringComparer.Ordinal);
     private long _openCount;
     private long _total;
+    private TaskCompletionSource? _allClosed;
 
     public long Open => Interlocked.Read(ref _openCount);
 
@@ -31,9 +32,31 @@ internal sealed class ConnectionCounter : IAcceptedConnectionObserver
             {
                 var (counter, id) = ((ConnectionCounter, string))state!;
                 counter._open.TryRemove(id, out _);
-                Interlocked.Decrement(ref counter._openCount);
+                if (Interlocked.Decrement(ref counter._openCount) == 0)
+                {
+                    Volatile.Read(ref counter._allClosed)?.TrySetResult();
+                }
             },
             (this, id));
+    }
+
+    /// <summary>
+    /// Completes once no connection is open (at once if none is): for a draining worker, whose listeners no longer
+    /// accept, so the count only falls.
+    /// </summary>
+    public Task WhenAllClosed()
+    {
+        var allClosed = Volatile.Read(ref _allClosed)
+            ?? Interlocked.CompareExchange(ref _allClosed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously), null)
+            ?? _allClosed;
+
+        // After publishing it: a close that brought the count to zero before then did not see it.
+        if (Open == 0)
+        {
+            allClosed.TrySetResult();
+        }
+
+        return allClosed.Task;
     }
 
     public TrackedConnection? Find(string connectionId) => _open.GetValueOrDefault(connectionId);

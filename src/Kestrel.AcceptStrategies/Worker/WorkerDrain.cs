@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Kestrel.AcceptStrategies.Internal;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -16,6 +15,9 @@ internal sealed class WorkerDrain(
     private readonly ILogger _logger = loggerFactory.CreateLogger(AcceptStrategyLog.WorkerCategory);
     private readonly int _pid = Environment.ProcessId;
     private int _draining;
+
+    /// <summary>The grace's clock: the system's, a fake one in tests (not DI's, which is the app's).</summary>
+    internal TimeProvider Time { get; init; } = TimeProvider.System;
 
     /// <summary>Whether responses should carry <c>Connection: close</c>.</summary>
     public bool IsDraining => Volatile.Read(ref _draining) != 0;
@@ -46,10 +48,9 @@ internal sealed class WorkerDrain(
             }
 
             // The grace: a busy client sends its next request within it and is told to go (Connection: close, GOAWAY).
-            var graceEnds = Stopwatch.GetTimestamp() + Timestamps.Units(Grace, Stopwatch.Frequency);
-            while (listeners.Connections.Open > 0 && Stopwatch.GetTimestamp() < graceEnds)
+            using (var graceOver = new CancellationTokenSource(Grace, Time))
             {
-                await Task.Delay(20).ConfigureAwait(false);
+                await listeners.Connections.WhenAllClosed().WaitAsync(graceOver.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
 
             // Then every connection with no request in the app goes: idle ones, silent ones and ones still sending
