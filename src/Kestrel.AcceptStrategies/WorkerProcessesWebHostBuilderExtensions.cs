@@ -64,30 +64,29 @@ public static class WorkerProcessesWebHostBuilderExtensions
                     WorkerSignals.TakeOver();
                 }
 
-                services.AddSingleton(new WorkerProcessModel(worker));
-
                 var section = context.Configuration.GetSection(WorkerProcessOptions.SectionName);
                 var binder = new SectionBinder<WorkerProcessOptions>(
                     section, WorkerProcessOptions.SectionName, static o => o.ConfigurationProblems, MovedKeys.ToAcceptStrategy);
 
-                // Whether to refuse HTTP/3 is decided on a throwaway copy of the options (configuration, then this callback).
+                // Which services worker mode needs is decided on a throwaway copy of the options (configuration, then
+                // code), before the logging that one of them changes exists; start-up refuses a role that disagrees.
                 var probe = new WorkerProcessOptions();
                 binder.Configure(probe);
                 configure(probe);
-                if (probe.Workers > 0 || worker is not null)
+                var workerMode = ProcessRoles.InWorkerMode(worker, probe);
+                services.AddSingleton(new WorkerProcessModel(worker, workerMode));
+                if (workerMode)
                 {
-                    // Last registered, so Kestrel asks it before its own QUIC transport. Only when the options ask for
-                    // workers, so a one-process app's HTTP/3 setup is Kestrel's as it would be without this package.
+                    // Last registered, so Kestrel asks it before its own QUIC transport.
                     services.AddSingleton<IMultiplexedConnectionListenerFactory, QuicRefusal>();
-                }
 
-                // A supervisor and its workers share standard output: its lines must not be split. It decides by the
-                // options as they end up, which a probe of this one callback cannot know.
-                services.AddSingleton<SharedConsoleSetup>();
-                services.AddSingleton<IConfigureOptions<ConsoleLoggerOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
-                services.AddSingleton<IConfigureOptions<SimpleConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
-                services.AddSingleton<IConfigureOptions<JsonConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
-                services.AddSingleton<IConfigureOptions<ConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                    // A supervisor and its workers share standard output: its lines must not be split.
+                    services.AddSingleton<SharedConsoleSetup>();
+                    services.AddSingleton<IConfigureOptions<ConsoleLoggerOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                    services.AddSingleton<IConfigureOptions<SimpleConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                    services.AddSingleton<IConfigureOptions<JsonConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                    services.AddSingleton<IConfigureOptions<ConsoleFormatterOptions>>(sp => sp.GetRequiredService<SharedConsoleSetup>());
+                }
 
                 // Registered before any code configuration so that code runs after the binding and wins.
                 services.AddSingleton<IConfigureOptions<WorkerProcessOptions>>(binder);

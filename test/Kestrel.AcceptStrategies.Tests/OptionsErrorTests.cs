@@ -1,5 +1,7 @@
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 using Kestrel.AcceptStrategies.Tests.Supervisor;
+using Kestrel.AcceptStrategies.WorkerProcesses;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace Kestrel.AcceptStrategies.Tests;
@@ -28,6 +30,28 @@ public sealed class OptionsErrorTests
             // Not also "MinRequestsPerWorker = 0 is above MaxRequestsPerWorker = -5" (0 means 90% of Max).
             var failure = Assert.Single(error.Failures);
             Assert.StartsWith(expected, failure, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(null, 2, "WorkerProcesses:Workers is 2 in the end, but configuration and UseWorkerProcesses's callback, from which the worker-mode services are chosen, ask for one process")]
+    [InlineData("--WorkerProcesses:Workers=2", 0, "WorkerProcesses:Workers is 0 in the end, but configuration and UseWorkerProcesses's callback, from which the worker-mode services are chosen, ask for worker processes")]
+    public async Task StartAsync_WorkersChangedOutsideUseWorkerProcesses_Refused(string? argument, int workers, string expected)
+    {
+        // The console's writers and the HTTP/3 refusal are chosen before the logging exists, from configuration and
+        // UseWorkerProcesses's callback: a supervisor without them would split its lines, one process with them would
+        // have its console changed unasked.
+        var app = TestServer.Build(
+            build: b => b.Services.PostConfigure<WorkerProcessOptions>(o => o.Workers = workers),
+            args: argument is null ? [] : [argument],
+            workers: _ => { });
+        await using (app)
+        {
+            var error = await Assert.ThrowsAnyAsync<OptionsValidationException>(() => app.StartAsync().WaitAsync(TestServer.Timeout));
+
+            var failure = Assert.Single(error.Failures);
+            Assert.StartsWith(expected, failure, StringComparison.Ordinal);
+            Assert.Contains("services.Configure<WorkerProcessOptions>", failure, StringComparison.Ordinal);
         }
     }
 

@@ -31,6 +31,13 @@ internal sealed class AcceptStrategyStartup(
             problems.Add($"The {WorkerProcessOptions.SectionName} section is set, but the app runs as one process: call builder.WebHost.UseWorkerProcesses() (in place of UseAcceptStrategy()) for worker processes, or remove the section.");
         }
 
+        if (model is not null && workers is not null && model.WorkerModeServices != (process.Role != WorkerProcessRole.SingleProcess))
+        {
+            // Worker mode's services were chosen from configuration and UseWorkerProcesses's callback, before the logging
+            // one of them changes existed: Workers set anywhere else would leave the console split or changed unasked.
+            problems.Add($"WorkerProcesses:Workers is {workers.Workers} in the end, but configuration and UseWorkerProcesses's callback, from which the worker-mode services are chosen, ask for {(model.WorkerModeServices ? "worker processes" : "one process")}: it was changed elsewhere (for example with services.Configure<WorkerProcessOptions>). Set Workers in configuration or in UseWorkerProcesses(options => ...).");
+        }
+
         if (problems.Count > 0)
         {
             StartupFailureExit.Arm(services);

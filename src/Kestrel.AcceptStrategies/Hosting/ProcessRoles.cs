@@ -1,4 +1,5 @@
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Worker;
 using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Logging;
 
@@ -34,11 +35,11 @@ internal static class ProcessRoles
     }
 
     /// <summary>
-    /// Whether <see cref="Resolve"/> makes this process a supervisor or a worker, for what must be decided before any
-    /// logger exists (the console's writers), so without its log line.
+    /// Whether <see cref="Resolve"/> will make this process a supervisor or a worker, for what must be decided before
+    /// any logger exists (the console's writers), so without its log line.
     /// </summary>
-    public static bool InWorkerMode(WorkerProcessModel model, WorkerProcessOptions options) =>
-        model.Worker is not null || (options.Workers > 0 && !UnderDotnetWatch);
+    public static bool InWorkerMode(WorkerIdentity? worker, WorkerProcessOptions options) =>
+        worker is not null || (options.Workers > 0 && !UnderDotnetWatch);
 
     private static bool UnderDotnetWatch => Environment.GetEnvironmentVariable("DOTNET_WATCH") == "1";
 }

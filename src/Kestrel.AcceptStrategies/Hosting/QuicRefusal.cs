@@ -10,14 +10,13 @@ namespace Kestrel.AcceptStrategies.Hosting;
 
 /// <summary>
 /// Kestrel's HTTP/3 (QUIC) transport in worker mode: a UDP socket cannot be handed over like the TCP ones, so the
-/// supervisor would serve HTTP/3 itself while every worker failed to bind the port. Registered when the options ask for
-/// worker mode, last, so Kestrel asks it first: start-up fails naming the endpoint instead. A process that runs alone
-/// after all (under <c>dotnet watch</c>) declines, and Kestrel's own QUIC transport binds.
+/// supervisor would serve HTTP/3 itself while every worker failed to bind the port. Registered in worker mode only,
+/// last, so Kestrel asks it first: start-up fails naming the endpoint instead.
 /// </summary>
-internal sealed class QuicRefusal(IOptions<WorkerProcessOptions> options, WorkerProcessInfo process, ILoggerFactory loggerFactory)
+internal sealed class QuicRefusal(IOptions<WorkerProcessOptions> options, ILoggerFactory loggerFactory)
     : IMultiplexedConnectionListenerFactory, IConnectionListenerFactorySelector
 {
-    public bool CanBind(EndPoint endpoint) => process.Role != WorkerProcessRole.SingleProcess;
+    public bool CanBind(EndPoint endpoint) => true;
 
     public ValueTask<IMultiplexedConnectionListener> BindAsync(EndPoint endpoint, IFeatureCollection? features = null, CancellationToken cancellationToken = default)
     {

@@ -1,4 +1,3 @@
-using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.Extensions.Logging.Console;
 using Microsoft.Extensions.Options;
 
@@ -7,29 +6,20 @@ namespace Kestrel.AcceptStrategies.Hosting;
 /// <summary>
 /// Installs <see cref="AtomicConsole"/> in worker mode (a supervisor and its workers), as the host builds its logging:
 /// the console logger takes <see cref="Console.Out"/> when it is created, and every console formatter reads its
-/// options before that, so this is the last moment the writers can change and still carry the log lines. The role is
-/// decided from the options as they end up (configuration, then code), so a one-process app's console is left alone,
-/// including one that <c>dotnet watch</c> runs.
+/// options before that, so this is the last moment the writers can change and still carry the log lines. Registered
+/// only in worker mode; a one-process app's console is left alone.
 /// </summary>
-internal sealed class SharedConsoleSetup(WorkerProcessModel model, IOptions<WorkerProcessOptions> options) :
+internal sealed class SharedConsoleSetup :
     IConfigureOptions<ConsoleLoggerOptions>,
     IConfigureOptions<SimpleConsoleFormatterOptions>,
     IConfigureOptions<JsonConsoleFormatterOptions>,
     IConfigureOptions<ConsoleFormatterOptions>
 {
-    public void Configure(ConsoleLoggerOptions options) => InstallInWorkerMode();
+    public void Configure(ConsoleLoggerOptions options) => AtomicConsole.Install();
 
-    public void Configure(SimpleConsoleFormatterOptions options) => InstallInWorkerMode();
+    public void Configure(SimpleConsoleFormatterOptions options) => AtomicConsole.Install();
 
-    public void Configure(JsonConsoleFormatterOptions options) => InstallInWorkerMode();
+    public void Configure(JsonConsoleFormatterOptions options) => AtomicConsole.Install();
 
-    public void Configure(ConsoleFormatterOptions options) => InstallInWorkerMode();
-
-    private void InstallInWorkerMode()
-    {
-        if (!AtomicConsole.Installed && ProcessRoles.InWorkerMode(model, options.Value))
-        {
-            AtomicConsole.Install();
-        }
-    }
+    public void Configure(ConsoleFormatterOptions options) => AtomicConsole.Install();
 }

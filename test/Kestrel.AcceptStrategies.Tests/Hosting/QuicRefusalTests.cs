@@ -18,24 +18,12 @@ public sealed class QuicRefusalTests
     [Fact]
     public async Task BindAsync_AnyEndpoint_RefusedNamingIt()
     {
-        var refusal = new QuicRefusal(Options.Create(new WorkerProcessOptions { Workers = 2 }), new WorkerProcessInfo(WorkerProcessRole.Supervisor, -1, 0), NullLoggerFactory.Instance);
+        var refusal = new QuicRefusal(Options.Create(new WorkerProcessOptions { Workers = 2 }), NullLoggerFactory.Instance);
 
         var error = await Assert.ThrowsAsync<NotSupportedException>(() => refusal.BindAsync(new IPEndPoint(IPAddress.Loopback, 8443)).AsTask());
 
         Assert.Contains("HTTP/3 (QUIC) on 127.0.0.1:8443", error.Message, StringComparison.Ordinal);
         Assert.Contains("Workers = 2", error.Message, StringComparison.Ordinal);
-    }
-
-    [Theory]
-    [InlineData(WorkerProcessRole.Supervisor, true)]
-    [InlineData(WorkerProcessRole.Worker, true)]
-    [InlineData(WorkerProcessRole.SingleProcess, false)]
-    public void CanBind_OnlyInWorkerMode(WorkerProcessRole role, bool refuses)
-    {
-        // Workers asked for, yet one process (dotnet watch): Kestrel's own QUIC transport is asked next.
-        var refusal = new QuicRefusal(Options.Create(new WorkerProcessOptions { Workers = 2 }), new WorkerProcessInfo(role, -1, 0), NullLoggerFactory.Instance);
-
-        Assert.Equal(refuses, refusal.CanBind(new IPEndPoint(IPAddress.Loopback, 8443)));
     }
 
     [Fact]

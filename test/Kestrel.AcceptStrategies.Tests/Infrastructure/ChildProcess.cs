@@ -16,6 +16,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
     private int _openStreams = 2;
 
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _outputEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private ChildProcess(Process process)
     {
@@ -223,10 +224,16 @@ internal sealed partial class ChildProcess : IAsyncDisposable
 
     /// <summary>
     /// Whether the runtime aborted the process for want of a file descriptor: it prints a line "Out of memory." and
-    /// exits. Waits (bounded) for the exit first, since a reader can see the end of the output before the exit is known.
+    /// exits. A process whose output goes on for a second did not (whatever failed is the caller's to report); one
+    /// whose output ended is waited for (bounded), since its exit can be known after its last line is read, or before.
     /// </summary>
     public async Task<bool> RuntimeAbortedAsync()
     {
+        if (await Task.WhenAny(_outputEnded.Task, Task.Delay(TimeSpan.FromSeconds(1))) != _outputEnded.Task)
+        {
+            return false;
+        }
+
         await Exited.WaitAsync(TimeSpan.FromSeconds(5)).ContinueWith(static _ => { }, TaskScheduler.Default);
         return _process.HasExited && Lines.Any(static l => l.Trim() == "Out of memory.");
     }
@@ -256,6 +263,7 @@ internal sealed partial class ChildProcess : IAsyncDisposable
             if (Interlocked.Decrement(ref _openStreams) == 0)
             {
                 _newLines.Writer.TryComplete();
+                _outputEnded.TrySetResult();
             }
 
             return;

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.ExceptionServices;
 using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -62,6 +63,7 @@ public sealed partial class AcceptorStopCpuTests(ITestOutputHelper output)
         var open = Directory.GetFiles($"/proc/{server.Id}/fd").Length;
         SetLimit(server.Id, original with { Current = (ulong)open + 30 });
         var clients = new List<Socket>();
+        ExceptionDispatchInfo? failure = null;
         try
         {
             try
@@ -81,19 +83,25 @@ public sealed partial class AcceptorStopCpuTests(ITestOutputHelper output)
                 // short a back-off the acceptors take descriptors back before the stop reaches them.
                 await WaitUntilLongBackoffAsync(server.Id);
             }
-            catch (Exception)
+            catch (Exception e)
             {
-                if (!await server.RuntimeAbortedAsync())
-                {
-                    throw;
-                }
-
-                return server.Output;
+                failure = ExceptionDispatchInfo.Capture(e);
             }
             finally
             {
-                // Descriptors again, so the stop has what it needs (without, the runtime aborts: "Out of memory.").
+                // Descriptors again, so the stop has what it needs (without, the runtime aborts: "Out of memory."), and
+                // so a server that failed the test is not starved into that abort while it is looked at.
                 SetLimit(server.Id, original);
+            }
+
+            if (failure is not null)
+            {
+                if (!await server.RuntimeAbortedAsync())
+                {
+                    failure.Throw();
+                }
+
+                return server.Output;
             }
 
             WorkerGroup.Kill(server.Id, "TERM");

@@ -44,11 +44,11 @@ public sealed class AcceptorTests
                 await ExhaustAndRecoverAsync(server);
                 return;
             }
-            catch (Exception) when (attempt < 3)
+            catch (Exception e)
             {
-                if (!await server.RuntimeAbortedAsync())
+                if (attempt >= 3 || !await server.RuntimeAbortedAsync())
                 {
-                    throw;
+                    throw new InvalidOperationException($"{e.GetType().Name}: {e.Message}\nThe server said:\n{server.Output}", e);
                 }
             }
         }

@@ -44,7 +44,13 @@ public sealed class WorkerHostingTests
             "--urls=http://127.0.0.1:0 --WorkerProcesses:Workers=1 --Logging:LogLevel:Kestrel.AcceptStrategies=Debug");
         await group.WaitForEventAsync(LogEvents.WorkerReady, null, TestServer.Timeout);
 
-        // One line from the supervisor, one from the worker, each at its start.
+        // One line from the supervisor, one from the worker, each at its start (the worker's console writes from a
+        // queue, so its line may follow the supervisor's "ready").
+        while (group.Events.Count(e => e.EventId == LogEvents.SharedConsole) < 2)
+        {
+            await group.WaitForNextLineAsync(TestServer.Timeout);
+        }
+
         Assert.Equal(2, group.Events.Count(e => e.EventId == LogEvents.SharedConsole));
     }
 

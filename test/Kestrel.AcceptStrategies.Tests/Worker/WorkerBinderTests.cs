@@ -116,7 +116,7 @@ public sealed class WorkerBinderTests
         services.AddSingleton<SupervisorBinder>();
         services.AddSingleton<RoleListenerFactory>();
         services.AddSingleton(sp => new WorkerProcessInfo(() => ProcessRoles.Resolve(
-            new WorkerProcessModel(worker), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<WorkerProcessOptions>>().Value, NullLogger.Instance)));
+            new WorkerProcessModel(worker, workerModeServices: true), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<WorkerProcessOptions>>().Value, NullLogger.Instance)));
         services.AddAcceptStrategyWorker(worker);
         return services.BuildServiceProvider();
     }
