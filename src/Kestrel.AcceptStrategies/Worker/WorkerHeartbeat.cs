@@ -43,9 +43,10 @@ internal sealed class WorkerHeartbeat(
                     continue;
                 }
 
-                // Idle: asleep until the next request or the idle interval, so counts are fresh again at once.
+                // Idle: asleep until the next request (or the warm-up's reset) or the idle interval, so counts are fresh
+                // again at once; unless they changed since they were sent (a listener bound, a warm-up came and went).
                 var next = requests.NextRequest();
-                if (requests.Count == message.Requests)
+                if (Counts().SameCounts(message))
                 {
                     try
                     {

@@ -54,10 +54,7 @@ internal sealed class WorkerRequests(WorkerIdentity worker, WorkerControlClient 
         }
 
         // One volatile read per request; only the first request after an idle spell wakes the heartbeat.
-        if (Volatile.Read(ref _waiter) is { } waiter && Interlocked.CompareExchange(ref _waiter, null, waiter) == waiter)
-        {
-            waiter.TrySetResult();
-        }
+        WakeHeartbeat();
     }
 
     /// <summary>The response of a request <see cref="Started"/> counted is complete (or the request was aborted).</summary>
@@ -77,10 +74,23 @@ internal sealed class WorkerRequests(WorkerIdentity worker, WorkerControlClient 
         return waiter.Task;
     }
 
-    /// <summary>Forgets the warm-up, which is not the app's traffic.</summary>
+    /// <summary>
+    /// Forgets the warm-up, which is not the app's traffic, and wakes the heartbeat: an idle one compares counts, and
+    /// a warm-up that came and went between two of its looks would leave the supervisor the counts of before the
+    /// bind until the idle interval.
+    /// </summary>
     public void Reset()
     {
         Interlocked.Exchange(ref _count, 0);
         Interlocked.Exchange(ref _budgetReported, 0);
+        WakeHeartbeat();
+    }
+
+    private void WakeHeartbeat()
+    {
+        if (Volatile.Read(ref _waiter) is { } waiter && Interlocked.CompareExchange(ref _waiter, null, waiter) == waiter)
+        {
+            waiter.TrySetResult();
+        }
     }
 }

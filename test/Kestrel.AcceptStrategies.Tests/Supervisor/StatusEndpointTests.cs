@@ -21,8 +21,13 @@ public sealed class StatusEndpointTests(ITestOutputHelper output)
         await using var group = await WorkerGroup.StartAsync(2, AcceptStrategy.ReusePort, Tcp);
         using var status = await StatusClient.OfAsync(group.Supervisor);
 
-        // Every worker is ready, so both are listed, active, with one accepted count per acceptor.
-        var first = await status.WaitUntilAsync(s => s["workers"]!.AsArray().All(w => (string)w!["state"]! == "active"), TestServer.Timeout, "both workers active");
+        // Every worker is ready, so both are listed, active, with one accepted count per acceptor (once the worker has
+        // started its acceptors: "active" is the supervisor's word, sent before the worker hears it).
+        var first = await status.WaitUntilAsync(
+            s => s["workers"]!.AsArray() is var workers && workers.Count == 2
+                && workers.All(w => (string)w!["state"]! == "active" && w["accepted"]!.AsArray().Count == 2),
+            TestServer.Timeout,
+            "both workers active, each with its two acceptors' counts");
         output.WriteLine(first.ToJsonString());
         Assert.Equal(group.Supervisor.Id, (int)first["pid"]!);
         Assert.Equal("ReusePort", (string)first["strategy"]!);

@@ -15,7 +15,7 @@ namespace Kestrel.AcceptStrategies.Tests.Worker;
 /// The drain's grace on a fake clock: a connection with no request in the app is cut when the grace ends and not
 /// before, and a drain whose connections all close goes on at once.
 /// </summary>
-public sealed class WorkerDrainTests
+public sealed class WorkerDrainGraceTests
 {
     // Less than the grace in real time: a drain that waited on the system's clock instead would time out here.
     private static readonly TimeSpan LessThanTheGrace = TimeSpan.FromMilliseconds(900);
