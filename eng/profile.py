@@ -14,7 +14,9 @@ Options: --app PATH (a BenchmarkApp.dll; default the Release build in perf/Bench
 --connections N (30), -k, --keep DIR (keep perf.data there for `perf report -i`). Environment variables given to this
 script reach the server. It profiles the process it starts, so use it on one process, not on a worker group.
 """
-import argparse, collections, os, re, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+import argparse, collections, os, re, shutil, subprocess, sys, tempfile, time
+
+import benchserver
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 URL = 'http://127.0.0.1:5000/foo?foo=bar&bar=baz&baz=hoge&hoge=foo'
@@ -70,19 +72,8 @@ def main():
     folder = args.keep or tempfile.mkdtemp(prefix='profile-')
     os.makedirs(folder, exist_ok=True)
     data = os.path.join(folder, 'perf.data')
-    subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=False)
     env = dict(os.environ, DOTNET_PerfMapEnabled='1', DOTNET_EnableWriteXorExecute='0')
-    server = subprocess.Popen(['dotnet', args.app, '--urls=http://127.0.0.1:5000', *args.server],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen('http://127.0.0.1:5000/foo?foo=warm', timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            sys.exit('the server did not answer on 127.0.0.1:5000 within 60 s')
+    with benchserver.running(args.app, args.server, env) as server:
         warm = wrk(10, args.connections, args.k)  # tiered JIT reaches steady code
         warm.communicate()
         load = wrk(args.seconds + 3, args.connections, args.k)
@@ -92,9 +83,6 @@ def main():
         out, _ = load.communicate()
         rate = next((line for line in out.splitlines() if 'Requests/sec' in line), 'no Requests/sec line').strip()
         errors = [line.strip() for line in out.splitlines() if 'Non-2xx' in line or 'Socket errors' in line]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
 
     print(f'wrk -t1 -c{args.connections} {"keep-alive" if args.k else "Connection: close"}: {rate}'
           + ''.join(f'; {e}' for e in errors))

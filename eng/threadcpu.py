@@ -12,7 +12,9 @@ TIME_WAIT sockets of earlier runs do not pile up:
 Options: --app PATH (a BenchmarkApp.dll; default the Release build in perf/BenchmarkApp), --seconds N (8), -k.
 Environment variables given to this script reach the server (and so its workers).
 """
-import argparse, collections, os, signal, subprocess, sys, time, urllib.request
+import argparse, collections, os, subprocess
+
+import benchserver
 
 HZ = os.sysconf('SC_CLK_TCK')
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -67,25 +69,11 @@ def main():
     parser.add_argument('-k', action='store_true', help='keep-alive (default: Connection: close)')
     parser.add_argument('server', nargs='*', help='arguments of the app, after --')
     args = parser.parse_args()
-    subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=False)
-    server = subprocess.Popen(['dotnet', args.app, '--urls=http://127.0.0.1:5000', *args.server],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen('http://127.0.0.1:5000/foo?foo=warm', timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            sys.exit('the server did not answer on 127.0.0.1:5000 within 60 s')
+    with benchserver.running(args.app, args.server) as server:
         wrk(15, args.k)  # warm-up: tiered JIT reaches steady code
         p0, t0 = snapshot(server.pid)
         requests = wrk(args.seconds, args.k)
         p1, t1 = snapshot(server.pid)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
 
     per_k = 1000 / HZ / requests * 1000
     group = sum(cpu - p0.get(pid, 0) for pid, cpu in p1.items())
