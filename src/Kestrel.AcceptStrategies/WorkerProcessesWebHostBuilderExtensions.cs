@@ -3,6 +3,7 @@ using Kestrel.AcceptStrategies;
 using Kestrel.AcceptStrategies.Hosting;
 using Kestrel.AcceptStrategies.Protocol;
 using Kestrel.AcceptStrategies.Supervisor;
+using Kestrel.AcceptStrategies.Supervisor.Endpoints;
 using Kestrel.AcceptStrategies.Worker;
 using Kestrel.AcceptStrategies.WorkerProcesses;
 using Microsoft.AspNetCore.Connections;
@@ -38,9 +39,9 @@ public static class WorkerProcessesWebHostBuilderExtensions
     /// <remarks>
     /// This registers services. When the host starts, and only in worker mode, the process takes what its role
     /// needs: the supervisor its signal handlers (SIGHUP, SIGTTIN, SIGTTOU, SIGUSR2) and console writers that keep lines
-    /// whole, a worker its inherited sockets. A worker process (never the process the user starts) also unblocks, here,
-    /// the signals its supervisor blocked when it started it. Named pipes, file handles and HTTP/3 are refused in worker
-    /// mode: only TCP endpoints and Unix sockets can be handed to workers.
+    /// whole, a worker its inherited sockets. A worker process, or a supervisor's successor (SIGUSR2), never the process
+    /// the user starts, also takes over, here, the signals its supervisor blocked when it started it. Named pipes, file
+    /// handles and HTTP/3 are refused in worker mode: only TCP endpoints and Unix sockets can be handed to workers.
     /// </remarks>
     /// <param name="builder">The web host builder.</param>
     /// <param name="configure">Changes the options after configuration has been bound.</param>
@@ -56,10 +57,11 @@ public static class WorkerProcessesWebHostBuilderExtensions
             if (!services.Any(d => d.ServiceType == typeof(WorkerProcessModel)))
             {
                 // Read, not claimed: the host's start takes the descriptors (AcceptStrategyStartup). The one exception is
-                // the terminal's signals, which the supervisor blocked at the spawn: every thread started from here on
-                // would pass the block on to the processes it starts, so a worker unblocks them now.
+                // the terminal's signals, which the supervisor blocked at the spawn of a worker or of its successor
+                // (SIGUSR2): every thread started from here on would pass the block on to the processes it starts, so
+                // such a process takes them over now (a successor's own handlers replace the no-op ones when it starts).
                 var worker = WorkerIdentity.ReadOnce();
-                if (worker is not null)
+                if (worker is not null || InheritedListeners.StartedByPredecessor)
                 {
                     WorkerSignals.TakeOver();
                 }

@@ -6,10 +6,11 @@ namespace Kestrel.AcceptStrategies.Protocol;
 /// <summary>
 /// SIGHUP, SIGTTIN, SIGTTOU and SIGUSR2 are the supervisor's: a terminal (or <c>kill -- -PGID</c>, or
 /// <c>systemctl kill</c> without <c>--kill-whom=main</c>) sends them to the whole process group, and their default
-/// actions would end or stop a worker. A worker is spawned with the four blocked,
-/// so from its first instruction they stay pending and do nothing; this takes over as soon as the library runs in a
-/// worker (<c>UseWorkerProcesses()</c>, in a process a supervisor started: undoing the block the supervisor set is
-/// the one thing the library does before the host starts, because every thread started before it keeps the block).
+/// actions would end or stop a worker, or a successor supervisor (<c>SIGUSR2</c>) before its own handlers exist. Both
+/// are spawned with the four blocked, so from their first instruction they stay pending and do nothing; this takes over
+/// as soon as the library runs in such a process (<c>UseWorkerProcesses()</c>, in a process a supervisor started:
+/// undoing the block the supervisor set is the one thing the library does before the host starts, because every thread
+/// started before it keeps the block). A successor's handlers replace the no-op ones when its host starts.
 /// </summary>
 /// <remarks>
 /// <para>

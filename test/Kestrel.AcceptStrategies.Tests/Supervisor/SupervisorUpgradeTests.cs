@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Kestrel.AcceptStrategies.Internal;
 using Kestrel.AcceptStrategies.Tests.Infrastructure;
 
 namespace Kestrel.AcceptStrategies.Tests.Supervisor;
@@ -89,6 +90,32 @@ public sealed class SupervisorUpgradeTests
         await group.WaitUntilAsync(g => g.EventsOf(LogEvents.UpgradeCompleted).Count == 1, TestServer.Timeout, "the second successor serving");
         await group.WaitForSupervisorExitAsync(TestServer.Timeout);
         Assert.Empty(await Load.RunAsync(group.Address, 200, 8, connectionClose: true));
+    }
+
+    [Fact]
+    public async Task Sigusr2_TerminalSignalsWhileTheSuccessorStarts_NeitherStopNorEndIt()
+    {
+        // A group-wide SIGTTOU (a terminal's, or kill -- -PGID) while the successor's runtime starts: its default action
+        // stops the process. The successor is spawned with the four terminal signals blocked, as a worker is.
+        await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort);
+        group.Signal("USR2");
+        var successor = (await group.Supervisor.WaitForEventAsync(LogEvents.UpgradeStarted, null, TestServer.Timeout)).Int("Pid");
+
+        var sent = 0;
+        var deadline = DateTime.UtcNow + TestServer.Timeout;
+        while (group.EventsOf(LogEvents.UpgradeCompleted).Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the upgrade did not complete within {TestServer.Timeout} ({sent} SIGTTOU sent)");
+            Assert.True(Libc.Kill(successor, Libc.SIGTTOU) == 0 || !WorkerGroup.IsRunning(successor), "kill(2) failed");
+            sent++;
+            var state = State(successor);
+            Assert.True(state is not ('T' or 'Z' or 'X' or null), $"the successor {successor} is {state} after {sent} SIGTTOU");
+            await group.Supervisor.WaitForNextLineAsync(TimeSpan.FromMilliseconds(20)).ContinueWith(static _ => { }, TaskScheduler.Default);
+        }
+
+        Assert.True(sent > 1, "the upgrade completed before a second signal: the start was not covered");
+        Assert.True(WorkerGroup.IsRunning(successor));
+        Assert.Empty(await Load.RunAsync(group.Address, 100, 4, connectionClose: true));
     }
 
     [Fact]
@@ -202,6 +229,20 @@ public sealed class SupervisorUpgradeTests
         ["AcceptStrategy"] = new JsonObject { ["Strategy"] = strategy.ToString(), ["Acceptors"] = 1 },
         ["WorkerProcesses"] = new JsonObject { ["Workers"] = workers },
     };
+
+    /// <summary>The process's state letter from /proc (R, S, T for stopped, Z...), null once it is gone.</summary>
+    private static char? State(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..][0];
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 
     private static int ParentOf(int pid) =>
         int.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("PPid:", StringComparison.Ordinal))[5..].Trim(), CultureInfo.InvariantCulture);

@@ -19,6 +19,9 @@ internal sealed class InheritedListeners : IDisposable
     /// <summary><c>ready=FD;from=PID</c>: the pipe to write one byte to once the workers serve, and the previous supervisor.</summary>
     public const string ReadyVariable = "KESTREL_ACCEPT_STRATEGIES_UPGRADE_READY";
 
+    /// <summary>Whether a predecessor supervisor started this process (SIGUSR2), read before the host starts.</summary>
+    public static bool StartedByPredecessor => Environment.GetEnvironmentVariable(ReadyVariable) is not null;
+
     private readonly object _gate = new();
     private readonly ILogger _logger;
     private Dictionary<string, int[]>? _sockets;

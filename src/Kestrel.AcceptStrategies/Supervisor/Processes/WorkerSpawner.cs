@@ -28,11 +28,12 @@ internal static unsafe class WorkerSpawner
 
     /// <param name="inheritedFds">Descriptors the child gets, renumbered above every one of them.</param>
     /// <param name="environment">The child's environment, given the numbers the descriptors get.</param>
-    /// <param name="asWorker">
-    /// A worker starts with the supervisor's signals blocked (<see cref="WorkerSignals"/>); a successor supervisor
-    /// (<c>SIGUSR2</c>) with none blocked, since it acts on them itself.
-    /// </param>
-    public static int Spawn(IReadOnlyList<int> inheritedFds, Func<IReadOnlyList<int>, IDictionary<string, string>> environment, bool asWorker = true)
+    /// <remarks>
+    /// A worker and a successor supervisor (<c>SIGUSR2</c>) alike start with the terminal's signals blocked and take
+    /// them over as soon as the library runs in them (<see cref="WorkerSignals"/>): a successor acts on them too, but
+    /// only once its host has started, and their default actions would end or stop it before then.
+    /// </remarks>
+    public static int Spawn(IReadOnlyList<int> inheritedFds, Func<IReadOnlyList<int>, IDictionary<string, string>> environment)
     {
         var path = Environment.ProcessPath ?? throw new InvalidOperationException("The supervisor cannot find its own executable (Environment.ProcessPath is null).");
         var argv = CommandLine.Value;
@@ -69,10 +70,7 @@ internal static unsafe class WorkerSpawner
             // catches them (WorkerSignals), however long the runtime takes to start.
             Check(Libc.PosixSpawnAttrInit(attributes), "posix_spawnattr_init");
             Check(Libc.SigEmptySet(signals), "sigemptyset");
-            if (asWorker)
-            {
-                WorkerSignals.AddTo(signals);
-            }
+            WorkerSignals.AddTo(signals);
 
             Check(Libc.PosixSpawnAttrSetSigMask(attributes, signals), "posix_spawnattr_setsigmask");
             Check(Libc.SigEmptySet(signals), "sigemptyset");

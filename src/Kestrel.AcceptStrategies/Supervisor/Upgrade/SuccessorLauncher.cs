@@ -63,7 +63,7 @@ internal static class SuccessorLauncher
                 }
 
                 return environment;
-            }, asWorker: false);
+            });
         }
         catch
         {
