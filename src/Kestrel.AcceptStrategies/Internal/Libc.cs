@@ -234,6 +234,9 @@ internal static unsafe partial class Libc
     [LibraryImport(LibraryName, EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
 
+    [LibraryImport(LibraryName, EntryPoint = "getppid")]
+    public static partial int GetParentPid();
+
     [LibraryImport(LibraryName, EntryPoint = "waitpid", SetLastError = true)]
     public static partial int WaitPid(int pid, int* status, int options);
 

@@ -21,7 +21,7 @@ namespace Kestrel.AcceptStrategies.Protocol;
 /// .NET's <c>Process.Start</c> gives a child the mask of the thread that starts it.
 /// </para>
 /// <para>
-/// Threads that already ran keep the three blocked: the runtime's own (GC, finalizer, debugger, tiered compilation)
+/// Threads that already ran keep the four blocked: the runtime's own (GC, finalizer, debugger, tiered compilation)
 /// and any the app started before <c>UseWorkerProcesses()</c>. They start no processes.
 /// </para>
 /// </remarks>
@@ -54,6 +54,15 @@ internal static unsafe class WorkerSignals
             }
         }
 
+        UnblockOnThisThread();
+    }
+
+    /// <summary>
+    /// Unblocks the terminal signals on the calling thread only: a long-lived thread of a supervisor calls it, so its
+    /// signals have a thread to arrive on whatever thread built its host.
+    /// </summary>
+    public static void UnblockOnThisThread()
+    {
         var set = stackalloc byte[Libc.OpaqueStructBytes];
         _ = Libc.SigEmptySet(set);
         AddTo(set);

@@ -95,25 +95,32 @@ public sealed class SupervisorUpgradeTests
     [Fact]
     public async Task Sigusr2_TerminalSignalsWhileTheSuccessorStarts_NeitherStopNorEndIt()
     {
-        // A group-wide SIGTTOU (a terminal's, or kill -- -PGID) while the successor's runtime starts: its default action
-        // stops the process. The successor is spawned with the four terminal signals blocked, as a worker is.
+        // Group-wide signals (a terminal's, kill -- -PGID) while the successor's runtime starts, before its handlers
+        // exist: SIGHUP's default action ends the process, SIGTTOU's stops it (where the group is not orphaned). The
+        // successor is spawned with the terminal's four signals blocked, as a worker is, and takes them over.
         await using var group = await WorkerGroup.StartAsync(1, AcceptStrategy.ReusePort);
         group.Signal("USR2");
         var successor = (await group.Supervisor.WaitForEventAsync(LogEvents.UpgradeStarted, null, TestServer.Timeout)).Int("Pid");
 
+        // Until the successor says it has started, which it does once its handlers are registered.
         var sent = 0;
         var deadline = DateTime.UtcNow + TestServer.Timeout;
-        while (group.EventsOf(LogEvents.UpgradeCompleted).Count == 0)
+        while (!group.EventsOf(LogEvents.SupervisorStarted).Any(e => e.Int("Pid") == successor))
         {
-            Assert.True(DateTime.UtcNow < deadline, $"the upgrade did not complete within {TestServer.Timeout} ({sent} SIGTTOU sent)");
-            Assert.True(Libc.Kill(successor, Libc.SIGTTOU) == 0 || !WorkerGroup.IsRunning(successor), "kill(2) failed");
+            Assert.True(DateTime.UtcNow < deadline, $"the successor did not start within {TestServer.Timeout} ({sent} rounds of signals sent)");
+            foreach (var signal in new[] { Libc.SIGHUP, Libc.SIGTTOU })
+            {
+                _ = Libc.Kill(successor, signal);
+            }
+
             sent++;
             var state = State(successor);
-            Assert.True(state is not ('T' or 'Z' or 'X' or null), $"the successor {successor} is {state} after {sent} SIGTTOU");
+            Assert.True(state is not ('T' or 'Z' or 'X' or null), $"the successor {successor} is {state?.ToString() ?? "gone"} after {sent} rounds of SIGHUP and SIGTTOU");
             await group.Supervisor.WaitForNextLineAsync(TimeSpan.FromMilliseconds(20)).ContinueWith(static _ => { }, TaskScheduler.Default);
         }
 
-        Assert.True(sent > 1, "the upgrade completed before a second signal: the start was not covered");
+        Assert.True(sent > 1, "the successor started before a second round of signals: its start was not covered");
+        await group.WaitUntilAsync(g => g.EventsOf(LogEvents.UpgradeCompleted).Count == 1, TestServer.Timeout, "the successor serving");
         Assert.True(WorkerGroup.IsRunning(successor));
         Assert.Empty(await Load.RunAsync(group.Address, 100, 4, connectionClose: true));
     }

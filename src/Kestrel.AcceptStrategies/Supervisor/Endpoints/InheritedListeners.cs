@@ -19,8 +19,15 @@ internal sealed class InheritedListeners : IDisposable
     /// <summary><c>ready=FD;from=PID</c>: the pipe to write one byte to once the workers serve, and the previous supervisor.</summary>
     public const string ReadyVariable = "KESTREL_ACCEPT_STRATEGIES_UPGRADE_READY";
 
-    /// <summary>Whether a predecessor supervisor started this process (SIGUSR2), read before the host starts.</summary>
-    public static bool StartedByPredecessor => Environment.GetEnvironmentVariable(ReadyVariable) is not null;
+    /// <summary>
+    /// Whether a predecessor supervisor started this process (SIGUSR2), read before the host starts: the variable names
+    /// this process's parent, so a process the successor itself starts, which inherits the variable, is not one.
+    /// </summary>
+    public static bool StartedByPredecessor =>
+        Environment.GetEnvironmentVariable(ReadyVariable) is { } ready
+        && ready.Split(';').FirstOrDefault(f => f.StartsWith("from=", StringComparison.Ordinal)) is { } from
+        && int.TryParse(from.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+        && pid == Libc.GetParentPid();
 
     private readonly object _gate = new();
     private readonly ILogger _logger;

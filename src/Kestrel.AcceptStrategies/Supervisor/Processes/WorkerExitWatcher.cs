@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Kestrel.AcceptStrategies.Internal;
+using Kestrel.AcceptStrategies.Protocol;
 
 namespace Kestrel.AcceptStrategies.Supervisor.Processes;
 
@@ -55,6 +56,9 @@ internal sealed unsafe class WorkerExitWatcher : IDisposable
 
     private void Run()
     {
+        // This thread lives as long as the supervisor: a successor (SIGUSR2), spawned with the terminal's signals
+        // blocked, gets them here whichever thread built its host (poll(2) below retries on EINTR).
+        WorkerSignals.UnblockOnThisThread();
         while (true)
         {
             PollFd[] fds;
