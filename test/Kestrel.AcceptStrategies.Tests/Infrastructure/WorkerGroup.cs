@@ -146,17 +146,19 @@ internal sealed class WorkerGroup : IAsyncDisposable
     }
 
     /// <summary>Whether <paramref name="pid"/> is still running (a zombie waiting for its parent counts as gone).</summary>
-    public static bool IsRunning(int pid)
+    public static bool IsRunning(int pid) => State(pid) is not (null or 'Z' or 'X');
+
+    /// <summary>The process's state letter from /proc (R, S, T when stopped, Z...); null once it is gone.</summary>
+    public static char? State(int pid)
     {
         try
         {
             var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var state = stat[(stat.LastIndexOf(')') + 2)..][0];
-            return state is not ('Z' or 'X');
+            return stat[(stat.LastIndexOf(')') + 2)..][0];
         }
         catch (IOException)
         {
-            return false;
+            return null;
         }
     }
 

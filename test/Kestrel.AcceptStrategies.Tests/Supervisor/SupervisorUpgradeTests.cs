@@ -114,7 +114,7 @@ public sealed class SupervisorUpgradeTests
             }
 
             sent++;
-            var state = State(successor);
+            var state = WorkerGroup.State(successor);
             Assert.True(state is not ('T' or 'Z' or 'X' or null), $"the successor {successor} is {state?.ToString() ?? "gone"} after {sent} rounds of SIGHUP and SIGTTOU");
             await group.Supervisor.WaitForNextLineAsync(TimeSpan.FromMilliseconds(20)).ContinueWith(static _ => { }, TaskScheduler.Default);
         }
@@ -236,20 +236,6 @@ public sealed class SupervisorUpgradeTests
         ["AcceptStrategy"] = new JsonObject { ["Strategy"] = strategy.ToString(), ["Acceptors"] = 1 },
         ["WorkerProcesses"] = new JsonObject { ["Workers"] = workers },
     };
-
-    /// <summary>The process's state letter from /proc (R, S, T for stopped, Z...), null once it is gone.</summary>
-    private static char? State(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..][0];
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
 
     private static int ParentOf(int pid) =>
         int.Parse(File.ReadLines($"/proc/{pid}/status").First(l => l.StartsWith("PPid:", StringComparison.Ordinal))[5..].Trim(), CultureInfo.InvariantCulture);
