@@ -25,8 +25,8 @@ internal sealed class InheritedListeners : IDisposable
     /// </summary>
     public static bool StartedByPredecessor =>
         Environment.GetEnvironmentVariable(ReadyVariable) is { } ready
-        && ready.Split(';').FirstOrDefault(f => f.StartsWith("from=", StringComparison.Ordinal)) is { } from
-        && int.TryParse(from.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+        && ReadyFields(ready).TryGetValue("from", out var from)
+        && int.TryParse(from, NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
         && pid == Libc.GetParentPid();
 
     private readonly object _gate = new();
@@ -179,7 +179,7 @@ internal sealed class InheritedListeners : IDisposable
                     [.. entry[(separator + 1)..].Split(',').Select(f => int.Parse(f, CultureInfo.InvariantCulture))];
             }
 
-            var fields = (ready ?? "").Split(';').Select(f => f.Split('=', 2)).ToDictionary(f => f[0], f => f.Length > 1 ? f[1] : "", StringComparer.Ordinal);
+            var fields = ReadyFields(ready ?? "");
             _readyFd = int.Parse(fields["ready"], CultureInfo.InvariantCulture);
             _from = int.Parse(fields["from"], CultureInfo.InvariantCulture);
         }
@@ -194,5 +194,21 @@ internal sealed class InheritedListeners : IDisposable
         {
             Libc.SetCloseOnExec(fd, true);
         }
+    }
+
+    /// <summary><see cref="ReadyVariable"/>'s <c>name=value</c> fields; empty when a name repeats, which no supervisor writes.</summary>
+    private static Dictionary<string, string> ReadyFields(string ready)
+    {
+        var fields = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var field in ready.Split(';'))
+        {
+            var parts = field.Split('=', 2);
+            if (!fields.TryAdd(parts[0], parts.Length > 1 ? parts[1] : ""))
+            {
+                return [];
+            }
+        }
+
+        return fields;
     }
 }
